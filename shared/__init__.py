@@ -1,0 +1,1 @@
+"""Event contracts and infrastructure helpers shared by the Digitallotsen services."""
