@@ -1,0 +1,150 @@
+"""Batch processing of consumed records: decode, dead-letter, dedupe, apply, enqueue, commit.
+
+A batch is applied in one transaction that writes the inbox rows, the new state and the outbox
+rows. If that transaction fails for a reason other than a transient one, the batch is applied
+again one message at a time, so that a poison message is retried a bounded number of times and
+dead-lettered alone while the rest of the batch goes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter, Histogram
+
+from shared.db import TRANSIENT_ERRORS, retry_transient
+from shared.dlq import DeadLetter, send_dead_letters
+from shared.events import ContractError, Envelope, EventDecoder
+from shared.inbox import claim_new_events
+from shared.logging import bound_event, get_logger
+from shared.outbox import OutboxMessage, enqueue
+
+log = get_logger(__name__)
+
+EVENTS = Counter("lotse_events_total", "Consumed events by outcome", ["service", "topic", "outcome"])
+BATCH_SECONDS = Histogram("lotse_batch_seconds", "Time to apply one consumed batch", ["service", "topic"])
+
+Record = ConsumerRecord[bytes, bytes]
+# How long a batch waits for the database to come back before the batch is rewound instead.
+TRANSIENT_GIVE_UP_SECONDS = 60.0
+
+
+class EventApplier(Protocol):
+    """A service's handler for one topic: pure decisions in, state and outbox rows out."""
+
+    async def lock(self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]) -> None:
+        """Take the rows this batch will change, in one global order, before applying any event."""
+
+    async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
+        """Apply one new event in the caller's transaction and return what it publishes."""
+
+
+class PoisonMessageError(Exception):
+    pass
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        decoder: EventDecoder,
+        applier: EventApplier,
+        pool: asyncpg.Pool,
+        dead_letter_producer: AIOKafkaProducer,
+        max_attempts: int = 3,
+        retry_base_seconds: float = 0.2,
+    ) -> None:
+        self.service = service
+        self.topic = decoder.topic
+        self._decoder = decoder
+        self._applier = applier
+        self._pool = pool
+        self._producer = dead_letter_producer
+        self._max_attempts = max_attempts
+        self._retry_base = retry_base_seconds
+
+    async def process(self, records: Sequence[Record]) -> None:
+        decoded: list[tuple[Record, Envelope[Any]]] = []
+        letters: list[DeadLetter] = []
+        for record in records:
+            try:
+                decoded.append((record, self._decoder.decode(record.value)))
+            except ContractError as exc:
+                log.warning(
+                    "dead-lettering a message that breaks the contract",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    reason=str(exc),
+                )
+                letters.append(DeadLetter(record, str(exc)))
+        if letters:
+            await send_dead_letters(self._producer, letters, self.service)
+            EVENTS.labels(self.service, self.topic, "dead_lettered").inc(len(letters))
+        if not decoded:
+            return
+        with BATCH_SECONDS.labels(self.service, self.topic).time():
+            try:
+                await self._apply_transient_safe([event for _, event in decoded])
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                log.warning("batch failed, applying its messages one by one", error=repr(exc))
+                for record, event in decoded:
+                    await self._apply_alone(record, event)
+
+    async def _apply_transient_safe(self, events: Sequence[Envelope[Any]]) -> None:
+        await retry_transient(
+            lambda: self._apply_in_transaction(events),
+            give_up_after=TRANSIENT_GIVE_UP_SECONDS,
+            on_retry=lambda exc, attempt: log.warning(
+                "database unavailable, retrying batch", error=repr(exc), attempt=attempt
+            ),
+        )
+
+    async def _apply_alone(self, record: Record, event: Envelope[Any]) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._apply_transient_safe([event])
+                return
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                with bound_event(event.event_id, event.effective_correlation_id):
+                    log.error("handler failed", attempt=attempt, error=repr(exc), exc_info=True)
+                if attempt == self._max_attempts:
+                    reason = f"handler failed after {attempt} attempts: {exc!r}"
+                    await send_dead_letters(self._producer, [DeadLetter(record, reason)], self.service)
+                    EVENTS.labels(self.service, self.topic, "dead_lettered").inc()
+                    return
+                delay = self._retry_base * 2 ** (attempt - 1)
+                await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    async def _apply_in_transaction(self, events: Sequence[Envelope[Any]]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            new_ids = await claim_new_events(conn, self.topic, [event.event_id for event in events])
+            fresh: list[Envelope[Any]] = []
+            seen: set[uuid.UUID] = set()
+            for event in events:
+                if event.event_id in new_ids and event.event_id not in seen:
+                    seen.add(event.event_id)
+                    fresh.append(event)
+            duplicates = len(events) - len(fresh)
+            if duplicates:
+                log.info("dropped redelivered events", count=duplicates, topic=self.topic)
+            await self._applier.lock(conn, fresh)
+            outgoing: list[OutboxMessage] = []
+            for event in fresh:
+                with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):
+                    outgoing.extend(await self._applier.apply(conn, event))
+            await enqueue(conn, outgoing)
+        EVENTS.labels(self.service, self.topic, "processed").inc(len(fresh))
+        EVENTS.labels(self.service, self.topic, "duplicate").inc(duplicates)

@@ -1,0 +1,227 @@
+"""The official municipality directory (Destatis GV100AD), parsed strictly, and kommune_key rules.
+
+Layout: ../shared/data/README.md. Positions are characters of the UTF-8 decoded line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+LINE_LENGTH = 220
+ATTRIBUTION = "Quelle: Statistisches Bundesamt (Destatis), Gemeindeverzeichnis GV100AD"
+
+KEY_SHAPE = re.compile(r"^(\d{5}|\d{8}|\d{9}|\d{12})$")
+
+_SATZARTEN = {"10", "20", "30", "40", "50", "60"}
+_KREISFREIE_STADT_KREIS = {"41", "42"}
+_KREIS_KINDS = {"43", "44", "45"}
+_KREISFREIE_STADT_GEMEINDE = {"61", "62"}
+_GEMEINDEFREI = {"65", "66"}
+_VERBANDSFREI = "50"
+_SAMTGEMEINDE = "52"
+
+
+class DirectoryFormatError(ValueError):
+    def __init__(self, path: Path, line_no: int, reason: str) -> None:
+        super().__init__(f"{path}:{line_no}: {reason}")
+
+
+class KommuneKind(StrEnum):
+    LANDKREIS = "landkreis"
+    KREISFREIE_STADT = "kreisfreie_stadt"
+    EINHEITSGEMEINDE = "einheitsgemeinde"
+    SAMTGEMEINDE = "samtgemeinde"
+    MITGLIEDSGEMEINDE = "mitgliedsgemeinde"
+    GEMEINDEVERBAND = "gemeindeverband"
+    GEMEINDEFREIES_GEBIET = "gemeindefreies_gebiet"
+
+
+KIND_LABELS_DE = {
+    KommuneKind.LANDKREIS: "Landkreis",
+    KommuneKind.KREISFREIE_STADT: "kreisfreie Stadt",
+    KommuneKind.EINHEITSGEMEINDE: "Einheitsgemeinde",
+    KommuneKind.SAMTGEMEINDE: "Samtgemeinde",
+    KommuneKind.MITGLIEDSGEMEINDE: "Mitgliedsgemeinde",
+    KommuneKind.GEMEINDEVERBAND: "Gemeindeverband",
+    KommuneKind.GEMEINDEFREIES_GEBIET: "gemeindefreies Gebiet",
+}
+
+
+@dataclass(frozen=True)
+class Kommune:
+    key: str  # canonical: 5 digits (Kreis), 9 (Gemeindeverband), 12 (Gemeinde ARS)
+    name: str
+    kind: KommuneKind
+    land: str
+    population: int
+    ags: str | None = None  # Gemeinden only
+    parent_key: str | None = None  # the Samtgemeinde or Gemeindeverband of a member
+
+
+@dataclass
+class Directory:
+    gebietsstand: date
+    kommunen: dict[str, Kommune]
+    _by_ags: dict[str, str] = field(default_factory=dict)
+    _kreisfreie_by_kreis: dict[str, str] = field(default_factory=dict)
+    _einheitsgemeinde_by_verband: dict[str, str] = field(default_factory=dict)
+
+    def canonical_key(self, key: str) -> str:
+        """The canonical form of a well-shaped key; a key not in the directory stays as given."""
+        if not KEY_SHAPE.match(key):
+            raise ValueError(f"kommune_key {key!r} has the wrong shape")
+        if len(key) == 5:
+            return self._kreisfreie_by_kreis.get(key, key)
+        if len(key) == 8:
+            return self._by_ags.get(key, key)
+        if len(key) == 9:
+            return self._einheitsgemeinde_by_verband.get(key, key)
+        return key
+
+    def get(self, key: str) -> Kommune | None:
+        return self.kommunen.get(key)
+
+    def in_land(self, land: str) -> list[Kommune]:
+        return [kommune for kommune in self.kommunen.values() if kommune.land == land]
+
+
+def is_well_shaped(key: str) -> bool:
+    return bool(KEY_SHAPE.match(key))
+
+
+@dataclass
+class _Verband:
+    key: str
+    name: str
+    textkennzeichen: str
+    members: list[str] = field(default_factory=list)
+
+
+def _digits(value: str, line_no: int, path: Path, what: str) -> str:
+    if not value.isdigit():
+        raise DirectoryFormatError(path, line_no, f"{what} {value!r} is not numeric")
+    return value
+
+
+def parse_directory(path: Path) -> Directory:
+    text = path.read_bytes().decode("utf-8")
+    gebietsstand: date | None = None
+    kommunen: dict[str, Kommune] = {}
+    verbaende: dict[str, _Verband] = {}
+    gemeinden: list[tuple[str, str, str, str, str, int]] = []  # ars, ags, name, tk, verband, population
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if len(line) != LINE_LENGTH:
+            raise DirectoryFormatError(
+                path, line_no, f"line has {len(line)} characters, expected {LINE_LENGTH}"
+            )
+        satzart = line[0:2]
+        if satzart not in _SATZARTEN:
+            raise DirectoryFormatError(path, line_no, f"unknown Satzart {satzart!r}")
+        stand = _digits(line[2:10], line_no, path, "Gebietsstand")
+        try:
+            line_stand = date(int(stand[:4]), int(stand[4:6]), int(stand[6:8]))
+        except ValueError as exc:
+            raise DirectoryFormatError(path, line_no, f"Gebietsstand {stand!r} is not a date") from exc
+        if gebietsstand is None:
+            gebietsstand = line_stand
+        elif line_stand != gebietsstand:
+            raise DirectoryFormatError(path, line_no, "Gebietsstand differs from the first record")
+        land = _digits(line[10:12], line_no, path, "Land")
+        name = line[22:72].rstrip()
+        textkennzeichen = line[122:124].strip()
+        if satzart == "40":
+            kreis = _digits(line[10:15], line_no, path, "Kreis")
+            if textkennzeichen in _KREIS_KINDS:
+                kommunen[kreis] = Kommune(kreis, name, KommuneKind.LANDKREIS, land, 0)
+            elif textkennzeichen not in _KREISFREIE_STADT_KREIS:
+                raise DirectoryFormatError(path, line_no, f"Kreis Textkennzeichen {textkennzeichen!r}")
+        elif satzart == "50":
+            verband = _digits(line[10:15] + line[18:22], line_no, path, "Gemeindeverband")
+            verbaende[verband] = _Verband(verband, name, textkennzeichen)
+        elif satzart == "60":
+            kreis = _digits(line[10:15], line_no, path, "Kreis")
+            gemeinde = _digits(line[15:18], line_no, path, "Gemeinde")
+            verband_code = _digits(line[18:22], line_no, path, "Gemeindeverband")
+            population = int(_digits(line[139:150], line_no, path, "Bevölkerung"))
+            gemeinden.append(
+                (
+                    kreis + verband_code + gemeinde,
+                    kreis + gemeinde,
+                    name,
+                    textkennzeichen,
+                    kreis + verband_code,
+                    population,
+                )
+            )
+    if gebietsstand is None:
+        raise DirectoryFormatError(path, 0, "file has no records")
+    directory = Directory(gebietsstand, kommunen)
+    _add_gemeinden(directory, gemeinden, verbaende, path)
+    return directory
+
+
+def _add_gemeinden(
+    directory: Directory,
+    gemeinden: list[tuple[str, str, str, str, str, int]],
+    verbaende: dict[str, _Verband],
+    path: Path,
+) -> None:
+    population_by_parent: dict[str, int] = defaultdict(int)
+    for ars, ags, name, textkennzeichen, verband_key, population in gemeinden:
+        verband = verbaende.get(verband_key)
+        if verband is None:
+            raise DirectoryFormatError(
+                path, 0, f"Gemeinde {ars} refers to unknown Gemeindeverband {verband_key}"
+            )
+        verband.members.append(ars)
+        parent: str | None = None
+        if textkennzeichen in _GEMEINDEFREI:
+            kind = KommuneKind.GEMEINDEFREIES_GEBIET
+        elif textkennzeichen in _KREISFREIE_STADT_GEMEINDE:
+            kind = KommuneKind.KREISFREIE_STADT
+            directory._kreisfreie_by_kreis[ars[:5]] = ars
+        elif verband.textkennzeichen == _VERBANDSFREI:
+            kind = KommuneKind.EINHEITSGEMEINDE
+        else:
+            kind = KommuneKind.MITGLIEDSGEMEINDE
+            parent = verband_key
+            population_by_parent[verband_key] += population
+        population_by_parent[ars[:5]] += population
+        directory.kommunen[ars] = Kommune(ars, name, kind, ars[:2], population, ags=ags, parent_key=parent)
+        directory._by_ags[ags] = ars
+    for verband in verbaende.values():
+        gemeinden_in_verband = [directory.kommunen[m] for m in verband.members]
+        if verband.textkennzeichen == _VERBANDSFREI:
+            if (
+                len(gemeinden_in_verband) == 1
+                and gemeinden_in_verband[0].kind is not KommuneKind.GEMEINDEFREIES_GEBIET
+            ):
+                directory._einheitsgemeinde_by_verband[verband.key] = gemeinden_in_verband[0].key
+            continue
+        kind = (
+            KommuneKind.SAMTGEMEINDE
+            if verband.textkennzeichen == _SAMTGEMEINDE
+            else KommuneKind.GEMEINDEVERBAND
+        )
+        directory.kommunen[verband.key] = Kommune(
+            verband.key, verband.name, kind, verband.key[:2], population_by_parent[verband.key]
+        )
+    for key, kommune in list(directory.kommunen.items()):
+        if kommune.kind is KommuneKind.LANDKREIS:
+            directory.kommunen[key] = Kommune(
+                key, kommune.name, kommune.kind, kommune.land, population_by_parent[key]
+            )
+
+
+@lru_cache(maxsize=4)
+def load_directory(path: str) -> Directory:
+    """Parsed once per process: the directory is read-only reference data."""
+    return parse_directory(Path(path))

@@ -1,0 +1,345 @@
+"""The public event contract: the envelope and every event's data, as pydantic v2 models.
+
+Inbound messages are validated strictly (wrong types are contract violations, not coerced), and
+readers ignore fields they don't know, so producers can add fields without breaking consumers.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# Deliberately simple: a local part and a domain without whitespace, control characters or
+# header metacharacters. Deliverability is the SMTP server's business, not the contract's.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_EARLIEST_DATE = date(2000, 1, 1)
+_LATEST_DATE = date(2100, 12, 31)
+
+
+def _no_control_chars(value: str) -> str:
+    if _CONTROL_CHARS.search(value):
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+def _valid_email(value: str) -> str:
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("is not a valid email address")
+    return value
+
+
+def _date_in_range(value: date) -> date:
+    if not _EARLIEST_DATE <= value <= _LATEST_DATE:
+        raise ValueError(f"must lie between {_EARLIEST_DATE} and {_LATEST_DATE}")
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(_no_control_chars)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_control_chars)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+Email = Annotated[str, AfterValidator(_valid_email)]
+ContractDate = Annotated[date, AfterValidator(_date_in_range)]
+# The shape is checked by the registration service, which answers a bad shape with
+# `invalid_kommune_key` instead of a dead letter; here only the size is bounded.
+RawKommuneKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=32), AfterValidator(_no_control_chars)
+]
+KommuneKey = Annotated[str, StringConstraints(pattern=r"^(\d{5}|\d{8}|\d{9}|\d{12})$")]
+Cents = Annotated[int, Field(ge=0, le=10**11)]
+
+
+class ContractModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+# --- portal.seminars -------------------------------------------------------------------------
+
+
+class SeminarPublished(ContractModel):
+    seminar_id: Identifier
+    title: Text
+    starts_on: ContractDate
+    ends_on: ContractDate
+    location: Text
+    fee_cents: Cents
+    capacity: Annotated[int, Field(ge=1, le=10_000)]
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> SeminarPublished:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on lies before starts_on")
+        return self
+
+
+class SeminarCancelled(ContractModel):
+    seminar_id: Identifier
+
+
+# --- portal.registrations --------------------------------------------------------------------
+
+
+class Participant(ContractModel):
+    given_name: Name
+    family_name: Name
+    email: Email
+
+
+class RegistrationSubmitted(ContractModel):
+    registration_id: Identifier
+    kommune_key: RawKommuneKey
+    seminar_id: Identifier
+    participant: Participant
+    contact_email: Email
+
+
+class RegistrationWithdrawalRequested(ContractModel):
+    registration_id: Identifier
+    kommune_key: RawKommuneKey
+
+
+# --- registration.events ---------------------------------------------------------------------
+
+RejectionReason = Literal[
+    "unknown_seminar",
+    "seminar_cancelled",
+    "duplicate_participant",
+    "registration_id_conflict",
+    "invalid_kommune_key",
+]
+WithdrawalReason = Literal["withdrawn_by_portal", "seminar_cancelled"]
+
+
+class RegistrationAccepted(ContractModel):
+    registration_id: Identifier
+    kommune_key: KommuneKey
+    seminar_id: Identifier
+    seminar_title: Text
+    seminar_starts_on: ContractDate
+    seminar_ends_on: ContractDate
+    fee_cents: Cents
+    participant: Participant
+    contact_email: Email
+
+
+class RegistrationWaitlisted(RegistrationAccepted):
+    position: Annotated[int, Field(ge=1)]
+
+
+class RegistrationRejected(ContractModel):
+    registration_id: Identifier
+    # A rejected key may have any shape: it is reported back as it was given.
+    kommune_key: RawKommuneKey
+    contact_email: Email
+    reason: RejectionReason
+
+
+class RegistrationWithdrawn(ContractModel):
+    registration_id: Identifier
+    kommune_key: KommuneKey
+    seminar_id: Identifier
+    contact_email: Email
+    reason: WithdrawalReason
+
+
+# --- funding.decisions -----------------------------------------------------------------------
+
+FundingWaitlistReason = Literal["quota_exhausted", "budget_exhausted"]
+FundingDeclineReason = Literal[
+    "unknown_kommune", "kommune_not_eligible", "outside_funding_period", "period_closed"
+]
+
+
+class FundingApproved(ContractModel):
+    registration_id: Identifier
+    kommune_key: KommuneKey
+    period_id: Identifier
+    amount_cents: Cents
+    promoted: bool
+
+
+class FundingWaitlisted(ContractModel):
+    registration_id: Identifier
+    kommune_key: KommuneKey
+    period_id: Identifier
+    reason: FundingWaitlistReason
+    position: Annotated[int, Field(ge=1)]
+
+
+class FundingDeclined(ContractModel):
+    registration_id: Identifier
+    kommune_key: KommuneKey
+    reason: FundingDeclineReason
+
+
+class FundingReleased(ContractModel):
+    registration_id: Identifier
+    kommune_key: KommuneKey
+    period_id: Identifier
+    amount_cents: Cents
+
+
+# --- notification.events ---------------------------------------------------------------------
+
+
+class NotificationSent(ContractModel):
+    notification_id: Identifier
+    registration_id: Identifier
+    template: Identifier
+    to: Email
+
+
+class NotificationFailed(NotificationSent):
+    error: Annotated[str, StringConstraints(max_length=2000)]
+
+
+# --- the envelope ----------------------------------------------------------------------------
+
+DataT = TypeVar("DataT", bound=ContractModel)
+
+
+class Envelope(ContractModel, Generic[DataT]):
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: Literal[1]
+    occurred_at: AwareDatetime
+    source: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    correlation_id: uuid.UUID | None = None
+    data: DataT
+
+    @property
+    def effective_correlation_id(self) -> uuid.UUID:
+        """What an output of this event carries: its correlation_id, or its own event_id."""
+        return self.correlation_id or self.event_id
+
+
+def _envelope(event_type: str, data_model: type[DataT]) -> type[Envelope[DataT]]:
+    name = "".join(part.capitalize() for part in re.split(r"[._]", event_type)) + "Event"
+    model: type[Envelope[DataT]] = type(
+        name,
+        (Envelope[data_model],),  # type: ignore[valid-type]
+        {"__annotations__": {"event_type": Literal[event_type]}, "__module__": __name__},
+    )
+    return model
+
+
+# Event type -> data model, per topic. The topic decides which event types are legal on it.
+PORTAL_SEMINAR_EVENTS: dict[str, type[ContractModel]] = {
+    "seminar.published": SeminarPublished,
+    "seminar.cancelled": SeminarCancelled,
+}
+PORTAL_REGISTRATION_EVENTS: dict[str, type[ContractModel]] = {
+    "registration.submitted": RegistrationSubmitted,
+    "registration.withdrawn": RegistrationWithdrawalRequested,
+}
+REGISTRATION_OUTCOME_EVENTS: dict[str, type[ContractModel]] = {
+    "registration.accepted": RegistrationAccepted,
+    "registration.waitlisted": RegistrationWaitlisted,
+    "registration.rejected": RegistrationRejected,
+    "registration.withdrawn": RegistrationWithdrawn,
+}
+FUNDING_DECISION_EVENTS: dict[str, type[ContractModel]] = {
+    "funding.approved": FundingApproved,
+    "funding.waitlisted": FundingWaitlisted,
+    "funding.declined": FundingDeclined,
+    "funding.released": FundingReleased,
+}
+NOTIFICATION_EVENTS: dict[str, type[ContractModel]] = {
+    "notification.sent": NotificationSent,
+    "notification.failed": NotificationFailed,
+}
+
+
+class ContractError(ValueError):
+    """A message that cannot be parsed or breaks the contract. Its text is the dead-letter reason."""
+
+
+class _PeekEnvelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    event_type: str
+
+
+class EventDecoder:
+    """Decodes raw Kafka values into typed envelopes for the event types legal on one topic."""
+
+    def __init__(self, topic: str, event_models: dict[str, type[ContractModel]]) -> None:
+        self.topic = topic
+        self._adapters: dict[str, TypeAdapter[Envelope[Any]]] = {
+            event_type: TypeAdapter(_envelope(event_type, model))
+            for event_type, model in event_models.items()
+        }
+
+    @property
+    def event_types(self) -> list[str]:
+        return list(self._adapters)
+
+    def decode(self, raw: bytes | None) -> Envelope[Any]:
+        if raw is None:
+            raise ContractError("message has no value")
+        try:
+            event_type = _PeekEnvelope.model_validate_json(raw).event_type
+        except ValidationError as exc:
+            raise ContractError(f"not a valid envelope: {_describe(exc)}") from exc
+        adapter = self._adapters.get(event_type)
+        if adapter is None:
+            raise ContractError(f"event_type {event_type!r} is not allowed on {self.topic}")
+        try:
+            return adapter.validate_json(raw, strict=True)
+        except ValidationError as exc:
+            raise ContractError(f"{event_type} breaks the contract: {_describe(exc)}") from exc
+
+
+def _describe(exc: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        location = ".".join(str(item) for item in error["loc"]) or "message"
+        parts.append(f"{location}: {error['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def new_envelope(
+    event_type: str,
+    data: DataT,
+    *,
+    source: str,
+    correlation_id: uuid.UUID | None,
+    event_id: uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope[DataT]:
+    return Envelope[type(data)](  # type: ignore[misc]
+        event_id=event_id or uuid.uuid4(),
+        event_type=event_type,
+        schema_version=SCHEMA_VERSION,
+        occurred_at=occurred_at or datetime.now(UTC),
+        source=source,
+        correlation_id=correlation_id,
+        data=data,
+    )
+
+
+def derived_event_id(cause_event_id: uuid.UUID, purpose: str) -> uuid.UUID:
+    """A deterministic id for an output, so a reprocessed input yields the same output id."""
+    return uuid.uuid5(cause_event_id, purpose)

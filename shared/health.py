@@ -1,0 +1,62 @@
+"""A tiny HTTP endpoint per service: /healthz for supervisors, /metrics for Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class HealthServer:
+    def __init__(self, host: str, port: int, check: HealthCheck) -> None:
+        self._host = host
+        self._port = port
+        self._check = check
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        log.info("health endpoint listening", host=self._host, port=self._port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = await asyncio.wait_for(reader.readline(), timeout=5)
+            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request_line.decode("latin-1").split()
+            path = parts[1] if len(parts) >= 2 else "/"
+            if path == "/metrics":
+                status, content_type, body = 200, CONTENT_TYPE_LATEST, generate_latest()
+            elif path == "/healthz":
+                checks = await self._check()
+                status = 200 if all(checks.values()) else 503
+                content_type = "application/json"
+                body = json.dumps(
+                    {"status": "ok" if status == 200 else "unhealthy", "checks": checks}
+                ).encode()
+            else:
+                status, content_type, body = 404, "text/plain", b"not found\n"
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()

@@ -1,0 +1,73 @@
+"""Kafka plumbing: the broker factory and an idempotent raw producer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.middlewares import AckPolicy
+
+from shared.topics import TopicSpec
+
+# Subscribers process a batch, then commit; an error that survives the retries rewinds the batch
+# so nothing is committed past an unprocessed message.
+SUBSCRIBER_ACK_POLICY = AckPolicy.NACK_ON_ERROR
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+    """One broker per service process; its producer waits for all replicas and never duplicates."""
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        ack_policy=SUBSCRIBER_ACK_POLICY,
+        allow_auto_create_topics=False,
+        graceful_timeout=15.0,
+    )
+
+
+def make_producer(bootstrap_servers: str, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
+    """A raw producer for bytes that must stay byte-exact (dead letters, portal replays)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:
+    """Create the topics that don't exist yet; returns the names created. Idempotent."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lotse-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(s.name, num_partitions=s.partitions, replication_factor=1)
+            for s in specs
+            if s.name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process: that is what we wanted
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lotse-topics")
+    await admin.start()
+    try:
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()

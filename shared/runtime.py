@@ -1,0 +1,177 @@
+"""The life of one service process: pool, migrations, broker, outbox relay, health endpoint.
+
+Each service builds a `ServiceRuntime`, registers its consumers on its KafkaRouter, and runs
+`runtime.app`, a FastStream application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from faststream import FastStream
+from faststream.kafka import KafkaBroker, KafkaRouter
+
+from shared.consumer import BatchConsumer, EventApplier
+from shared.db import create_pool, retry_transient
+from shared.events import ContractModel, EventDecoder
+from shared.health import HealthServer
+from shared.kafka import SUBSCRIBER_ACK_POLICY, make_broker, make_producer
+from shared.logging import configure_logging, get_logger
+from shared.migrations import apply_migrations
+from shared.outbox import OutboxRelay
+from shared.settings import CommonSettings
+from shared.topics import Topics
+
+log = get_logger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: CommonSettings,
+        database_url: str,
+        http_port: int,
+        migrations: Path,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.database_url = database_url
+        self.http_port = http_port
+        self.migrations = migrations
+        self.topics = Topics(settings.kafka_topic_prefix)
+        self.group_id = settings.kafka_topic_prefix + name
+        self.broker: KafkaBroker = make_broker(settings.kafka_bootstrap_servers, client_id=name)
+        self.router = KafkaRouter()
+        self.app = FastStream(self.broker)
+        self.app.on_startup(self._start)
+        self.app.after_shutdown(self._stop)
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._consumers: dict[str, BatchConsumer] = {}
+        self._appliers: dict[str, tuple[EventDecoder, EventApplier]] = {}
+        self._relay: OutboxRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._health: HealthServer | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the service has not started")
+        return self._pool
+
+    def consume(
+        self,
+        topic: str,
+        event_models: dict[str, type[ContractModel]],
+        applier: EventApplier,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Subscribe the applier to a topic, in batches, with the service's consumer group."""
+        decoder = EventDecoder(topic, event_models)
+        self._appliers[topic] = (decoder, applier)
+
+        async def handle_batch(records: Any) -> None:
+            await self._consumers[topic].process(records)
+
+        self.router.subscriber(
+            topic,
+            group_id=self.group_id,
+            batch=True,
+            ack_policy=SUBSCRIBER_ACK_POLICY,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_records=self.settings.consumer_max_records,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            title=title or f"{self.name}:{topic}",
+            description=description,
+        )(_raw_records_handler(handle_batch))
+
+    def finish_setup(self) -> FastStream:
+        self.broker.include_router(self.router)
+        return self.app
+
+    async def _start(self) -> None:
+        configure_logging(self.name, self.settings.log_level, self.settings.log_format)
+        self._pool = await retry_transient(
+            lambda: create_pool(self.database_url, max_size=self.settings.db_pool_max_size),
+            give_up_after=60,
+        )
+        async with self._pool.acquire() as conn:
+            applied = await apply_migrations(conn, self.migrations, self.name)
+        log.info("migrations applied", count=len(applied))
+        self._producer = make_producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq")
+        await self._producer.start()
+        for topic, (decoder, applier) in self._appliers.items():
+            self._consumers[topic] = BatchConsumer(
+                service=self.name,
+                decoder=decoder,
+                applier=applier,
+                pool=self._pool,
+                dead_letter_producer=self._producer,
+                max_attempts=self.settings.handler_max_attempts,
+                retry_base_seconds=self.settings.handler_retry_base_seconds,
+            )
+        self._relay = OutboxRelay(
+            service=self.name,
+            dsn=self.database_url,
+            pool=self._pool,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            topics=self.topics,
+            batch_size=self.settings.outbox_batch_size,
+            poll_interval=self.settings.outbox_poll_interval_seconds,
+        )
+        self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")
+        self._health = HealthServer(self.settings.http_host, self.http_port, self.health)
+        await self._health.start()
+        log.info("service started")
+
+    async def _stop(self) -> None:
+        if self._health is not None:
+            await self._health.stop()
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("service stopped")
+
+    async def health(self) -> dict[str, bool]:
+        checks = {"database": False, "kafka": False}
+        try:
+            async with asyncio.timeout(2):
+                await self.pool.fetchval("SELECT 1")
+            checks["database"] = True
+        except Exception:
+            log.warning("health: database unreachable")
+        with contextlib.suppress(Exception):
+            checks["kafka"] = await self.broker.ping(timeout=2)
+        return checks
+
+
+def _raw_records_handler(process: Any) -> Any:
+    """A FastStream handler that hands the batch's raw records to our own decoder.
+
+    Decoding stays ours so that a message that breaks the contract is dead-lettered with its
+    original bytes, instead of failing inside the framework.
+    """
+    from faststream.kafka.annotations import KafkaMessage
+
+    async def handler(message: KafkaMessage) -> None:
+        records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
+        await process(records)
+
+    return handler
