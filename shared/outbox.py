@@ -181,9 +181,12 @@ class OutboxRelay:
                     key=self.service.encode(),
                     value=json.dumps({"ids": ids, "batch": str(uuid.uuid4())}).encode(),
                 )
-            await conn.execute(MARK_PUBLISHED, ids)
+            await self._mark_published(conn, ids)
         self.published += len(ids)
         return len(ids)
+
+    async def _mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+        await conn.execute(MARK_PUBLISHED, ids)
 
     async def _recover(self) -> None:
         """Mark the rows of our last committed Kafka transaction, in case we died before marking them."""
