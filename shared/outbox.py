@@ -33,12 +33,14 @@ NOTIFY_CHANNEL = "outbox"
 
 INSERT_ROWS = """
 INSERT INTO outbox (topic, message_key, payload, headers, event_id, event_type)
-SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::uuid[], $6::text[])
+SELECT topic, message_key, payload, headers::jsonb, event_id, event_type
+FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::uuid[], $6::text[])
+    AS batch (topic, message_key, payload, headers, event_id, event_type)
 ON CONFLICT (event_id) DO NOTHING
 """
 NOTIFY = "SELECT pg_notify('outbox', '')"
 CLAIM_BATCH = """
-SELECT id, topic, message_key, payload, headers
+SELECT id, topic, message_key, payload, headers::text AS headers
 FROM outbox
 WHERE published_at IS NULL
 ORDER BY id
@@ -78,7 +80,7 @@ async def enqueue(conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -
         [m.topic for m in messages],
         [m.key.encode() for m in messages],
         [m.envelope.model_dump_json().encode() for m in messages],
-        [m.headers() for m in messages],
+        [json.dumps(m.headers()) for m in messages],
         [m.envelope.event_id for m in messages],
         [m.envelope.event_type for m in messages],
     )
@@ -174,7 +176,7 @@ class OutboxRelay:
                         row["topic"],
                         value=row["payload"],
                         key=row["message_key"],
-                        headers=[(name, value.encode()) for name, value in row["headers"]],
+                        headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
                     )
                 await producer.send(
                     self._state_topic,
