@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
 
 from shared.consumer import BatchConsumer, EventApplier
 from shared.db import create_pool, retry_transient
@@ -168,7 +169,6 @@ def _raw_records_handler(process: Any) -> Any:
     Decoding stays ours so that a message that breaks the contract is dead-lettered with its
     original bytes, instead of failing inside the framework.
     """
-    from faststream.kafka.annotations import KafkaMessage
 
     async def handler(message: KafkaMessage) -> None:
         records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
