@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.directory import DirectoryFormatError, KommuneKind, is_well_shaped, load_directory, parse_directory
+from shared.directory import (
+    DirectoryFormatError,
+    KommuneKind,
+    is_well_shaped,
+    load_directory,
+    parse_directory,
+)
 from shared.settings import DEFAULT_DIRECTORY_FILE
 
 

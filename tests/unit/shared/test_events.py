@@ -128,7 +128,9 @@ def test_sql_metacharacters_are_just_text() -> None:
     event = REGISTRATIONS.decode(
         raw(
             "registration.submitted",
-            submission(participant={"given_name": "Robert'); DROP TABLE x;--", "family_name": "T", "email": "a@b.de"}),
+            submission(
+                participant={"given_name": "Robert'); DROP TABLE x;--", "family_name": "T", "email": "a@b.de"}
+            ),
         )
     )
     assert isinstance(event.data, RegistrationSubmitted)
