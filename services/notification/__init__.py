@@ -1,0 +1,1 @@
+"""The notification service: emails every registration and funding outcome to the Kommune."""

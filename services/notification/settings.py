@@ -1,0 +1,77 @@
+"""Settings of the notification service (environment variables in validation_alias)."""
+
+from __future__ import annotations
+
+from email.headerregistry import Address
+
+from pydantic import Field, SecretStr, field_validator
+
+from services.notification.compose import Office, sender_address
+from shared.settings import CommonSettings
+
+DEFAULT_MAIL_FROM = "Programmbüro Digitallotsen <digitallotsen@nsi-hannover.de>"
+DEFAULT_OFFICE_NAME = "Programmbüro Digitallotsen"
+DEFAULT_OFFICE_ORGANISATION = "Niedersächsisches Studieninstitut für kommunale Verwaltung e. V."
+
+
+class NotificationSettings(CommonSettings):
+    database_url: str = Field(
+        "postgresql://notification:notification@127.0.0.1:5432/notification",
+        validation_alias="NOTIFICATION_DATABASE_URL",
+    )
+    http_port: int = Field(8083, validation_alias="NOTIFICATION_HTTP_PORT")
+
+    smtp_host: str = Field("127.0.0.1", validation_alias="SMTP_HOST")
+    smtp_port: int = Field(1025, ge=1, le=65535, validation_alias="SMTP_PORT")
+    smtp_username: str | None = Field(None, validation_alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    smtp_starttls: bool = Field(False, validation_alias="SMTP_STARTTLS")
+    smtp_tls: bool = Field(False, validation_alias="SMTP_TLS")
+    smtp_timeout_seconds: float = Field(30.0, gt=0, validation_alias="SMTP_TIMEOUT_SECONDS")
+
+    mail_from: str = Field(DEFAULT_MAIL_FROM, validation_alias="MAIL_FROM")
+    mail_office_name: str = Field(DEFAULT_OFFICE_NAME, validation_alias="MAIL_OFFICE_NAME")
+    mail_office_organisation: str = Field(
+        DEFAULT_OFFICE_ORGANISATION, validation_alias="MAIL_OFFICE_ORGANISATION"
+    )
+    # Extra closing lines under the office name, e.g. a phone number; "\n" separates lines.
+    mail_signature: str = Field("", validation_alias="MAIL_SIGNATURE")
+
+    notification_max_attempts: int = Field(8, ge=1, validation_alias="NOTIFICATION_MAX_ATTEMPTS")
+    notification_backoff_base_seconds: float = Field(
+        30.0, gt=0, validation_alias="NOTIFICATION_BACKOFF_BASE_SECONDS"
+    )
+    notification_backoff_max_seconds: float = Field(
+        3600.0, gt=0, validation_alias="NOTIFICATION_BACKOFF_MAX_SECONDS"
+    )
+    sender_batch_size: int = Field(50, ge=1, validation_alias="NOTIFICATION_SENDER_BATCH_SIZE")
+    sender_concurrency: int = Field(4, ge=1, validation_alias="NOTIFICATION_SENDER_CONCURRENCY")
+    sender_poll_interval_seconds: float = Field(
+        1.0, gt=0, validation_alias="NOTIFICATION_SENDER_POLL_INTERVAL_SECONDS"
+    )
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_is_one_address(cls, value: str) -> str:
+        sender_address(value)
+        return value
+
+    @property
+    def sender(self) -> Address:
+        return sender_address(self.mail_from)
+
+    @property
+    def office(self) -> Office:
+        return Office(
+            sender=self.sender,
+            name=self.mail_office_name,
+            organisation=self.mail_office_organisation,
+            signature_lines=tuple(
+                line for line in self.mail_signature.replace("\\n", "\n").splitlines() if line.strip()
+            ),
+        )
+
+    @property
+    def sender_lease_seconds(self) -> float:
+        """How long a claimed email is hidden from other senders: longer than one SMTP exchange."""
+        return max(60.0, self.smtp_timeout_seconds * 4)

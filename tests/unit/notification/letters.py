@@ -1,0 +1,42 @@
+"""Building and parsing letters in unit tests."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import strict
+from typing import Any, cast
+
+from services.notification.compose import Office, letter, safe_address
+from services.notification.domain import Kommune, PlannedEmail, plan_email, registration_data
+from tests.unit.notification.samples import KOMMUNE_KEY, KOMMUNE_NAME, envelope, event_data
+
+OFFICE = Office(
+    sender=safe_address("digitallotsen@nsi-hannover.de", "Programmbüro Digitallotsen"),
+    name="Programmbüro Digitallotsen",
+    organisation="Niedersächsisches Studieninstitut für kommunale Verwaltung e. V.",
+    signature_lines=("Telefon 0511 000000",),
+)
+GOETTINGEN = Kommune(KOMMUNE_KEY, KOMMUNE_NAME)
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=strict).parsebytes(raw)
+
+
+def planned_for(event_type: str, **overrides: Any) -> PlannedEmail:
+    known = registration_data(envelope("registration.accepted"))
+    planned = plan_email(envelope(event_type, event_data(event_type, **overrides)), known, GOETTINGEN)
+    assert planned is not None
+    return planned
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return cast(EmailMessage, text).get_content(), cast(EmailMessage, html).get_content()
+
+
+def letter_bytes(planned: PlannedEmail) -> bytes:
+    return letter(planned, OFFICE).as_bytes()
