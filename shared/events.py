@@ -343,3 +343,23 @@ def new_envelope(
 def derived_event_id(cause_event_id: uuid.UUID, purpose: str) -> uuid.UUID:
     """A deterministic id for an output, so a reprocessed input yields the same output id."""
     return uuid.uuid5(cause_event_id, purpose)
+
+
+def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {key: _inline_refs(value, definitions) for key, value in node.items() if key != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(item, definitions) for item in node]
+    return node
+
+
+def topic_json_schema(topic_title: str, event_models: dict[str, type[ContractModel]]) -> dict[str, Any]:
+    """One self-contained JSON schema for every envelope legal on a topic (for the AsyncAPI document)."""
+    variants = []
+    for event_type, model in event_models.items():
+        schema = TypeAdapter(_envelope(event_type, model)).json_schema()
+        variants.append(_inline_refs(schema, schema.get("$defs", {})))
+    return {"title": topic_title, "oneOf": variants}

@@ -10,18 +10,19 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from faststream import FastStream
+from pydantic import WithJsonSchema
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from shared.consumer import BatchConsumer, EventApplier
 from shared.db import create_pool, retry_transient
-from shared.events import ContractModel, EventDecoder
+from shared.events import ContractModel, EventDecoder, topic_json_schema
 from shared.health import HealthServer
 from shared.kafka import SUBSCRIBER_ACK_POLICY, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
@@ -82,9 +83,10 @@ class ServiceRuntime:
         decoder = EventDecoder(topic, event_models)
         self._appliers[topic] = (decoder, applier)
 
-        async def handle_batch(records: Any) -> None:
+        async def handle_batch(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
             await self._consumers[topic].process(records)
 
+        schema = topic_json_schema(topic.removeprefix(self.topics.prefix), event_models)
         self.router.subscriber(
             topic,
             group_id=self.group_id,
@@ -96,7 +98,17 @@ class ServiceRuntime:
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
             title=title or f"{self.name}:{topic}",
             description=description,
-        )(_raw_records_handler(handle_batch))
+        )(_raw_records_handler(handle_batch, schema, f"{self.name}_{topic}"))
+
+    def publishes(self, topic: str, event_models: dict[str, type[ContractModel]], description: str) -> None:
+        """Declare what the outbox relay publishes to a topic, for the AsyncAPI document."""
+        schema = topic_json_schema(topic.removeprefix(self.topics.prefix), event_models)
+        self.router.publisher(
+            topic,
+            title=f"{self.name}:{topic}",
+            description=description,
+            schema=Annotated[dict[str, Any], WithJsonSchema(schema)],
+        )
 
     def finish_setup(self) -> FastStream:
         self.broker.include_router(self.router)
@@ -163,15 +175,19 @@ class ServiceRuntime:
         return checks
 
 
-def _raw_records_handler(process: Any) -> Any:
+def _raw_records_handler(process: Any, schema: dict[str, Any], name: str) -> Any:
     """A FastStream handler that hands the batch's raw records to our own decoder.
 
     Decoding stays ours so that a message that breaks the contract is dead-lettered with its
-    original bytes, instead of failing inside the framework.
+    original bytes, instead of failing inside the framework. The body parameter is typed `Any`
+    for that reason; its JSON schema documents the contract in the AsyncAPI document.
     """
 
-    async def handler(message: KafkaMessage) -> None:
+    async def handler(
+        body: Annotated[list[Any], WithJsonSchema({"type": "array", "items": schema})], message: KafkaMessage
+    ) -> None:
         records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
         await process(records)
 
+    handler.__name__ = handler.__qualname__ = name.replace(".", "_").replace("-", "_")
     return handler
