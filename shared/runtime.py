@@ -16,9 +16,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from faststream import FastStream
-from pydantic import WithJsonSchema
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import WithJsonSchema
 
 from shared.consumer import BatchConsumer, EventApplier
 from shared.db import create_pool, retry_transient
@@ -183,11 +183,15 @@ def _raw_records_handler(process: Any, schema: dict[str, Any], name: str) -> Any
     for that reason; its JSON schema documents the contract in the AsyncAPI document.
     """
 
-    async def handler(
-        body: Annotated[list[Any], WithJsonSchema({"type": "array", "items": schema})], message: KafkaMessage
-    ) -> None:
+    async def handler(body: Any, message: KafkaMessage) -> None:
         records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
         await process(records)
 
+    # Real objects, not strings: the schema is local, so a postponed annotation could not resolve.
+    handler.__annotations__ = {
+        "body": Annotated[list[Any], WithJsonSchema({"type": "array", "items": schema})],
+        "message": KafkaMessage,
+        "return": None,
+    }
     handler.__name__ = handler.__qualname__ = name.replace(".", "_").replace("-", "_")
     return handler
