@@ -12,7 +12,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -31,7 +31,7 @@ log = get_logger(__name__)
 EVENTS = Counter("lotse_events_total", "Consumed events by outcome", ["service", "topic", "outcome"])
 BATCH_SECONDS = Histogram("lotse_batch_seconds", "Time to apply one consumed batch", ["service", "topic"])
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord  # of bytes key and value
 # How long a batch waits for the database to come back before the batch is rewound instead.
 TRANSIENT_GIVE_UP_SECONDS = 60.0
 

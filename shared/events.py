@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # Deliberately simple: a local part and a domain without whitespace, control characters or
@@ -329,7 +329,8 @@ def new_envelope(
     event_id: uuid.UUID | None = None,
     occurred_at: datetime | None = None,
 ) -> Envelope[DataT]:
-    return Envelope[type(data)](  # type: ignore[misc]
+    model: type[Envelope[DataT]] = Envelope[type(data)]  # type: ignore[misc,assignment]
+    return model(
         event_id=event_id or uuid.uuid4(),
         event_type=event_type,
         schema_version=SCHEMA_VERSION,

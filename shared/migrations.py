@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+RECORD_MIGRATION = """
+INSERT INTO schema_migrations (namespace, version, name, checksum) VALUES ($1, $2, $3, $4)
+"""
+
+
 class MigrationError(RuntimeError):
     pass
 
@@ -81,7 +86,7 @@ async def apply_migrations(conn: asyncpg.Connection, service_folder: Path, servi
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(
-                    "INSERT INTO schema_migrations (namespace, version, name, checksum) VALUES ($1, $2, $3, $4)",
+                    RECORD_MIGRATION,
                     migration.namespace,
                     migration.version,
                     migration.name,

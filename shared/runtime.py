@@ -116,11 +116,12 @@ class ServiceRuntime:
 
     async def _start(self) -> None:
         configure_logging(self.name, self.settings.log_level, self.settings.log_format)
-        self._pool = await retry_transient(
+        pool = await retry_transient(
             lambda: create_pool(self.database_url, max_size=self.settings.db_pool_max_size),
             give_up_after=60,
         )
-        async with self._pool.acquire() as conn:
+        self._pool = pool
+        async with pool.acquire() as conn:
             applied = await apply_migrations(conn, self.migrations, self.name)
         log.info("migrations applied", count=len(applied))
         self._producer = make_producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq")
@@ -184,7 +185,7 @@ def _raw_records_handler(process: Any, schema: dict[str, Any], name: str) -> Any
     """
 
     async def handler(body: Any, message: KafkaMessage) -> None:
-        records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
+        records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message
         await process(records)
 
     # Real objects, not strings: the schema is local, so a postponed annotation could not resolve.
