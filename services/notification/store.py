@@ -1,0 +1,215 @@
+"""All SQL of the notification service, and the repository functions around it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from services.notification.domain import RegistrationData
+
+# Funding and registration consumers serialise on the registration id, so that a decision is
+# either seen by the registration's transaction as pending, or sees the registration itself.
+# The two-key form keeps these locks apart from the one-key advisory locks of migrations and relay.
+_LOCK_NAMESPACE = 0x4E4F54  # "NOT"
+LOCK_REGISTRATIONS = """
+SELECT pg_advisory_xact_lock($2::int, key)
+FROM (SELECT DISTINCT hashtext(id) AS key FROM unnest($1::text[]) AS id ORDER BY key) AS ordered
+"""
+SELECT_REGISTRATION = """
+SELECT registration_id, kommune_key, contact_email, given_name, family_name, seminar_id,
+       seminar_title, seminar_starts_on, seminar_ends_on, fee_cents
+FROM registrations WHERE registration_id = $1
+"""
+UPSERT_REGISTRATION = """
+INSERT INTO registrations (registration_id, kommune_key, contact_email, given_name, family_name,
+                           seminar_id, seminar_title, seminar_starts_on, seminar_ends_on, fee_cents)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (registration_id) DO UPDATE SET
+    kommune_key = EXCLUDED.kommune_key, contact_email = EXCLUDED.contact_email,
+    given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
+    seminar_id = EXCLUDED.seminar_id, seminar_title = EXCLUDED.seminar_title,
+    seminar_starts_on = EXCLUDED.seminar_starts_on, seminar_ends_on = EXCLUDED.seminar_ends_on,
+    fee_cents = EXCLUDED.fee_cents, updated_at = now()
+"""
+INSERT_PENDING_DECISION = """
+INSERT INTO pending_decisions (event_id, registration_id, envelope) VALUES ($1, $2, $3)
+ON CONFLICT (event_id) DO NOTHING
+"""
+TAKE_PENDING_DECISIONS = """
+DELETE FROM pending_decisions WHERE registration_id = $1
+RETURNING envelope::text AS envelope, received_at
+"""
+INSERT_EMAIL = """
+INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
+                    message, correlation_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (event_id, template) DO NOTHING
+"""
+# A claim is a lease: the row is hidden from other senders until the lease ends, so no
+# transaction stays open during SMTP; a sender that dies mid-way leaves it to the next one.
+CLAIM_DUE = """
+UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2)
+WHERE id IN (
+    SELECT id FROM emails
+    WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, registration_id, kommune_key, template, recipient, message, correlation_id,
+          attempts, resends
+"""
+MARK_SENT = """
+UPDATE emails SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL
+WHERE id = $1 AND status = 'pending'
+"""
+SCHEDULE_RETRY = """
+UPDATE emails SET attempts = attempts + 1, last_error = $2,
+                  next_attempt_at = now() + make_interval(secs => $3)
+WHERE id = $1 AND status = 'pending'
+"""
+MARK_PARKED = """
+UPDATE emails SET status = 'parked', parked_at = now(), attempts = attempts + 1, last_error = $2
+WHERE id = $1 AND status = 'pending'
+"""
+RESEND_PARKED = """
+UPDATE emails SET status = 'pending', attempts = 0, resends = resends + 1, parked_at = NULL,
+                  next_attempt_at = now()
+WHERE id = $1 AND status = 'parked'
+"""
+COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM emails GROUP BY status"
+SELECT_EMAIL = """
+SELECT id, event_id, template, registration_id, kommune_key, recipient, subject, status, attempts,
+       resends, next_attempt_at, last_error, created_at, sent_at, parked_at
+FROM emails WHERE id = $1
+"""
+SELECT_PARKED = """
+SELECT id, event_id, template, registration_id, kommune_key, recipient, subject, status, attempts,
+       resends, next_attempt_at, last_error, created_at, sent_at, parked_at
+FROM emails WHERE status = 'parked' ORDER BY parked_at LIMIT $1
+"""
+
+
+@dataclass(frozen=True)
+class NewEmail:
+    id: uuid.UUID
+    event_id: uuid.UUID
+    template: str
+    registration_id: str
+    kommune_key: str
+    recipient: str
+    subject: str
+    message: bytes
+    correlation_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ClaimedEmail:
+    id: uuid.UUID
+    registration_id: str
+    kommune_key: str
+    template: str
+    recipient: str
+    message: bytes
+    correlation_id: uuid.UUID
+    attempts: int  # failed attempts so far
+    resends: int
+
+
+async def lock_registrations(conn: asyncpg.Connection, registration_ids: Sequence[str]) -> None:
+    if registration_ids:
+        await conn.execute(LOCK_REGISTRATIONS, list(registration_ids), _LOCK_NAMESPACE)
+
+
+async def get_registration(conn: asyncpg.Connection, registration_id: str) -> RegistrationData | None:
+    row = await conn.fetchrow(SELECT_REGISTRATION, registration_id)
+    return RegistrationData(**dict(row)) if row is not None else None
+
+
+async def save_registration(conn: asyncpg.Connection, data: RegistrationData) -> None:
+    await conn.execute(
+        UPSERT_REGISTRATION,
+        data.registration_id,
+        data.kommune_key,
+        data.contact_email,
+        data.given_name,
+        data.family_name,
+        data.seminar_id,
+        data.seminar_title,
+        data.seminar_starts_on,
+        data.seminar_ends_on,
+        data.fee_cents,
+    )
+
+
+async def keep_pending(
+    conn: asyncpg.Connection, event_id: uuid.UUID, registration_id: str, envelope_json: str
+) -> None:
+    await conn.execute(INSERT_PENDING_DECISION, event_id, registration_id, json.loads(envelope_json))
+
+
+async def take_pending(conn: asyncpg.Connection, registration_id: str) -> list[bytes]:
+    """The raw envelopes of decisions waiting for this registration, in arrival order; removes them."""
+    rows = await conn.fetch(TAKE_PENDING_DECISIONS, registration_id)
+    return [row["envelope"].encode() for row in sorted(rows, key=lambda row: row["received_at"])]
+
+
+async def record_email(conn: asyncpg.Connection, email: NewEmail) -> bool:
+    """Record an email to send; False when this (event, template) was recorded before."""
+    result = await conn.execute(
+        INSERT_EMAIL,
+        email.id,
+        email.event_id,
+        email.template,
+        email.registration_id,
+        email.kommune_key,
+        email.recipient,
+        email.subject,
+        email.message,
+        email.correlation_id,
+    )
+    return bool(result == "INSERT 0 1")
+
+
+async def claim_due(pool: asyncpg.Pool, limit: int, lease_seconds: float) -> list[ClaimedEmail]:
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds)
+    return [ClaimedEmail(**dict(row)) for row in rows]
+
+
+async def mark_sent(conn: asyncpg.Connection, email_id: uuid.UUID) -> bool:
+    return bool(await conn.execute(MARK_SENT, email_id) == "UPDATE 1")
+
+
+async def schedule_retry(
+    conn: asyncpg.Connection, email_id: uuid.UUID, error: str, delay_seconds: float
+) -> bool:
+    return bool(await conn.execute(SCHEDULE_RETRY, email_id, error, delay_seconds) == "UPDATE 1")
+
+
+async def mark_parked(conn: asyncpg.Connection, email_id: uuid.UUID, error: str) -> bool:
+    return bool(await conn.execute(MARK_PARKED, email_id, error) == "UPDATE 1")
+
+
+async def resend_parked(conn: asyncpg.Connection, email_id: uuid.UUID) -> bool:
+    return bool(await conn.execute(RESEND_PARKED, email_id) == "UPDATE 1")
+
+
+async def count_by_status(conn: asyncpg.Connection) -> dict[str, int]:
+    counts = {"pending": 0, "sent": 0, "parked": 0}
+    counts.update({row["status"]: row["n"] for row in await conn.fetch(COUNT_BY_STATUS)})
+    return counts
+
+
+async def get_email(conn: asyncpg.Connection, email_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(SELECT_EMAIL, email_id)
+    return dict(row) if row is not None else None
+
+
+async def parked_emails(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+    return [dict(row) for row in await conn.fetch(SELECT_PARKED, limit)]

@@ -1,0 +1,77 @@
+"""Fixtures: a real SMTP sink and the notification service, started in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.notification.app import build
+from services.notification.settings import NotificationSettings
+from shared.runtime import ServiceRuntime
+from shared.topics import Topics
+from tests.conftest import DatabaseFactory
+from tests.integration.notification.smtp_sink import SmtpSink, smtp_sink
+
+ServiceFactory = Callable[..., AbstractAsyncContextManager[ServiceRuntime]]
+
+
+@pytest.fixture
+def sink(unused_tcp_port_factory: Callable[[], int]) -> Iterator[SmtpSink]:
+    with smtp_sink(unused_tcp_port_factory()) as running:
+        yield running
+
+
+@pytest.fixture
+async def notification_dsn(make_database: DatabaseFactory) -> str:
+    return await make_database("notification")
+
+
+@pytest.fixture
+def notification_service(
+    kafka_bootstrap: str,
+    topics: Topics,
+    notification_dsn: str,
+    sink: SmtpSink,
+    unused_tcp_port_factory: Callable[[], int],
+) -> ServiceFactory:
+    """Starts the service against the test's topics, database and SMTP sink; small backoffs."""
+
+    @asynccontextmanager
+    async def running(**overrides: Any) -> AsyncIterator[ServiceRuntime]:
+        settings = NotificationSettings(
+            **{
+                "kafka_bootstrap_servers": kafka_bootstrap,
+                "kafka_topic_prefix": topics.prefix,
+                "database_url": notification_dsn,
+                "http_port": unused_tcp_port_factory(),
+                "smtp_host": "127.0.0.1",
+                "smtp_port": sink.port,
+                "smtp_timeout_seconds": 5,
+                "notification_backoff_base_seconds": 0.05,
+                "notification_backoff_max_seconds": 0.5,
+                "notification_max_attempts": 20,
+                "sender_poll_interval_seconds": 0.1,
+                "outbox_poll_interval_seconds": 0.2,
+                **overrides,
+            }
+        )
+        runtime = build(settings)
+        await runtime.app.start()
+        try:
+            yield runtime
+        finally:
+            await runtime.app.stop()
+
+    return running
+
+
+@pytest.fixture
+async def notification_db(notification_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the service's database, for looking at its state from the outside."""
+    conn = await asyncpg.connect(notification_dsn)
+    yield conn
+    await conn.close()

@@ -1,0 +1,225 @@
+"""The notification service end to end: real Kafka, PostgreSQL and a real SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.notification import operations
+from services.notification.compose import notification_id
+from services.notification.templates import template_for
+from shared.topics import Topics
+from tests.integration.notification.conftest import ServiceFactory
+from tests.integration.notification.smtp_sink import SmtpSink
+from tests.support.kafka import Record, publish, read_topic, values
+from tests.unit.notification.letters import parts
+from tests.unit.notification.samples import KOMMUNE_KEY, event_data, wire
+
+pytestmark = pytest.mark.integration
+
+
+def contact(registration_id: str) -> str:
+    return f"kontakt-{registration_id.lower()}@kommune.example"
+
+
+def registration_event(event_type: str, registration_id: str, **overrides: Any) -> dict[str, Any]:
+    return wire(
+        event_type,
+        event_data(event_type, registration_id, contact_email=contact(registration_id), **overrides),
+    )
+
+
+def decision(event_type: str, registration_id: str, **overrides: Any) -> dict[str, Any]:
+    return wire(event_type, event_data(event_type, registration_id, **overrides))
+
+
+def notifications(event_type: str, count: int) -> Callable[[list[Record]], bool]:
+    return lambda records: sum(1 for v in values(records) if v["event_type"] == event_type) >= count
+
+
+async def sent_notifications(bootstrap: str, topics: Topics, count: int, settle: float = 0) -> list[Record]:
+    """notification.events once `count` notification.sent arrived (and `settle` seconds more)."""
+    return await read_topic(
+        bootstrap,
+        topics.notification_events,
+        until=notifications("notification.sent", count),
+        timeout=60,
+        settle=settle,
+    )
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+def message_id(event: dict[str, Any]) -> str:
+    template = template_for(event["event_type"], event["data"].get("promoted", False))
+    return f"<{notification_id(uuid.UUID(event['event_id']), template)}@nsi-hannover.de>"
+
+
+async def test_every_outcome_is_emailed_once_to_the_kommune_and_reported(
+    kafka_bootstrap: str, topics: Topics, sink: SmtpSink, notification_service: ServiceFactory
+) -> None:
+    registrations = [
+        registration_event("registration.accepted", "R-1"),
+        registration_event("registration.waitlisted", "R-2"),
+        registration_event("registration.rejected", "R-3", reason="unknown_seminar"),
+        registration_event("registration.accepted", "R-4"),
+        registration_event("registration.accepted", "R-5"),
+        registration_event("registration.withdrawn", "R-1", reason="seminar_cancelled"),
+    ]
+    decisions = [
+        decision("funding.approved", "R-1"),
+        decision("funding.approved", "R-2", promoted=True),
+        decision("funding.waitlisted", "R-4"),
+        decision("funding.declined", "R-5", reason="outside_funding_period"),
+        decision("funding.released", "R-1"),
+    ]
+    events = registrations + decisions
+    async with notification_service():
+        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in registrations])
+        await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, e) for e in decisions])
+        sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
+
+    assert sink.count_by_message_id() == Counter(message_id(e) for e in events)
+    for message in sink.messages():
+        registration_id = message["X-Registration-ID"]
+        assert [a.addr_spec for a in message["To"].addresses] == [contact(registration_id)]
+        assert message.get_content_type() == "multipart/alternative"
+        text, html = parts(message)
+        for body in (text, html):
+            assert "Göttingen" in body and registration_id in body and "Destatis" in body
+    reported = values(sent)
+    assert [v["event_type"] for v in reported] == ["notification.sent"] * len(events)
+    assert all(v["source"] == "notification" for v in reported)
+    records: list[Any] = list(sent)  # aiokafka is untyped
+    assert {record.key for record in records} == {KOMMUNE_KEY.encode()}
+    assert sorted((v["data"]["registration_id"], v["data"]["to"]) for v in reported) == sorted(
+        (e["data"]["registration_id"], contact(e["data"]["registration_id"])) for e in events
+    )
+    assert sorted(v["correlation_id"] for v in reported) == sorted(e["event_id"] for e in events)
+
+
+async def test_a_redelivered_event_sends_nothing_new(
+    kafka_bootstrap: str,
+    topics: Topics,
+    sink: SmtpSink,
+    notification_service: ServiceFactory,
+    notification_db: asyncpg.Connection,
+) -> None:
+    accepted = registration_event("registration.accepted", "R-1")
+    approved = decision("funding.approved", "R-1")
+    async with notification_service():
+        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, accepted)])
+        await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, approved)])
+        await sent_notifications(kafka_bootstrap, topics, 2)
+    # Again, also to a restarted service (a new consumer in the same group, after a rebalance).
+    async with notification_service():
+        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, accepted)] * 2)
+        await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, approved)])
+        await wait_until(lambda: inbox_has(notification_db, 2))
+        sent = await sent_notifications(kafka_bootstrap, topics, 2, settle=2)
+    assert sink.count_by_message_id() == Counter([message_id(accepted), message_id(approved)])
+    assert len(values(sent)) == 2
+    assert await notification_db.fetchval("SELECT count(*) FROM emails") == 2
+
+
+async def inbox_has(conn: asyncpg.Connection, count: int) -> bool:
+    return bool(await conn.fetchval("SELECT count(*) FROM inbox") >= count)
+
+
+async def test_a_decision_that_arrives_before_its_registration_is_emailed_when_it_arrives(
+    kafka_bootstrap: str,
+    topics: Topics,
+    sink: SmtpSink,
+    notification_service: ServiceFactory,
+    notification_db: asyncpg.Connection,
+) -> None:
+    approved = decision("funding.approved", "R-9", amount_cents=123_456)
+    accepted = registration_event("registration.accepted", "R-9")
+    async with notification_service():
+        await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, approved)])
+
+        async def decision_waits() -> bool:
+            return bool(await notification_db.fetchval("SELECT count(*) FROM pending_decisions") == 1)
+
+        await wait_until(decision_waits)
+        assert sink.handler.received == []
+    # Kept across a restart, and released by the registration.
+    async with notification_service():
+        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, accepted)])
+        await sink.wait_for(2)
+        await sent_notifications(kafka_bootstrap, topics, 2, settle=1)
+    assert sink.count_by_message_id() == Counter([message_id(accepted), message_id(approved)])
+    funding = next(m for m in sink.messages() if m["Message-ID"] == message_id(approved))
+    assert [a.addr_spec for a in funding["To"].addresses] == [contact("R-9")]
+    text, _ = parts(funding)
+    assert "1.234,56 €" in text and "Jürgen Weiß" in text and "01.02.2023 bis 03.02.2023" in text
+    assert await notification_db.fetchval("SELECT count(*) FROM pending_decisions") == 0
+
+
+async def test_temporary_smtp_failures_delay_but_lose_and_duplicate_nothing(
+    kafka_bootstrap: str, topics: Topics, sink: SmtpSink, notification_service: ServiceFactory
+) -> None:
+    sink.handler.fail_next(["421 4.3.2 Service shutting down", "451 4.3.0 Try again later"] * 6)
+    events = [registration_event("registration.accepted", f"R-{n}") for n in range(1, 6)]
+    async with notification_service(sender_concurrency=3):
+        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in events])
+        sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
+    assert sink.handler.rejected_data == 12
+    assert sink.count_by_message_id() == Counter(message_id(e) for e in events)
+    assert [v["event_type"] for v in values(sent)] == ["notification.sent"] * len(events)
+
+
+async def test_a_refused_address_parks_the_email_reports_it_and_an_operator_can_resend_it(
+    kafka_bootstrap: str,
+    topics: Topics,
+    sink: SmtpSink,
+    notification_service: ServiceFactory,
+    notification_db: asyncpg.Connection,
+) -> None:
+    sink.handler.refuse(contact("R-1"))
+    refused = registration_event("registration.accepted", "R-1")
+    fine = registration_event("registration.accepted", "R-2")
+    async with notification_service() as runtime:
+        await publish(
+            kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, refused), (KOMMUNE_KEY, fine)]
+        )
+        records = await read_topic(
+            kafka_bootstrap,
+            topics.notification_events,
+            until=lambda r: (
+                notifications("notification.failed", 1)(r) and notifications("notification.sent", 1)(r)
+            ),
+            timeout=60,
+        )
+        (failed,) = [v for v in values(records) if v["event_type"] == "notification.failed"]
+        email_id = str(notification_id(uuid.UUID(refused["event_id"]), "registration_accepted"))
+        assert failed["data"]["notification_id"] == email_id
+        assert failed["data"]["registration_id"] == "R-1"
+        assert failed["data"]["to"] == contact("R-1")
+        assert failed["data"]["error"].startswith("recipient refused: 550")
+        state = await operations.get_email(runtime.pool, email_id)
+        assert state is not None
+        assert state["status"] == "parked" and state["attempts"] == 1
+        assert await operations.count_parked(runtime.pool) == 1
+        assert [str(e["id"]) for e in await operations.parked(runtime.pool)] == [email_id]
+        assert sink.count_by_message_id() == Counter([message_id(fine)])
+
+        sink.handler.accept(contact("R-1"))
+        assert await operations.resend(runtime.pool, email_id) is True
+        assert await operations.resend(runtime.pool, email_id) is False  # no longer parked
+        await sent_notifications(kafka_bootstrap, topics, 2)
+        assert await operations.count_sent(runtime.pool) == 2
+    assert sink.count_by_message_id() == Counter([message_id(fine), message_id(refused)])
