@@ -1,0 +1,1 @@
+"""The registration service: system of record for seminar offers and registrations."""

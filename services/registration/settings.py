@@ -1,0 +1,15 @@
+"""Settings of the registration service (environment variables in validation_alias)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class RegistrationSettings(CommonSettings):
+    database_url: str = Field(
+        "postgresql://registration:registration@127.0.0.1:5432/registration",
+        validation_alias="REGISTRATION_DATABASE_URL",
+    )
+    http_port: int = Field(8081, validation_alias="REGISTRATION_HTTP_PORT")
