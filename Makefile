@@ -1,0 +1,56 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both install what is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv up down status infra-up infra-down test test-fast lint demo asyncapi chaos bench clean-state
+
+help:
+	@echo "make demo      replay a programme year through the whole stack and print the report"
+	@echo "make test      run every test against real Kafka, PostgreSQL and SMTP"
+	@echo "make up|down   start / stop Kafka, PostgreSQL, the SMTP sink and the three services"
+	@echo "make status    what runs"
+	@echo "make lint      ruff and mypy --strict"
+	@echo "make asyncapi  regenerate docs/asyncapi.yaml"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+up: venv
+	$(PY) -m deploy.local.stack up
+
+down: venv
+	$(PY) -m deploy.local.stack down
+
+status: venv
+	$(PY) -m deploy.local.stack status
+
+infra-up: venv
+	$(PY) -m deploy.local.stack infra-up
+
+infra-down: venv
+	$(PY) -m deploy.local.stack down
+
+test: venv
+	$(PY) -m deploy.local.stack test
+
+lint: venv
+	$(VENV)/bin/ruff check shared services deploy lotse tests bench
+	$(VENV)/bin/ruff format --check shared services deploy lotse tests bench
+	$(VENV)/bin/mypy shared services deploy lotse
+
+demo: venv
+	$(PY) -m deploy.local.stack up
+	$(PY) -m lotse.cli demo; status=$$?; $(PY) -m deploy.local.stack down; exit $$status
+
+asyncapi: venv
+	$(PY) -m lotse.asyncapi docs/asyncapi.yaml
+
+clean-state: down
+	rm -rf var

@@ -1,0 +1,1 @@
+"""Deployment: local provisioning without Docker, and the image for Docker Compose."""

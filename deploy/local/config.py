@@ -1,0 +1,43 @@
+"""The local environment: ports, URLs and paths, each overridable from the caller's environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
+
+SERVICES = ("registration", "funding", "notification")
+DEFAULT_HTTP_PORTS = {"registration": 8081, "funding": 8082, "notification": 8083}
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("LOTSE_VAR_DIR", REPO_ROOT / "var")).resolve()
+
+
+def local_env() -> dict[str, str]:
+    """Every variable the services, tests and tools read, with the local defaults."""
+    get = os.environ.get
+    kafka_port = get("KAFKA_PORT", "9092")
+    postgres_port = get("POSTGRES_PORT", "5432")
+    env = {
+        "LOTSE_VAR_DIR": str(var_dir()),
+        "KAFKA_PORT": kafka_port,
+        "KAFKA_CONTROLLER_PORT": get("KAFKA_CONTROLLER_PORT", "9093"),
+        "KAFKA_BOOTSTRAP_SERVERS": get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{kafka_port}"),
+        "POSTGRES_PORT": postgres_port,
+        "POSTGRES_ADMIN_URL": get(
+            "POSTGRES_ADMIN_URL", f"postgresql://postgres:postgres@127.0.0.1:{postgres_port}/postgres"
+        ),
+        "SMTP_HOST": get("SMTP_HOST", "127.0.0.1"),
+        "SMTP_PORT": get("SMTP_PORT", "1025"),
+        "MAIL_DIR": get("MAIL_DIR", str(var_dir() / "mail")),
+        "GV100AD_FILE": get("GV100AD_FILE", str(DEFAULT_DIRECTORY_FILE)),
+    }
+    for service in SERVICES:
+        upper = service.upper()
+        env[f"{upper}_DATABASE_URL"] = get(
+            f"{upper}_DATABASE_URL", f"postgresql://{service}:{service}@127.0.0.1:{postgres_port}/{service}"
+        )
+        env[f"{upper}_HTTP_PORT"] = get(f"{upper}_HTTP_PORT", str(DEFAULT_HTTP_PORTS[service]))
+    return env

@@ -1,0 +1,110 @@
+"""An SMTP sink for local runs and tests: every accepted message becomes one .eml file.
+
+Faults for reliability tests come from `<MAIL_DIR>/.faults.json`, re-read on every command:
+  {"tempfail_until": <unix time>, "tempfail_code": 421 | 451,
+   "reject_recipients": ["address", ...],
+   "drop_data_until": <unix time>}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+FAULTS_FILE = ".faults.json"
+
+
+class MailSink:
+    """aiosmtpd handler: stores the DATA bytes exactly as received, atomically."""
+
+    def __init__(self, mail_dir: Path) -> None:
+        self.mail_dir = mail_dir
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        self.stored = 0
+
+    def faults(self) -> dict[str, Any]:
+        try:
+            loaded: dict[str, Any] = json.loads((self.mail_dir / FAULTS_FILE).read_text("utf-8"))
+            return loaded
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _tempfail(self) -> str | None:
+        faults = self.faults()
+        if time.time() < float(faults.get("tempfail_until", 0)):
+            code = int(faults.get("tempfail_code", 451))
+            return f"{code} 4.3.2 Service temporarily unavailable, try again later"
+        return None
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        refusal = self._tempfail()
+        if refusal is not None:
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() in {a.lower() for a in self.faults().get("reject_recipients", [])}:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        if time.time() < float(self.faults().get("drop_data_until", 0)):
+            # Hang up in the middle of the transaction, as a crashing relay would.
+            if server.transport is not None:
+                server.transport.abort()
+            return "421 4.4.2 Connection dropped"
+        content = envelope.original_content or b""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        final = self.mail_dir / f"{stamp}-{uuid.uuid4().hex}.eml"
+        partial = final.with_suffix(".part")
+        partial.write_bytes(content)
+        os.replace(partial, final)
+        self.stored += 1
+        return "250 Message accepted for delivery"
+
+
+def start_sink(host: str, port: int, mail_dir: Path) -> Controller:
+    controller = Controller(MailSink(mail_dir), hostname=host, port=port, decode_data=False)
+    controller.start()
+    return controller
+
+
+def main() -> None:
+    host = os.environ.get("SMTP_HOST", "127.0.0.1")
+    port = int(os.environ.get("SMTP_PORT", "1025"))
+    mail_dir = Path(os.environ.get("MAIL_DIR", "var/mail"))
+    controller = start_sink(host, port, mail_dir)
+    stop = asyncio.Event()
+    loop = asyncio.new_event_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"SMTP sink on {host}:{port}, storing in {mail_dir}", flush=True)
+    try:
+        loop.run_until_complete(stop.wait())
+    finally:
+        controller.stop()
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()
