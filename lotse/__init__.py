@@ -1,0 +1,1 @@
+"""Operator tooling: the `lotse` CLI, the demo scenario and the programme report."""

@@ -1,0 +1,107 @@
+"""Health of every part of a running stack, and consumer lag per topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.topics import Topics
+
+SERVICE_TOPICS = {
+    "registration": ["portal.seminars", "portal.registrations"],
+    "funding": ["registration.events"],
+    "notification": ["registration.events", "funding.decisions"],
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    component: str
+    healthy: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Lag:
+    group: str
+    topic: str
+    lag: int
+
+
+async def check_kafka(bootstrap: str) -> Check:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=5)
+        topics = await admin.list_topics()
+        await admin.close()
+        return Check("kafka", True, f"{bootstrap}, {len(topics)} topics")
+    except Exception as exc:
+        return Check("kafka", False, f"{bootstrap}: {exc!r}")
+
+
+async def check_database(service: str, dsn: str) -> Check:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+        version = await conn.fetchval(
+            "SELECT max(version) FROM schema_migrations WHERE namespace = $1", service
+        )
+        await conn.close()
+        return Check(f"database {service}", True, f"migrated to {version}")
+    except Exception as exc:
+        return Check(f"database {service}", False, repr(exc))
+
+
+def check_smtp(host: str, port: int) -> Check:
+    try:
+        with smtplib.SMTP(host, port, timeout=3) as smtp:
+            code, _ = smtp.ehlo()
+        return Check("smtp", code == 250, f"{host}:{port} EHLO {code}")
+    except OSError as exc:
+        return Check("smtp", False, f"{host}:{port}: {exc!r}")
+
+
+async def check_service(name: str, host: str, port: int) -> Check:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=3)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = await asyncio.wait_for(reader.read(), timeout=3)
+        writer.close()
+        head, _, body = response.partition(b"\r\n\r\n")
+        healthy = head.startswith(b"HTTP/1.1 200")
+        checks = json.loads(body).get("checks", {}) if body else {}
+        return Check(f"service {name}", healthy, f"{host}:{port} {checks}")
+    except (OSError, TimeoutError, ValueError) as exc:
+        return Check(f"service {name}", False, f"{host}:{port}: {exc!r}")
+
+
+async def consumer_lag(bootstrap: str, topics: Topics) -> list[Lag]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        lags: list[Lag] = []
+        for service, service_topics in SERVICE_TOPICS.items():
+            group = topics.prefix + service
+            committed = await admin.list_consumer_group_offsets(group)
+            for topic in service_topics:
+                name = topics.prefix + topic
+                partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or set()]
+                if not partitions:
+                    continue
+                ends = await consumer.end_offsets(partitions)
+                lag = 0
+                for tp in partitions:
+                    done = committed.get(tp)
+                    lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+                lags.append(Lag(group, name, lag))
+        return lags
+    finally:
+        await consumer.stop()
+        await admin.close()
