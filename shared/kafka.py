@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -59,9 +60,23 @@ async def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> l
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another process: that is what we wanted
+            await _wait_until_visible(admin, [topic.name for topic in missing])
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+async def _wait_until_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:
+    # CreateTopics returns before every listener's metadata knows the partitions; a client that
+    # asks too early (kcat, a fresh consumer) would see an unknown topic.
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        if all(topic["error_code"] == 0 and topic["partitions"] for topic in described):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topics not visible after {timeout:.0f} s: {names}")
+        await asyncio.sleep(0.1)
 
 
 async def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:

@@ -70,7 +70,7 @@ class MailSink:
     ) -> str:
         if time.time() < float(self.faults().get("drop_data_until", 0)):
             # Hang up in the middle of the transaction, as a crashing relay would.
-            if server.transport is not None:
+            if isinstance(server.transport, asyncio.Transport):
                 server.transport.abort()
             return "421 4.4.2 Connection dropped"
         content = envelope.original_content or b""

@@ -137,7 +137,9 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def wait_for(what: str, check: Callable[[], bool], logfile: Path | None, timeout: float = START_TIMEOUT) -> None:
+def wait_for(
+    what: str, check: Callable[[], bool], logfile: Path | None, timeout: float = START_TIMEOUT
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -167,8 +169,16 @@ def _kafka_libs() -> Path:
     log("resolving the Kafka jars from Maven Central (pinned in deploy/local/kafka/pom.xml)")
     shutil.rmtree(libs, ignore_errors=True)
     subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+        ],
         check=True,
     )
     stamp.write_text(digest)
@@ -203,20 +213,45 @@ def start_kafka(env: dict[str, str]) -> bool:
     config = _kafka_config(env)
     classpath = f"{libs}/*"
     if not (paths().kafka / "data" / "meta.properties").exists():
-        cluster_id = subprocess.run(
-            ["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        cluster_id = (
+            subprocess.run(
+                ["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         subprocess.run(
-            ["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
-            check=True, capture_output=True,
+            [
+                "java",
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+            ],
+            check=True,
+            capture_output=True,
         )
     java_env = dict(env, KAFKA_HEAP_OPTS=KAFKA_HEAP)
     spawn(
         "kafka",
-        ["java", *KAFKA_HEAP.split(), "-XX:+UseSerialGC", "-Djava.awt.headless=true",
-         f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
-         "-cp", classpath, "kafka.Kafka", str(config)],
+        [
+            "java",
+            *KAFKA_HEAP.split(),
+            "-XX:+UseSerialGC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(config),
+        ],
         java_env,
     )
     return True
@@ -278,9 +313,23 @@ def _init_cluster() -> None:
     if os.geteuid() == 0:
         shutil.chown(pwfile, "postgres")
     subprocess.run(
-        _as_postgres([pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
-                      "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]),
-        check=True, capture_output=True,
+        _as_postgres(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+            ]
+        ),
+        check=True,
+        capture_output=True,
     )
     pwfile.unlink()
     (data / "pg_hba.conf").write_text(
@@ -306,14 +355,45 @@ def start_postgres(env: dict[str, str]) -> bool:
     if os.geteuid() == 0:
         shutil.chown(logfile, "postgres")
     subprocess.run(
-        _as_postgres([pg_bin("pg_ctl"), "-D", str(_pg_data()), "-l", str(logfile), "-o", options, "-w", "-t", "60",
-                      "start"]),
-        check=True, capture_output=True,
+        _as_postgres(
+            [
+                pg_bin("pg_ctl"),
+                "-D",
+                str(_pg_data()),
+                "-l",
+                str(logfile),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        _as_postgres([pg_bin("psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", str(paths().pg / "run"), "-p", port,
-                      "-U", "postgres", "-d", "postgres", "-f", str(ROLES_SQL)]),
-        check=True, capture_output=True,
+        _as_postgres(
+            [
+                pg_bin("psql"),
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(paths().pg / "run"),
+                "-p",
+                port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-f",
+                str(ROLES_SQL),
+            ]
+        ),
+        check=True,
+        capture_output=True,
     )
     return True
 
@@ -321,7 +401,8 @@ def start_postgres(env: dict[str, str]) -> bool:
 def stop_postgres() -> None:
     subprocess.run(
         _as_postgres([pg_bin("pg_ctl"), "-D", str(_pg_data()), "-m", "fast", "-w", "stop"]),
-        check=False, capture_output=True,
+        check=False,
+        capture_output=True,
     )
 
 
@@ -424,7 +505,9 @@ def status(env: dict[str, str]) -> None:
 def run_tests(env: dict[str, str], pytest_args: list[str]) -> int:
     started = infra_up(env)
     try:
-        result = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=REPO_ROOT, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=REPO_ROOT, check=False
+        )
         if result.returncode == 5:
             log("pytest collected no tests: that is a failure")
             return 1
