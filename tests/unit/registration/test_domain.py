@@ -37,8 +37,13 @@ def directory() -> Directory:
     [
         ("03241", "03241"),  # Landkreis (Region Hannover): the Kreisschlüssel is canonical
         ("03101", "031010000000"),  # kreisfreie Stadt Braunschweig: Kreis key -> Gemeinde ARS
+        ("03101000", "031010000000"),  # AGS of a kreisfreie Stadt -> its ARS
+        ("031010000", "031010000000"),  # the Gemeindeverband of a kreisfreie Stadt -> its ARS
         ("03241001", "032410001001"),  # AGS of Hannover -> ARS
-        ("031515401", "031515401"),  # Samtgemeinde Boldecker Land
+        ("032410001", "032410001001"),  # the Gemeindeverband of an Einheitsgemeinde -> its ARS
+        ("031515401", "031515401"),  # Samtgemeinde Boldecker Land: 9 digits are canonical
+        ("03151002", "031515401002"),  # AGS of Barwedel, member of Boldecker Land -> ARS
+        ("031515401002", "031515401002"),  # ARS of a Mitgliedsgemeinde is canonical
         ("032410001001", "032410001001"),  # ARS is canonical
         ("03999", "03999"),  # well-shaped, not in the directory: stays as given
         ("99999999", "99999999"),
@@ -54,7 +59,21 @@ def test_every_key_form_normalises_to_its_canonical_form(
 
 @pytest.mark.parametrize(
     "given_key",
-    ["", "0324", "032411", "0324100", "0324100100", "03241a", " 03241", "0324100100011", "３２４１０"],
+    [
+        "",
+        "0324",
+        "032411",
+        "0324100",
+        "0324100100",
+        "03241a",
+        " 03241",
+        "03241 ",
+        "03241\n",
+        "0324100100011",
+        "３２４１０",
+        "+3241",
+        "-3241",
+    ],
 )
 def test_badly_shaped_keys_have_no_canonical_form(directory: Directory, given_key: str) -> None:
     assert canonical_kommune_key(directory, given_key) is None
