@@ -2,8 +2,11 @@
 
 Temporary failures (connection refused, timeouts, 4xx replies) are retried with exponential
 backoff and jitter until NOTIFICATION_MAX_ATTEMPTS attempts were made. A permanent failure (a
-5xx reply, an address the server refuses) parks the email at once: the same message to the same
-address would be refused again, and retrying it only delays the operator who has to fix it.
+5xx reply, an address the server refuses) parks the email once NOTIFICATION_MAX_PERMANENT_ATTEMPTS
+attempts were made, by default at the first: RFC 5321 asks clients not to repeat a request the
+server refused for good, and retrying it only delays the operator who has to fix it. Operators
+whose relay answers 5xx for passing conditions can allow a few more attempts. Either way the
+parked email stays in the database, and `notification.failed` reports it.
 """
 
 from __future__ import annotations
@@ -36,9 +39,17 @@ def backoff_delay(attempt: int, *, base: float, maximum: float, jitter: float) -
 
 
 def after_failure(
-    attempts: int, *, permanent: bool, max_attempts: int, base: float, maximum: float, jitter: float
+    attempts: int,
+    *,
+    permanent: bool,
+    max_attempts: int,
+    max_permanent_attempts: int = 1,
+    base: float,
+    maximum: float,
+    jitter: float,
 ) -> Retry | Park:
-    """What to do with an email whose `attempts`-th delivery attempt just failed."""
-    if permanent or attempts >= max_attempts:
+    """What to do with an email whose `attempts`-th delivery attempt (of any kind) just failed."""
+    limit = min(max_attempts, max_permanent_attempts) if permanent else max_attempts
+    if attempts >= limit:
         return Park()
     return Retry(backoff_delay(attempts, base=base, maximum=maximum, jitter=jitter))

@@ -62,6 +62,13 @@ class RegistrationData:
 class Kommune:
     key: str  # canonical where the directory knows the key, else as given
     name: str  # from the directory; the key itself when the directory does not know it
+    kind: str | None = None  # "Landkreis", "Samtgemeinde", ... when the directory knows it
+
+    @property
+    def label(self) -> str:
+        """How a letter names it: "Göttingen (Landkreis, 03159)"; the bare key when unknown."""
+        details = [part for part in (self.kind, self.key) if part and part != self.name]
+        return f"{self.name} ({', '.join(details)})" if details else self.name
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,9 @@ def plan_email(event: Envelope[Any], known: RegistrationData | None, kommune: Ko
         "registration_id": data.registration_id,
         "kommune_key": kommune.key,
         "kommune_name": kommune.name,
+        "kommune": kommune.label,
         "participant": known.participant_name,
+        "seminar_id": known.seminar_id,
         "seminar_title": known.seminar_title,
         "seminar_dates": (
             format_period(known.seminar_starts_on, known.seminar_ends_on)

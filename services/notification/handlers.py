@@ -15,7 +15,7 @@ import asyncpg
 from services.notification import store
 from services.notification.compose import Office, letter, notification_id
 from services.notification.domain import Kommune, PlannedEmail, plan_email, registration_data
-from shared.directory import Directory, is_well_shaped
+from shared.directory import KIND_LABELS_DE, Directory, is_well_shaped
 from shared.events import FUNDING_DECISION_EVENTS, Envelope, EventDecoder
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage
@@ -34,7 +34,9 @@ class Letters:
         # A rejected registration may carry a key of any shape: it is named as it was given.
         canonical = self._directory.canonical_key(key) if is_well_shaped(key) else key
         known = self._directory.get(canonical)
-        return Kommune(canonical, known.name if known is not None else canonical)
+        if known is None:
+            return Kommune(canonical, canonical)
+        return Kommune(canonical, known.name, KIND_LABELS_DE[known.kind])
 
     async def record(self, conn: asyncpg.Connection, planned: PlannedEmail) -> None:
         message = letter(planned, self._office)

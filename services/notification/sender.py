@@ -195,6 +195,7 @@ class Sender:
             attempts,
             permanent=failure.permanent,
             max_attempts=s.notification_max_attempts,
+            max_permanent_attempts=s.notification_max_permanent_attempts,
             base=s.notification_backoff_base_seconds,
             maximum=s.notification_backoff_max_seconds,
             jitter=self._jitter(),

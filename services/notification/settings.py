@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.notification.compose import Office, sender_address
 from shared.settings import CommonSettings
@@ -38,6 +38,10 @@ class NotificationSettings(CommonSettings):
     mail_signature: str = Field("", validation_alias="MAIL_SIGNATURE")
 
     notification_max_attempts: int = Field(8, ge=1, validation_alias="NOTIFICATION_MAX_ATTEMPTS")
+    # A 5xx reply or a refused address: how many attempts before the email is parked.
+    notification_max_permanent_attempts: int = Field(
+        1, ge=1, validation_alias="NOTIFICATION_MAX_PERMANENT_ATTEMPTS"
+    )
     notification_backoff_base_seconds: float = Field(
         30.0, gt=0, validation_alias="NOTIFICATION_BACKOFF_BASE_SECONDS"
     )
@@ -55,6 +59,12 @@ class NotificationSettings(CommonSettings):
     def _mail_from_is_one_address(cls, value: str) -> str:
         sender_address(value)
         return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> NotificationSettings:
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError("SMTP_STARTTLS and SMTP_TLS exclude each other: pick one")
+        return self
 
     @property
     def sender(self) -> Address:

@@ -150,6 +150,8 @@ def registration_phrase(facts: Mapping[str, Any]) -> str:
         phrase += f" von {facts['participant']}"
     if facts.get("seminar_title"):
         phrase += f" zum Seminar „{facts['seminar_title']}“"
+    elif facts.get("seminar_id"):
+        phrase += f" zum Seminar {facts['seminar_id']}"
     if facts.get("seminar_dates"):
         phrase += f" ({facts['seminar_dates']})"
     return phrase

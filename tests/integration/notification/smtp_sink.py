@@ -37,6 +37,7 @@ class RecordingHandler:
         self._temporary_replies: list[str] = []
         self._refused: dict[str, str] = {}
         self.rejected_data = 0
+        self.refused_rcpt: Counter[str] = Counter()
 
     def fail_next(self, replies: list[str]) -> None:
         """Answer the next DATA commands with these replies, in order, then accept again."""
@@ -62,6 +63,8 @@ class RecordingHandler:
         with self._lock:
             refused = self._refused.get(address)
         if refused is not None:
+            with self._lock:
+                self.refused_rcpt[address] += 1
             return refused
         envelope.rcpt_tos.append(address)
         return "250 OK"

@@ -16,9 +16,9 @@ from services.notification.compose import notification_id
 from services.notification.templates import template_for
 from shared.topics import Topics
 from tests.integration.notification.conftest import ServiceFactory
-from tests.integration.notification.smtp_sink import SmtpSink
+from tests.integration.notification.smtp_sink import SmtpSink, smtp_sink
 from tests.support.kafka import Record, publish, read_topic, values
-from tests.unit.notification.letters import parts
+from tests.unit.notification.letters import parse, parts
 from tests.unit.notification.samples import KOMMUNE_KEY, event_data, wire
 
 pytestmark = pytest.mark.integration
@@ -63,9 +63,9 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 
         await asyncio.sleep(0.1)
 
 
-def message_id(event: dict[str, Any]) -> str:
+def message_id(event: dict[str, Any], domain: str = "nsi-hannover.de") -> str:
     template = template_for(event["event_type"], event["data"].get("promoted", False))
-    return f"<{notification_id(uuid.UUID(event['event_id']), template)}@nsi-hannover.de>"
+    return f"<{notification_id(uuid.UUID(event['event_id']), template)}@{domain}>"
 
 
 async def test_every_outcome_is_emailed_once_to_the_kommune_and_reported(
@@ -87,19 +87,41 @@ async def test_every_outcome_is_emailed_once_to_the_kommune_and_reported(
         decision("funding.released", "R-1"),
     ]
     events = registrations + decisions
-    async with notification_service():
+    async with notification_service(mail_from="Förderstelle Süd <foerderung@land.example>"):
         await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in registrations])
         await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, e) for e in decisions])
         sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
 
-    assert sink.count_by_message_id() == Counter(message_id(e) for e in events)
-    for message in sink.messages():
-        registration_id = message["X-Registration-ID"]
+    assert sink.count_by_message_id() == Counter(message_id(e, "land.example") for e in events)
+    by_message_id = {message_id(e, "land.example"): e for e in events}
+    subjects: dict[tuple[str, str], str] = {}
+    for received in sink.handler.received:
+        message = received.parsed()  # email.policy.strict: a defect raises
+        event = by_message_id[message["Message-ID"]]
+        registration_id = event["data"]["registration_id"]
+        assert message["X-Registration-ID"] == registration_id
+        assert received.rcpt_tos == [contact(registration_id)]
         assert [a.addr_spec for a in message["To"].addresses] == [contact(registration_id)]
+        assert received.mail_from == "foerderung@land.example"
+        (sender,) = message["From"].addresses
+        assert (sender.display_name, sender.addr_spec) == ("Förderstelle Süd", "foerderung@land.example")
+        assert f"Anmeldung {registration_id}" in message["Subject"]
+        subjects[(event["event_type"], registration_id)] = str(message["Subject"])
         assert message.get_content_type() == "multipart/alternative"
         text, html = parts(message)
         for body in (text, html):
-            assert "Göttingen" in body and registration_id in body and "Destatis" in body
+            assert "Göttingen (Landkreis, 03159)" in body
+            assert registration_id in body and "Destatis" in body and "Grüßen" in body
+    assert subjects[("registration.accepted", "R-1")].startswith("Anmeldebestätigung")
+    assert subjects[("registration.withdrawn", "R-1")].startswith("Absage")
+    assert subjects[("funding.approved", "R-1")].startswith("Förderung bewilligt: 500,00 €")
+    assert subjects[("funding.approved", "R-2")].startswith("Nachrücken")
+    assert subjects[("funding.declined", "R-5")].startswith("Förderung abgelehnt")
+    approved_text, _ = parts(
+        next(m for m in sink.messages() if m["Message-ID"] == message_id(decisions[0], "land.example"))
+    )
+    assert "500,00 €" in approved_text and "Jürgen Weiß" in approved_text
+    assert "01.02.2023 bis 03.02.2023" in approved_text
     reported = values(sent)
     assert [v["event_type"] for v in reported] == ["notification.sent"] * len(events)
     assert all(v["source"] == "notification" for v in reported)
@@ -192,7 +214,7 @@ async def test_a_refused_address_parks_the_email_reports_it_and_an_operator_can_
     sink.handler.refuse(contact("R-1"))
     refused = registration_event("registration.accepted", "R-1")
     fine = registration_event("registration.accepted", "R-2")
-    async with notification_service() as runtime:
+    async with notification_service(notification_max_permanent_attempts=2) as runtime:
         await publish(
             kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, refused), (KOMMUNE_KEY, fine)]
         )
@@ -212,14 +234,86 @@ async def test_a_refused_address_parks_the_email_reports_it_and_an_operator_can_
         assert failed["data"]["error"].startswith("recipient refused: 550")
         state = await operations.get_email(runtime.pool, email_id)
         assert state is not None
-        assert state["status"] == "parked" and state["attempts"] == 1
+        # Tried as often as configured, then parked and kept with its error.
+        assert state["status"] == "parked" and state["attempts"] == 2
+        assert state["last_error"].startswith("recipient refused: 550")
+        assert sink.handler.refused_rcpt[contact("R-1")] == 2
         assert await operations.count_parked(runtime.pool) == 1
         assert [str(e["id"]) for e in await operations.parked(runtime.pool)] == [email_id]
         assert sink.count_by_message_id() == Counter([message_id(fine)])
 
+        stored = await notification_db.fetchval(
+            "SELECT message FROM emails WHERE id = $1", uuid.UUID(email_id)
+        )
+        assert parse(stored)["Message-ID"] == message_id(refused)
+
         sink.handler.accept(contact("R-1"))
         assert await operations.resend(runtime.pool, email_id) is True
         assert await operations.resend(runtime.pool, email_id) is False  # no longer parked
-        await sent_notifications(kafka_bootstrap, topics, 2)
+        records = await sent_notifications(kafka_bootstrap, topics, 2, settle=1)
         assert await operations.count_sent(runtime.pool) == 2
     assert sink.count_by_message_id() == Counter([message_id(fine), message_id(refused)])
+    assert sorted(v["event_type"] for v in values(records)) == [
+        "notification.failed",
+        "notification.sent",
+        "notification.sent",
+    ]
+
+
+async def test_an_smtp_server_that_refuses_connections_holds_up_neither_consumer_nor_email(
+    kafka_bootstrap: str,
+    topics: Topics,
+    notification_service: ServiceFactory,
+    notification_db: asyncpg.Connection,
+    unused_tcp_port_factory: Callable[[], int],
+) -> None:
+    port = unused_tcp_port_factory()  # nothing listens here yet: connection refused
+    events = [registration_event("registration.accepted", f"R-{n}") for n in range(1, 5)]
+    async with notification_service(smtp_port=port):
+        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in events])
+
+        async def every_email_recorded_and_tried() -> bool:
+            tried = await notification_db.fetchval(
+                "SELECT count(*) FROM emails WHERE status = 'pending' AND attempts >= 1"
+                " AND last_error IS NOT NULL"
+            )
+            return bool(tried == len(events))
+
+        # The consumer went on through the partition while every delivery failed.
+        await wait_until(every_email_recorded_and_tried)
+        assert await inbox_has(notification_db, len(events))
+        with smtp_sink(port) as late_sink:
+            await late_sink.wait_for(len(events))
+            sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
+            assert late_sink.count_by_message_id() == Counter(message_id(e) for e in events)
+    assert [v["event_type"] for v in values(sent)] == ["notification.sent"] * len(events)
+    assert await notification_db.fetchval("SELECT count(*) FROM emails WHERE status = 'sent'") == len(events)
+
+
+async def test_a_recipient_refused_for_now_does_not_hold_up_the_other_emails(
+    kafka_bootstrap: str,
+    topics: Topics,
+    sink: SmtpSink,
+    notification_service: ServiceFactory,
+    notification_db: asyncpg.Connection,
+) -> None:
+    sink.handler.refuse(contact("R-1"), "450 4.2.1 Mailbox busy, try again later")
+    events = [registration_event("registration.accepted", f"R-{n}") for n in range(1, 5)]
+    async with notification_service(sender_concurrency=1):
+        # R-1 first on the same partition, and one SMTP session at a time.
+        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in events])
+        others = await sink.wait_for(len(events) - 1)
+        assert sorted(m["X-Registration-ID"] for m in others) == ["R-2", "R-3", "R-4"]
+
+        async def retried() -> bool:
+            return sink.handler.refused_rcpt[contact("R-1")] >= 2
+
+        await wait_until(retried)
+        state = await notification_db.fetchrow(
+            "SELECT status, last_error FROM emails WHERE registration_id = 'R-1'"
+        )
+        assert state["status"] == "pending" and state["last_error"].startswith("recipient refused: 450")
+        sink.handler.accept(contact("R-1"))
+        sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
+    assert sink.count_by_message_id() == Counter(message_id(e) for e in events)
+    assert [v["event_type"] for v in values(sent)] == ["notification.sent"] * len(events)

@@ -17,7 +17,7 @@ OFFICE = Office(
     organisation="Niedersächsisches Studieninstitut für kommunale Verwaltung e. V.",
     signature_lines=("Telefon 0511 000000",),
 )
-GOETTINGEN = Kommune(KOMMUNE_KEY, KOMMUNE_NAME)
+GOETTINGEN = Kommune(KOMMUNE_KEY, KOMMUNE_NAME, "Landkreis")
 
 
 def parse(raw: bytes) -> EmailMessage:

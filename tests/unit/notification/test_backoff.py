@@ -62,3 +62,60 @@ def test_temporary_failures_retry_until_the_limit_and_permanent_ones_park_at_onc
 ) -> None:
     decision = after_failure(attempts, permanent=permanent, max_attempts=5, base=1, maximum=60, jitter=0)
     assert decision == expected
+
+
+@pytest.mark.parametrize(
+    ("attempts", "permanent", "expected"),
+    [
+        (1, True, Retry(1.0)),
+        (2, True, Retry(2.0)),
+        (3, True, Park()),
+        # Temporary failures before count too: the email has been tried often enough.
+        (4, True, Park()),
+        (3, False, Retry(4.0)),
+        (5, False, Park()),
+    ],
+)
+def test_permanent_failures_park_after_their_configured_number_of_attempts(
+    attempts: int, permanent: bool, expected: Retry | Park
+) -> None:
+    decision = after_failure(
+        attempts,
+        permanent=permanent,
+        max_attempts=5,
+        max_permanent_attempts=3,
+        base=1,
+        maximum=60,
+        jitter=0,
+    )
+    assert decision == expected
+
+
+def test_the_permanent_limit_never_exceeds_the_overall_one() -> None:
+    decision = after_failure(
+        2, permanent=True, max_attempts=2, max_permanent_attempts=10, base=1, maximum=60, jitter=0
+    )
+    assert decision == Park()
+
+
+@given(
+    attempts=st.integers(min_value=1, max_value=50),
+    permanent=st.booleans(),
+    max_attempts=st.integers(min_value=1, max_value=20),
+    max_permanent_attempts=st.integers(min_value=1, max_value=20),
+    jitter=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_every_email_is_parked_by_its_limit_and_retried_before(
+    attempts: int, permanent: bool, max_attempts: int, max_permanent_attempts: int, jitter: float
+) -> None:
+    limit = min(max_attempts, max_permanent_attempts) if permanent else max_attempts
+    decision = after_failure(
+        attempts,
+        permanent=permanent,
+        max_attempts=max_attempts,
+        max_permanent_attempts=max_permanent_attempts,
+        base=1,
+        maximum=60,
+        jitter=jitter,
+    )
+    assert isinstance(decision, Park) == (attempts >= limit)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.notification.compose import letter, notification_id
-from services.notification.domain import plan_email, registration_data
+from services.notification.domain import Kommune, plan_email, registration_data
 from shared.directory import ATTRIBUTION
 from tests.unit.notification.letters import GOETTINGEN, OFFICE, letter_bytes, parse, parts, planned_for
 from tests.unit.notification.samples import CONTACT, KOMMUNE_NAME, envelope, registered
@@ -85,7 +85,7 @@ def test_every_letter_reads_like_a_letter_from_the_programme_office(
             *body_says,
             "Sehr geehrte Damen und Herren",
             "R-1",
-            KOMMUNE_NAME,
+            f"{KOMMUNE_NAME} (Landkreis, 03159)",
             "Jürgen Weiß",
             "Kommunale Digitallotsen – Grundlagen",
             "01.02.2023 bis 03.02.2023",
@@ -138,3 +138,33 @@ def test_a_letter_without_known_participant_or_seminar_leaves_those_lines_out() 
         assert "Termin" not in body
         assert "None" not in body
         assert "Die Anmeldung R-1 konnte leider nicht angenommen werden." in body
+
+
+def test_a_withdrawal_of_a_registration_never_seen_names_the_seminar_by_its_id() -> None:
+    event = envelope("registration.withdrawn")
+    planned = plan_email(event, registration_data(event), GOETTINGEN)
+    assert planned is not None
+    text, html = parts(parse(letter(planned, OFFICE).as_bytes()))
+    for body in (text, html):
+        assert "die Anmeldung R-1 zum Seminar S-2023-02" in body
+
+
+@pytest.mark.parametrize(
+    ("kommune", "label"),
+    [
+        (Kommune("03159", "Göttingen", "Landkreis"), "Göttingen (Landkreis, 03159)"),
+        (
+            Kommune("031590011011", "Göttingen, Stadt", "Einheitsgemeinde"),
+            "Göttingen, Stadt (Einheitsgemeinde, 031590011011)",
+        ),
+        (Kommune("09999", "09999"), "09999"),
+        (Kommune("0315x", "0315x"), "0315x"),
+    ],
+)
+def test_the_kommune_is_named_with_its_kind_and_key(kommune: Kommune, label: str) -> None:
+    event = envelope("registration.accepted")
+    planned = plan_email(event, registration_data(event), kommune)
+    assert planned is not None
+    text, html = parts(parse(letter(planned, OFFICE).as_bytes()))
+    assert f"Kommune:             {label}\r\n" in text
+    assert f"<td>{label}</td>" in html

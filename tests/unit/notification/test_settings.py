@@ -1,0 +1,55 @@
+"""The SMTP and mail settings come from the environment variables the issue names."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.notification.settings import NotificationSettings
+
+
+def test_smtp_and_sender_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "SMTP_HOST": "smtp.example.org",
+        "SMTP_PORT": "2525",
+        "SMTP_USERNAME": "lotse",
+        "SMTP_PASSWORD": "geheim",
+        "SMTP_STARTTLS": "true",
+        "MAIL_FROM": "Förderstelle Nord <foerderung@example.org>",
+        "NOTIFICATION_MAX_ATTEMPTS": "5",
+        "NOTIFICATION_MAX_PERMANENT_ATTEMPTS": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = NotificationSettings()
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_username) == (
+        "smtp.example.org",
+        2525,
+        "lotse",
+    )
+    assert settings.smtp_password is not None and settings.smtp_password.get_secret_value() == "geheim"
+    assert "geheim" not in repr(settings)
+    assert settings.smtp_starttls and not settings.smtp_tls
+    assert settings.sender.display_name == "Förderstelle Nord"
+    assert settings.sender.addr_spec == "foerderung@example.org"
+    assert settings.office.sender == settings.sender
+    assert (settings.notification_max_attempts, settings.notification_max_permanent_attempts) == (5, 2)
+
+
+def test_implicit_tls_is_a_setting_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SMTP_STARTTLS", raising=False)
+    monkeypatch.setenv("SMTP_TLS", "true")
+    settings = NotificationSettings()
+    assert settings.smtp_tls and not settings.smtp_starttls
+
+
+def test_starttls_and_implicit_tls_together_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_TLS", "true")
+    monkeypatch.setenv("SMTP_STARTTLS", "true")
+    with pytest.raises(ValueError, match="SMTP_STARTTLS and SMTP_TLS"):
+        NotificationSettings()
+
+
+def test_a_permanent_failure_parks_at_the_first_attempt_unless_configured_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NOTIFICATION_MAX_PERMANENT_ATTEMPTS", raising=False)
+    assert NotificationSettings().notification_max_permanent_attempts == 1
