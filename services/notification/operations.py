@@ -39,3 +39,9 @@ async def parked(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]]:
     """The parked emails, oldest first, for an operator to inspect and resend."""
     async with pool.acquire() as conn:
         return await store.parked_emails(conn, limit)
+
+
+async def waiting_decisions(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]]:
+    """Funding decisions kept until their registration arrives (not lost, not yet emailed)."""
+    async with pool.acquire() as conn:
+        return await store.waiting_decisions(conn, limit)

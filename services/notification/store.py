@@ -82,6 +82,10 @@ UPDATE emails SET status = 'pending', attempts = 0, resends = resends + 1, parke
                   next_attempt_at = now()
 WHERE id = $1 AND status = 'parked'
 """
+SELECT_WAITING_DECISIONS = """
+SELECT event_id, registration_id, envelope->>'event_type' AS event_type, received_at
+FROM pending_decisions ORDER BY received_at LIMIT $1
+"""
 COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM emails GROUP BY status"
 SELECT_EMAIL = """
 SELECT id, event_id, template, registration_id, kommune_key, recipient, subject, status, attempts,
@@ -213,3 +217,7 @@ async def get_email(conn: asyncpg.Connection, email_id: uuid.UUID) -> dict[str, 
 
 async def parked_emails(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(row) for row in await conn.fetch(SELECT_PARKED, limit)]
+
+
+async def waiting_decisions(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+    return [dict(row) for row in await conn.fetch(SELECT_WAITING_DECISIONS, limit)]

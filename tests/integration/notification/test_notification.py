@@ -170,13 +170,19 @@ async def test_a_decision_that_arrives_before_its_registration_is_emailed_when_i
 ) -> None:
     approved = decision("funding.approved", "R-9", amount_cents=123_456)
     accepted = registration_event("registration.accepted", "R-9")
-    async with notification_service():
+    async with notification_service() as runtime:
         await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, approved)])
 
         async def decision_waits() -> bool:
             return bool(await notification_db.fetchval("SELECT count(*) FROM pending_decisions") == 1)
 
         await wait_until(decision_waits)
+        (waiting,) = await operations.waiting_decisions(runtime.pool)
+        assert (str(waiting["event_id"]), waiting["registration_id"], waiting["event_type"]) == (
+            approved["event_id"],
+            "R-9",
+            "funding.approved",
+        )
         assert sink.handler.received == []
     # Kept across a restart, and released by the registration.
     async with notification_service():
@@ -189,6 +195,7 @@ async def test_a_decision_that_arrives_before_its_registration_is_emailed_when_i
     text, _ = parts(funding)
     assert "1.234,56 €" in text and "Jürgen Weiß" in text and "01.02.2023 bis 03.02.2023" in text
     assert await notification_db.fetchval("SELECT count(*) FROM pending_decisions") == 0
+    assert await notification_db.fetchval("SELECT count(*) FROM emails WHERE status = 'sent'") == 2
 
 
 async def test_temporary_smtp_failures_delay_but_lose_and_duplicate_nothing(
@@ -317,3 +324,26 @@ async def test_a_recipient_refused_for_now_does_not_hold_up_the_other_emails(
         sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
     assert sink.count_by_message_id() == Counter(message_id(e) for e in events)
     assert [v["event_type"] for v in values(sent)] == ["notification.sent"] * len(events)
+
+
+async def test_decisions_racing_their_registrations_are_each_emailed_once(
+    kafka_bootstrap: str,
+    topics: Topics,
+    sink: SmtpSink,
+    notification_service: ServiceFactory,
+    notification_db: asyncpg.Connection,
+) -> None:
+    """Both consumers at once: whichever side of a pair comes first, no decision is lost."""
+    ids = [f"R-{n}" for n in range(1, 13)]
+    registrations = [registration_event("registration.accepted", rid) for rid in ids]
+    decisions = [decision("funding.approved", rid, promoted=n % 2 == 0) for n, rid in enumerate(ids)]
+    async with notification_service():
+        await asyncio.gather(
+            publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in registrations]),
+            publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, e) for e in decisions[::-1]]),
+        )
+        await sent_notifications(kafka_bootstrap, topics, 2 * len(ids), settle=2)
+    assert sink.count_by_message_id() == Counter(message_id(e) for e in registrations + decisions)
+    for message in sink.messages():
+        assert [a.addr_spec for a in message["To"].addresses] == [contact(message["X-Registration-ID"])]
+    assert await notification_db.fetchval("SELECT count(*) FROM pending_decisions") == 0
