@@ -38,11 +38,18 @@ class RecordingHandler:
         self._refused: dict[str, str] = {}
         self.rejected_data = 0
         self.refused_rcpt: Counter[str] = Counter()
+        self._stalls: list[float] = []
 
     def fail_next(self, replies: list[str]) -> None:
         """Answer the next DATA commands with these replies, in order, then accept again."""
         with self._lock:
             self._temporary_replies.extend(replies)
+
+    def take_then_stall(self, seconds: float, count: int = 1) -> None:
+        """Keep the next `count` messages, but answer only after `seconds`: longer than the client
+        waits, the reply is lost, as when the sender dies between the server's 250 and its commit."""
+        with self._lock:
+            self._stalls.extend([seconds] * count)
 
     def refuse(self, address: str, reply: str = "550 5.1.1 Mailbox unavailable") -> None:
         with self._lock:
@@ -75,6 +82,9 @@ class RecordingHandler:
                 self.rejected_data += 1
                 return self._temporary_replies.pop(0)
             self._received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+            stall = self._stalls.pop(0) if self._stalls else 0.0
+        if stall:
+            await asyncio.sleep(stall)
         return "250 Message accepted for delivery"
 
 

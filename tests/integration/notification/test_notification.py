@@ -347,3 +347,24 @@ async def test_decisions_racing_their_registrations_are_each_emailed_once(
     for message in sink.messages():
         assert [a.addr_spec for a in message["To"].addresses] == [contact(message["X-Registration-ID"])]
     assert await notification_db.fetchval("SELECT count(*) FROM pending_decisions") == 0
+
+
+async def test_a_lost_reply_to_an_accepted_email_sends_it_again_with_the_same_message_id(
+    kafka_bootstrap: str,
+    topics: Topics,
+    sink: SmtpSink,
+    notification_service: ServiceFactory,
+    notification_db: asyncpg.Connection,
+) -> None:
+    """The ADR's choice: when the outcome of a delivery is unknown, a duplicate, never a loss."""
+    sink.handler.take_then_stall(seconds=4)
+    accepted = registration_event("registration.accepted", "R-1")
+    async with notification_service(smtp_timeout_seconds=1):
+        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, accepted)])
+        sent = await sent_notifications(kafka_bootstrap, topics, 1, settle=2)
+    first, again = sink.handler.received
+    assert first.content == again.content
+    assert sink.count_by_message_id() == Counter({message_id(accepted): 2})
+    state = await notification_db.fetchrow("SELECT status, attempts FROM emails")
+    assert state["status"] == "sent" and state["attempts"] == 2
+    assert [v["event_type"] for v in values(sent)] == ["notification.sent"]
