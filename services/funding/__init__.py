@@ -1,0 +1,1 @@
+"""The funding service: decides funding for accepted registrations under a programme's rules."""
