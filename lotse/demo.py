@@ -19,7 +19,7 @@ from shared.topics import Topics
 
 
 @dataclass(frozen=True)
-class Progress_:
+class DemoProgress:
     decided_registrations: int
     funding_decisions: int
     expected_emails: int
@@ -46,12 +46,12 @@ async def publish_scenario(bootstrap: str, topics: Topics, scenario: Scenario) -
         await producer.stop()
 
 
-async def measure(bootstrap: str, topics: Topics) -> Progress_:
+async def measure(bootstrap: str, topics: Topics) -> DemoProgress:
     registration = await read_all(bootstrap, topics.registration_events)
     funding = await read_all(bootstrap, topics.funding_decisions)
     notifications = await read_all(bootstrap, topics.notification_events)
     decided = {e["data"]["registration_id"] for e in registration}
-    return Progress_(
+    return DemoProgress(
         decided_registrations=len(decided),
         funding_decisions=len(funding),
         expected_emails=len(registration) + len(funding),
@@ -67,7 +67,7 @@ async def wait_until_handled(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     stable_since: float | None = None
-    last: Progress_ | None = None
+    last: DemoProgress | None = None
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -56,7 +56,7 @@ async def read_letters(bootstrap: str, topic: str, *, only_new: bool = False) ->
     try:
         partitions = [TopicPartition(dead, p) for p in sorted(consumer.partitions_for_topic(dead) or set())]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - first use of a topic
+            await consumer._client.force_metadata_update()
             partitions = [
                 TopicPartition(dead, p) for p in sorted(consumer.partitions_for_topic(dead) or set())
             ]

@@ -20,7 +20,7 @@ async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - first use of a topic
+            await consumer._client.force_metadata_update()
             partitions = [
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())
             ]

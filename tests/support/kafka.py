@@ -92,5 +92,5 @@ def values(records: Sequence[Record]) -> list[dict[str, Any]]:
 def header(record: Record, name: str) -> str | None:
     for key, value in record.headers:
         if key == name:
-            return value.decode()
+            return bytes(value).decode()
     return None
