@@ -23,8 +23,8 @@ from tests.integration.registration.portal import (
 
 pytestmark = pytest.mark.integration
 
-SEMINARS = 8
-PER_SEMINAR = 6
+SEMINARS = 12
+PER_SEMINAR = 8
 
 
 def gemeinde_keys(count: int) -> list[str]:

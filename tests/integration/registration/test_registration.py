@@ -319,7 +319,11 @@ async def test_a_cancelled_seminar_withdraws_every_registration(
         await portal.seminars(cancellation("S-1"))
         await portal.outcomes(7)
         await portal.registrations(submission("R-4", HANNOVER_AGS, "S-1"))
-        records = await portal.outcomes(8, settle=2)
+        await portal.outcomes(8)
+        # Published again, the seminar's details change but it stays cancelled.
+        await portal.seminars(seminar("S-1", 5, title="Neuer Titel"))
+        await portal.registrations(submission("R-5", HANNOVER_AGS, "S-1"))
+        records = await portal.outcomes(9, settle=2)
 
     assert history(records) == {
         "R-1": ["registration.accepted", "registration.withdrawn"],
@@ -327,10 +331,12 @@ async def test_a_cancelled_seminar_withdraws_every_registration(
         "R-3": ["registration.waitlisted", "registration.withdrawn"],
         "R-9": ["registration.accepted"],
         "R-4": ["registration.rejected"],
+        "R-5": ["registration.rejected"],
     }
     assert one(records, "registration.withdrawn", "R-1")["reason"] == "seminar_cancelled"
     assert one(records, "registration.withdrawn", "R-2")["reason"] == "seminar_cancelled"
     assert one(records, "registration.withdrawn", "R-3")["reason"] == "withdrawn_by_portal"
     assert one(records, "registration.rejected", "R-4")["reason"] == "seminar_cancelled"
+    assert one(records, "registration.rejected", "R-5")["reason"] == "seminar_cancelled"
     seats = await portal.db.fetch("SELECT seminar_id, accepted_count FROM seminars ORDER BY seminar_id")
     assert [(row["seminar_id"], row["accepted_count"]) for row in seats] == [("S-1", 0), ("S-2", 1)]
