@@ -23,7 +23,6 @@ def render() -> str:
     # Imported here so that rendering needs no environment: every service builds with defaults.
     from services.funding.app import build as build_funding
     from services.funding.settings import FundingSettings
-
     from services.notification.app import build as build_notification
     from services.notification.settings import NotificationSettings
     from services.registration.app import build as build_registration

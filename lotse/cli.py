@@ -6,10 +6,12 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import Coroutine
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import typer
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lotse import dlq as dead_letters
+from lotse.present import euros
 from lotse.status import check_database, check_kafka, check_service, check_smtp, consumer_lag
+from services.funding.program import DEFAULT_PROGRAM_FILE
 from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
 from shared.topics import Topics
 
@@ -55,6 +59,7 @@ class OperatorSettings(BaseSettings):
     notification_http_port: int = Field(8083, validation_alias="NOTIFICATION_HTTP_PORT")
     gv100ad_file: Path = Field(DEFAULT_DIRECTORY_FILE, validation_alias="GV100AD_FILE")
     mail_dir: Path = Field(REPO_ROOT / "var" / "mail", validation_alias="MAIL_DIR")
+    funding_program_file: Path = Field(DEFAULT_PROGRAM_FILE, validation_alias="FUNDING_PROGRAM_FILE")
 
     @property
     def topics(self) -> Topics:
@@ -65,15 +70,12 @@ def settings() -> OperatorSettings:
     return OperatorSettings()
 
 
+async def connect(dsn: str) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
-
-
-def euros(cents: int | None) -> str:
-    if cents is None:
-        return "unbegrenzt"
-    whole, rest = divmod(cents, 100)
-    return f"{whole:,}".replace(",", ".") + f",{rest:02d} €"
 
 
 @app.command()
@@ -148,6 +150,179 @@ def dlq_replay(
     console.print(f"Replayed {len(replayed)} dead letter(s) onto {topic}.")
 
 
+async def with_pool(dsn: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    pool = await connect(dsn)
+    try:
+        return await action(pool)
+    finally:
+        await pool.close()
+
+
+@app.command()
+def budget() -> None:
+    """Per funding period: the budget, approved, released, remaining and waitlisted."""
+    from services.funding import operations as funding
+
+    config = settings()
+    figures = run(with_pool(config.funding_database_url, funding.budget_figures))
+    table = Table(title="Budget per funding period")
+    for column in (
+        "period",
+        "from",
+        "to",
+        "budget",
+        "approved",
+        "released",
+        "remaining",
+        "waitlisted",
+        "state",
+    ):
+        table.add_column(column, justify="right")
+    for period in figures:
+        table.add_row(
+            period.period_id,
+            period.starts_on.isoformat(),
+            period.ends_on.isoformat(),
+            euros(period.budget_cents),
+            euros(period.approved_cents),
+            euros(period.released_cents),
+            euros(period.remaining_cents),
+            str(period.waitlisted),
+            "closed" if period.closed else "open",
+        )
+    console.print(table)
+
+
+@app.command()
+def kommune(key: Annotated[str, typer.Argument(help="kommune_key: 5, 8, 9 or 12 digits")]) -> None:
+    """The Kommune from the directory (name, kind, eligibility and why), its registrations and funding."""
+    from lotse.figures import load_programme
+    from services.funding import operations as funding
+    from services.registration import operations as registration
+    from shared.directory import KIND_LABELS_DE, is_well_shaped
+
+    config = settings()
+    if not is_well_shaped(key):
+        console.print(f"[red]{key!r} is not a kommune_key: 5, 8, 9 or 12 digits[/]")
+        raise typer.Exit(2)
+    programme = load_programme(config.funding_program_file, config.gv100ad_file)
+    canonical = programme.directory.canonical_key(key)
+    found = programme.directory.get(canonical)
+    if found is None:
+        console.print(f"[red]{key} is not in the directory ({config.gv100ad_file.name})[/]")
+        raise typer.Exit(1)
+    eligible, why = programme.eligibility_of(found)
+    console.print(f"[bold]{found.name}[/] ({KIND_LABELS_DE[found.kind]}, {canonical}, Land {found.land})")
+    console.print(f"Einwohner: {found.population:,}".replace(",", "."))
+    console.print(("[green]eligible[/]: " if eligible else "[red]not eligible[/]: ") + why)
+
+    async def fetch() -> tuple[Any, Any]:
+        registrations = await with_pool(
+            config.registration_database_url,
+            lambda pool: registration.registrations_of_kommune(pool, canonical),
+        )
+        funded = await with_pool(
+            config.funding_database_url, lambda pool: funding.kommune_funding(pool, canonical)
+        )
+        return registrations, funded
+
+    registrations, funded = run(fetch())
+    if funded.places is not None:
+        console.print(f"Funded places: {funded.held} of {funded.places} held")
+    by_id = {entry.registration_id: entry for entry in funded.registrations}
+    table = Table(title=f"Registrations of {canonical}")
+    for column in ("registration", "seminar", "starts", "registration state", "funding", "reason", "amount"):
+        table.add_column(column)
+    for entry in registrations:
+        decision = by_id.get(entry.registration_id)
+        table.add_row(
+            entry.registration_id,
+            entry.seminar_id,
+            entry.seminar_starts_on.isoformat() if entry.seminar_starts_on else "",
+            entry.status + (f" ({entry.reason})" if entry.reason else ""),
+            "" if decision is None else decision.status + (" (nachgerückt)" if decision.promoted else ""),
+            "" if decision is None or decision.reason is None else decision.reason,
+            "" if decision is None or decision.amount_cents is None else euros(decision.amount_cents),
+        )
+    console.print(table)
+    console.print("[dim]Quelle: Statistisches Bundesamt (Destatis), Gemeindeverzeichnis GV100AD[/]")
+
+
+@app.command()
+def waitlist(period: Annotated[str | None, typer.Option(help="only this funding period")] = None) -> None:
+    """The funding waitlist, in promotion order."""
+    from services.funding import operations as funding
+
+    config = settings()
+    entries = run(with_pool(config.funding_database_url, lambda pool: funding.waitlist(pool, period)))
+    table = Table(title="Funding waitlist" + (f" of {period}" if period else ""))
+    for column in ("period", "position", "registration", "kommune", "reason", "amount", "since"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(
+            entry.period_id,
+            str(entry.position),
+            entry.registration_id,
+            entry.kommune_key,
+            entry.reason,
+            euros(entry.amount_cents),
+            entry.waitlisted_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+    console.print(f"{len(entries)} waiting")
+
+
+@app.command("close-period")
+def close_period(period: Annotated[str, typer.Argument(help="the period id, e.g. 2023")]) -> None:
+    """Close a funding period: everyone still waitlisted in it is declined with period_closed."""
+    from services.funding import operations as funding
+
+    config = settings()
+    try:
+        closed = run(
+            with_pool(
+                config.funding_database_url, lambda pool: funding.close_period(pool, period, config.topics)
+            )
+        )
+    except funding.UnknownPeriodError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    state = "was already closed" if closed.already_closed else "is closed now"
+    console.print(f"Period {period} {state}; declined {len(closed.declined)} waitlisted registration(s).")
+
+
+@app.command()
+def demo(
+    size: Annotated[str, typer.Option(help="demo (a programme year) or small")] = "demo",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the stack to finish")] = 1800,
+) -> None:
+    """Replay a programme year through the running stack, wait until it is handled, print the report."""
+    from lotse.demo import run_demo
+    from lotse.figures import gather_report, load_programme
+    from lotse.present import print_report
+    from lotse.scenario import DEMO, SMALL
+
+    sizes = {"demo": DEMO, "small": SMALL}
+    if size not in sizes:
+        console.print(f"[red]--size must be one of {', '.join(sizes)}[/]")
+        raise typer.Exit(2)
+    config = settings()
+    programme = load_programme(config.funding_program_file, config.gv100ad_file)
+
+    async def replay_and_report() -> Any:
+        await run_demo(
+            bootstrap=config.kafka_bootstrap_servers,
+            directory=programme.directory,
+            size=sizes[size],
+            console=console,
+            topics=config.topics,
+            timeout=timeout,
+        )
+        return await gather_report(config, programme)
+
+    print_report(run(replay_and_report()), console)
+
+
 @app.command()
 def report(
     output_format: Annotated[str, typer.Option("--format", help="csv or json")] = "json",
@@ -168,6 +343,57 @@ def report(
         writer = csv.writer(sys.stdout)
         writer.writerow(["section", "item", "value"])
         writer.writerows(rows)
+
+
+@mail_app.command("parked")
+def mail_parked() -> None:
+    """The parked emails, oldest first, with why they could not be delivered."""
+    from services.notification import operations as mail
+
+    config = settings()
+
+    async def fetch() -> list[dict[str, Any]]:
+        pool = await connect(config.notification_database_url)
+        try:
+            return await mail.parked(pool)
+        finally:
+            await pool.close()
+
+    table = Table(title="Parked emails")
+    rows = run(fetch())
+    columns = list(rows[0]) if rows else ["id"]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(row[column]) for column in columns))
+    console.print(table)
+
+
+@mail_app.command("resend")
+def mail_resend(
+    email_id: Annotated[str, typer.Argument(help="the notification_id of notification.failed")],
+) -> None:
+    """Make a parked email pending again; the service delivers it with the same Message-ID."""
+    from services.notification import operations as mail
+
+    config = settings()
+    try:
+        uuid.UUID(email_id)
+    except ValueError as exc:
+        console.print(f"[red]{email_id!r} is not a notification id (a UUID)[/]")
+        raise typer.Exit(2) from exc
+
+    async def resend() -> bool:
+        pool = await connect(config.notification_database_url)
+        try:
+            return await mail.resend(pool, email_id)
+        finally:
+            await pool.close()
+
+    if not run(resend()):
+        console.print(f"[red]email {email_id} is not parked: nothing to resend[/]")
+        raise typer.Exit(1)
+    console.print(f"Email {email_id} is pending again; the notification service will send it.")
 
 
 def main() -> None:

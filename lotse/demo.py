@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lotse.log import read_all
-from lotse.report import Report, build_report
 from lotse.scenario import DEMO, Scenario, ScenarioSize, build_scenario
-from shared.directory import load_directory
+from shared.directory import Directory
 from shared.kafka import make_producer
 from shared.topics import Topics
 
@@ -94,36 +92,22 @@ async def wait_until_handled(
     raise TimeoutError(f"the stack did not finish within {timeout:.0f} s: {last}")
 
 
-async def collect_report(
-    bootstrap: str, topics: Topics, budgets: dict[str, int | None], eligible: int, mail_dir: Path
-) -> Report:
-    return build_report(
-        registration_events=await read_all(bootstrap, topics.registration_events),
-        funding_events=await read_all(bootstrap, topics.funding_decisions),
-        notification_events=await read_all(bootstrap, topics.notification_events),
-        budgets=budgets,
-        eligible_kommunen=eligible,
-        mail_location=f"{mail_dir} ({len(list(mail_dir.glob('*.eml')))} .eml files)",
-    )
-
-
 async def run_demo(
     *,
     bootstrap: str,
-    directory_file: Path,
-    budgets: dict[str, int | None],
-    eligible: int,
-    mail_dir: Path,
+    directory: Directory,
     size: ScenarioSize = DEMO,
     console: Console,
     topics: Topics | None = None,
-) -> Report:
+    timeout: float = 1800,
+) -> Scenario:
+    """Publish the scenario and wait until every registration, decision and email is handled."""
     topics = topics or Topics()
-    scenario = build_scenario(load_directory(str(directory_file)), size)
+    scenario = build_scenario(directory, size)
     console.print(
         f"Replaying {len(scenario.seminars)} seminar offers, {len(scenario.registrations)} registrations "
         f"and {len(scenario.withdrawals)} withdrawals through {bootstrap} …"
     )
     await publish_scenario(bootstrap, topics, scenario)
-    await wait_until_handled(bootstrap, topics, scenario, console)
-    return await collect_report(bootstrap, topics, budgets, eligible, mail_dir)
+    await wait_until_handled(bootstrap, topics, scenario, console, timeout)
+    return scenario

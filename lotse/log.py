@@ -34,7 +34,7 @@ async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         while pending and empty_polls < 10:
             batch = await consumer.getmany(*pending, timeout_ms=500)
             empty_polls = 0 if batch else empty_polls + 1
-            for tp, records in batch.items():
+            for records in batch.values():
                 for record in records:
                     if record.value is None:
                         continue

@@ -93,11 +93,17 @@ def build_report(
     mail_location: str,
 ) -> Report:
     report = Report(eligible_kommunen=eligible_kommunen, mail_location=mail_location)
-    for event in latest_by_registration(registration_events).values():
+    registrations = latest_by_registration(registration_events)
+    for event in registrations.values():
         report.registrations[_state(event)] += 1
     funded: set[str] = set()
-    for event in latest_by_registration(funding_events).values():
-        report.funding[_state(event)] += 1
+    for registration_id, event in latest_by_registration(funding_events).items():
+        state = _state(event)
+        withdrawn = registrations.get(registration_id, {}).get("event_type") == "registration.withdrawn"
+        if withdrawn and event["event_type"] == "funding.waitlisted":
+            # Leaving the waitlist publishes no funding event: the registration's withdrawal says it.
+            state = "withdrawn.from_waitlist"
+        report.funding[state] += 1
         if event["event_type"] == "funding.approved":
             funded.add(event["data"]["kommune_key"])
     report.funded_kommunen = len(funded)

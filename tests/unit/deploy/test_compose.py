@@ -1,0 +1,122 @@
+"""docker-compose.yml cannot run on a machine without a Docker engine, so its structure is checked
+against the local topology: the same components, ports, environment and commands."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from deploy.local.config import DEFAULT_HTTP_PORTS, SERVICES
+from shared.settings import REPO_ROOT, CommonSettings
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
+
+
+def settings_class(service: str) -> type[BaseSettings]:
+    module = importlib.import_module(f"services.{service}.settings")
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, CommonSettings) and value is not CommonSettings
+    ]
+    assert len(found) == 1, f"services.{service}.settings should define one settings class"
+    return found[0]
+
+
+def aliases(model: type[BaseSettings]) -> set[str]:
+    return {str(field.validation_alias) for field in model.model_fields.values() if field.validation_alias}
+
+
+def published(service: dict[str, Any]) -> dict[int, str]:
+    """Container port -> host binding, e.g. {9092: "127.0.0.1:9092"}."""
+    bindings = {}
+    for entry in service.get("ports", []):
+        host_ip, host_port, container_port = entry.split(":")
+        bindings[int(container_port)] = f"{host_ip}:{host_port}"
+    return bindings
+
+
+def test_compose_has_the_local_topology() -> None:
+    assert set(COMPOSE["services"]) == {"kafka", "postgres", "mailpit", "topics", *SERVICES}
+    assert COMPOSE["services"]["kafka"]["image"].startswith("apache/kafka:4.")
+    assert COMPOSE["services"]["postgres"]["image"].startswith("postgres:")
+    assert COMPOSE["services"]["mailpit"]["image"].startswith("axllent/mailpit")
+
+
+def test_kafka_runs_kraft_as_broker_and_controller_without_auto_created_topics() -> None:
+    env = COMPOSE["services"]["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    heap = re.search(r"-Xmx(\d+)m", env["KAFKA_HEAP_OPTS"])
+    assert heap is not None and int(heap.group(1)) <= 512
+
+
+def test_infrastructure_ports_match_the_local_stack_and_bind_to_loopback() -> None:
+    services = COMPOSE["services"]
+    assert published(services["kafka"]) == {9092: "127.0.0.1:9092"}
+    assert published(services["postgres"]) == {5432: "127.0.0.1:5432"}
+    assert published(services["mailpit"])[1025] == "127.0.0.1:1025"
+    for service in services.values():
+        assert all(binding.startswith("127.0.0.1:") for binding in published(service).values())
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_runs_from_the_one_dockerfile_with_its_own_command(service: str) -> None:
+    spec = COMPOSE["services"][service]
+    assert spec["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
+    assert spec["command"] == ["python", "-m", f"services.{service}"]
+    assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_gets_its_database_port_and_broker_from_the_environment(service: str) -> None:
+    spec = COMPOSE["services"][service]
+    env = {key: str(value) for key, value in spec["environment"].items()}
+    upper = service.upper()
+    port = DEFAULT_HTTP_PORTS[service]
+    assert env[f"{upper}_HTTP_PORT"] == str(port)
+    assert published(spec) == {port: f"127.0.0.1:{port}"}
+    # The service's own role and database, on the postgres service.
+    assert env[f"{upper}_DATABASE_URL"] == f"postgresql://{service}:{service}@postgres:5432/{service}"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # Every variable given is one the service really reads: a typo would silently do nothing.
+    unknown = set(env) - aliases(settings_class(service))
+    assert not unknown, f"{service} does not read {sorted(unknown)}"
+
+
+def test_notification_sends_to_mailpit() -> None:
+    env = COMPOSE["services"]["notification"]["environment"]
+    assert (env["SMTP_HOST"], int(env["SMTP_PORT"])) == ("mailpit", 1025)
+
+
+def test_postgres_creates_one_role_and_database_per_service() -> None:
+    mount = next(v for v in COMPOSE["services"]["postgres"]["volumes"] if "init-roles.sql" in v)
+    script = (REPO_ROOT / mount.split(":")[0]).read_text()
+    for service in SERVICES:
+        assert f"CREATE ROLE {service} LOGIN" in script
+        assert f"CREATE DATABASE {service} OWNER {service}" in script
+        assert f"REVOKE CONNECT, TEMPORARY ON DATABASE {service} FROM PUBLIC" in script
+
+
+def test_dockerfile_copies_only_what_exists() -> None:
+    sources = [
+        part
+        for line in DOCKERFILE.read_text().splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+    ]
+    assert sources, "the Dockerfile copies nothing"
+    assert all((REPO_ROOT / source).exists() for source in sources), sources
+
+
+def test_readme_lists_every_environment_variable() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    variables = set().union(*(aliases(settings_class(service)) for service in SERVICES))
+    missing = sorted(name for name in variables if f"`{name}`" not in readme)
+    assert not missing, f"README lacks {missing}"
