@@ -1,9 +1,11 @@
-"""Two instances of the service, as real processes in one consumer group, race for the last seats."""
+"""The service as real `python -m services.registration` processes: two racing instances, and logs."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from itertools import islice
+from typing import Any
 
 import pytest
 
@@ -11,14 +13,15 @@ from shared.directory import load_directory
 from shared.settings import DEFAULT_DIRECTORY_FILE
 from tests.integration.registration.conftest import ProcessFactory, consumers_with_partitions
 from tests.integration.registration.portal import (
+    Message,
     Portal,
-    contact,
     history,
     outcomes,
     participant,
     seminar,
     submission,
     wait_until,
+    withdrawal,
 )
 
 pytestmark = pytest.mark.integration
@@ -82,9 +85,67 @@ async def test_two_instances_never_hand_out_the_same_last_seat(
     logs = {name: service.log() for name, service in (("first", first), ("second", second))}
     for log in logs.values():
         assert "registration placed" in log
-    every_log = "\n".join(logs.values())
+    assert_no_personal_data("\n".join(logs.values()), submissions)
+
+
+def assert_no_personal_data(log: str, submissions: list[Message]) -> None:
+    """Every submission's registration id is logged, but none of its names and addresses."""
     for _key, event in submissions:
         data = event["data"]
-        assert data["registration_id"] in every_log
-        for personal in (*participant(data["registration_id"]).values(), contact(data["kommune_key"])):
-            assert personal not in every_log
+        assert data["registration_id"] in log
+        personal = {*data["participant"].values(), data["contact_email"]}
+        found = {value for value in personal if value.lower() in log.lower()}
+        assert not found, f"personal data in the log of {data['registration_id']}"
+
+
+def log_lines(log: str) -> list[dict[str, Any]]:
+    """The service's JSON log lines (the process writes nothing else as a JSON object)."""
+    lines = []
+    for line in log.splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+async def test_the_service_process_warns_about_withdrawals_it_cannot_apply_and_logs_no_personal_data(
+    portal: Portal, registration_process: ProcessFactory
+) -> None:
+    key = "03241001"
+    submissions = [
+        submission("R-1", key, "S-1"),
+        submission("R-2", key, "S-1", person=participant("R-1")),  # duplicate participant
+        submission("R-1", key, "S-1", contact_email="andere@kommune.example"),  # id conflict
+        submission("R-3", "0324", "S-1"),  # invalid key
+        submission("R-4", key, "S-404"),  # unknown seminar
+        submission("R-5", key, "S-1"),  # waitlisted
+    ]
+    broken = submission("R-9", key, "S-1", person={**participant("R-9"), "given_name": "Heimlich\nName"})
+    async with registration_process("only") as service:
+        await portal.seminars(seminar("S-1", 1))
+        await portal.registrations(
+            *submissions,
+            broken,  # dead-lettered: the reason names the field, not its value
+            withdrawal("R-1", key),  # withdrawn, R-5 takes the seat
+            withdrawal("R-1", key),  # already withdrawn
+            withdrawal("R-3", key),  # rejected
+            withdrawal("R-77", key),  # unknown: remembered
+            submission("R-6", key, "S-1"),  # shows that everything before it was processed
+        )
+        records = await portal.outcomes(len(submissions) + 3, settle=2)
+
+    assert history(records)["R-6"] == ["registration.waitlisted"]
+    assert len(records) == len(submissions) + 3
+    warnings = {
+        (line["event"], line.get("registration_id"))
+        for line in log_lines(service.log())
+        if line.get("level") == "warning"
+    }
+    assert ("withdrawal ignored", "R-1") in warnings
+    assert ("withdrawal ignored", "R-3") in warnings
+    assert any(event.startswith("withdrawal of an unknown") and rid == "R-77" for event, rid in warnings)
+    assert_no_personal_data(service.log(), [*submissions, submission("R-6", key, "S-1")])
+    dead = [line for line in log_lines(service.log()) if line["event"].startswith("dead-lettering")]
+    assert len(dead) == 1
+    assert "given_name" in dead[0]["reason"]
+    assert "Heimlich" not in service.log()
+    assert participant("R-9")["email"] not in service.log()
