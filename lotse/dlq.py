@@ -36,7 +36,7 @@ class Letter:
 def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
     for key, value in record.headers:
         if key == name:
-            return value.decode("utf-8", "replace")
+            return bytes(value).decode("utf-8", "replace")
     return ""
 
 

@@ -72,9 +72,8 @@ async def emails_sent(notification_dsn: str) -> int:
 
 
 async def gather_report(config: OperatorSettings, programme: Programme | None = None) -> Report:
-    programme = programme or await asyncio.to_thread(
-        load_programme, config.funding_program_file, config.gv100ad_file
-    )
+    if programme is None:
+        programme = await asyncio.to_thread(load_programme, config.funding_program_file, config.gv100ad_file)
     topics = config.topics
     report = build_report(
         registration_events=await read_all(config.kafka_bootstrap_servers, topics.registration_events),

@@ -74,7 +74,7 @@ def latest_by_registration(events: list[dict[str, Any]]) -> dict[str, dict[str, 
 
 
 def _state(event: dict[str, Any]) -> str:
-    kind = event["event_type"].split(".", 1)[1]
+    kind = str(event["event_type"]).split(".", 1)[1]
     data = event["data"]
     if kind == "approved":
         return "approved.promoted" if data.get("promoted") else "approved"

@@ -18,6 +18,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
 
 from shared.db import TRANSIENT_ERRORS, retry_transient
 from shared.dlq import DeadLetter, send_dead_letters
@@ -44,6 +45,19 @@ class EventApplier(Protocol):
 
     async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
         """Apply one new event in the caller's transaction and return what it publishes."""
+
+
+def _carries_input(exc: BaseException) -> bool:
+    return isinstance(exc, ValidationError)
+
+
+def safe_error(exc: BaseException) -> str:
+    """The error for logs and dead-letter reasons, without the input values that a validation
+    error would quote (they may be personal data)."""
+    if isinstance(exc, ValidationError):
+        places = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False)[:5])
+        return f"ValidationError: {exc.error_count()} error(s) at {places or 'the message'}"
+    return repr(exc)
 
 
 class PoisonMessageError(Exception):
@@ -97,7 +111,7 @@ class BatchConsumer:
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:
-                log.warning("batch failed, applying its messages one by one", error=repr(exc))
+                log.warning("batch failed, applying its messages one by one", error=safe_error(exc))
                 for record, event in decoded:
                     await self._apply_alone(record, event)
 
@@ -119,9 +133,14 @@ class BatchConsumer:
                 raise
             except Exception as exc:
                 with bound_event(event.event_id, event.effective_correlation_id):
-                    log.error("handler failed", attempt=attempt, error=repr(exc), exc_info=True)
+                    log.error(
+                        "handler failed",
+                        attempt=attempt,
+                        error=safe_error(exc),
+                        exc_info=not _carries_input(exc),
+                    )
                 if attempt == self._max_attempts:
-                    reason = f"handler failed after {attempt} attempts: {exc!r}"
+                    reason = f"handler failed after {attempt} attempts: {safe_error(exc)}"
                     await send_dead_letters(self._producer, [DeadLetter(record, reason)], self.service)
                     EVENTS.labels(self.service, self.topic, "dead_lettered").inc()
                     return

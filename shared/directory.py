@@ -16,7 +16,7 @@ from pathlib import Path
 LINE_LENGTH = 220
 ATTRIBUTION = "Quelle: Statistisches Bundesamt (Destatis), Gemeindeverzeichnis GV100AD"
 
-KEY_SHAPE = re.compile(r"^(\d{5}|\d{8}|\d{9}|\d{12})$")
+KEY_SHAPE = re.compile(r"(\d{5}|\d{8}|\d{9}|\d{12})", re.ASCII)  # use with fullmatch
 
 _SATZARTEN = {"10", "20", "30", "40", "50", "60"}
 _KREISFREIE_STADT_KREIS = {"41", "42"}
@@ -74,7 +74,7 @@ class Directory:
 
     def canonical_key(self, key: str) -> str:
         """The canonical form of a well-shaped key; a key not in the directory stays as given."""
-        if not KEY_SHAPE.match(key):
+        if not KEY_SHAPE.fullmatch(key):
             raise ValueError(f"kommune_key {key!r} has the wrong shape")
         if len(key) == 5:
             return self._kreisfreie_by_kreis.get(key, key)
@@ -92,7 +92,7 @@ class Directory:
 
 
 def is_well_shaped(key: str) -> bool:
-    return bool(KEY_SHAPE.match(key))
+    return bool(KEY_SHAPE.fullmatch(key))
 
 
 @dataclass

@@ -279,3 +279,22 @@ async def remember_withdrawal(
 
 async def take_pending_withdrawal(conn: asyncpg.Connection, registration_id: str) -> bool:
     return await conn.fetchval(TAKE_PENDING_WITHDRAWAL, registration_id) is not None
+
+
+REGISTRATIONS_OF_KOMMUNE = """
+SELECT r.registration_id, r.seminar_id, s.starts_on AS seminar_starts_on, r.status,
+       coalesce(r.rejection_reason, r.withdrawal_reason) AS reason,
+       CASE WHEN r.status = 'waitlisted' THEN (
+           SELECT count(*) FROM registrations AS ahead
+           WHERE ahead.seminar_id = r.seminar_id AND ahead.status = 'waitlisted'
+             AND ahead.waitlist_seq <= r.waitlist_seq) END AS position,
+       r.created_at
+FROM registrations AS r LEFT JOIN seminars AS s USING (seminar_id)
+WHERE r.kommune_key = $1
+ORDER BY r.created_at, r.registration_id
+"""
+
+
+async def registrations_of_kommune(conn: asyncpg.Connection, kommune_key: str) -> Sequence[asyncpg.Record]:
+    rows: Sequence[asyncpg.Record] = await conn.fetch(REGISTRATIONS_OF_KOMMUNE, kommune_key)
+    return rows
