@@ -1,0 +1,55 @@
+"""Wiring: the programme, the runtime, the consumer of registration.events, the programme sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.funding import store
+from services.funding.handlers import RegistrationEventsApplier
+from services.funding.program import load_program
+from services.funding.settings import FundingSettings
+from shared.directory import load_directory
+from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
+from shared.logging import get_logger
+from shared.runtime import ServiceRuntime
+
+SERVICE = "funding"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = get_logger(__name__)
+
+
+def build(settings: FundingSettings) -> ServiceRuntime:
+    program = load_program(settings.program_file)
+    directory = load_directory(str(settings.gv100ad_file))
+    runtime = ServiceRuntime(
+        name=SERVICE,
+        settings=settings,
+        database_url=settings.database_url,
+        http_port=settings.http_port,
+        migrations=MIGRATIONS,
+    )
+    runtime.consume(
+        runtime.topics.registration_events,
+        REGISTRATION_OUTCOME_EVENTS,
+        RegistrationEventsApplier(runtime.topics, program, directory),
+        description=(
+            "Decides funding for every accepted registration; a withdrawal releases the funding "
+            "and promotes from the waitlists."
+        ),
+    )
+    runtime.publishes(
+        runtime.topics.funding_decisions,
+        FUNDING_DECISION_EVENTS,
+        "Every funding decision, release and promotion, keyed by kommune_key.",
+    )
+
+    async def sync_program() -> None:
+        # Runs after the runtime's own startup (pool, migrations) and before the broker starts.
+        async with runtime.pool.acquire() as conn:
+            await store.sync_program(conn, program, directory)
+        log.info("programme loaded", program=program.id, periods=[p.id for p in program.periods])
+
+    runtime.app.on_startup(sync_program)
+    runtime.finish_setup()
+    return runtime

@@ -1,0 +1,219 @@
+"""The applier of registration.events: lock, read, decide with the domain, write, publish.
+
+Only `registration.accepted` (a first decision) and `registration.withdrawn` (release and
+promotions, or leaving a waitlist) change anything. `registration.waitlisted` (no seat yet) and
+`registration.rejected` need no funding decision: a seat promotion arrives later as
+`registration.accepted`.
+
+Logs carry registration ids and Kommune keys, never names or email addresses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from services.funding import store
+from services.funding.domain import (
+    Application,
+    Approve,
+    Decline,
+    Effect,
+    Funding,
+    LeaveWaitlist,
+    QuotaState,
+    Release,
+    Status,
+    Waitlist,
+    decide,
+    on_withdrawn,
+)
+from services.funding.program import Program
+from shared.directory import Directory
+from shared.events import (
+    Envelope,
+    FundingApproved,
+    FundingDeclined,
+    FundingReleased,
+    FundingWaitlisted,
+    RegistrationAccepted,
+    RegistrationWithdrawn,
+    derived_event_id,
+    new_envelope,
+)
+from shared.logging import get_logger
+from shared.outbox import OutboxMessage
+from shared.topics import Topics
+
+log = get_logger(__name__)
+
+SOURCE = "funding"
+
+DecisionData = FundingApproved | FundingWaitlisted | FundingDeclined | FundingReleased
+
+
+def decision_messages(
+    topic: str, cause_id: uuid.UUID, correlation_id: uuid.UUID, effects: Sequence[Effect]
+) -> list[OutboxMessage]:
+    """The funding.decisions messages for effects, keyed by kommune_key.
+
+    Event ids derive from the cause and name the event type and registration, so that a
+    reprocessed cause yields the same ids (the outbox then keeps one row per id).
+    """
+    messages = []
+    for effect in effects:
+        published = _event(effect)
+        if published is None:
+            continue
+        event_type, data = published
+        envelope = new_envelope(
+            event_type,
+            data,
+            source=SOURCE,
+            correlation_id=correlation_id,
+            event_id=derived_event_id(cause_id, f"{event_type}:{effect.registration_id}"),
+        )
+        messages.append(OutboxMessage(topic, data.kommune_key, envelope))
+    return messages
+
+
+# Each published effect carries the fields of its event's data under the same names.
+_EVENTS: dict[type[Effect], tuple[str, type[DecisionData]]] = {
+    Approve: ("funding.approved", FundingApproved),
+    Waitlist: ("funding.waitlisted", FundingWaitlisted),
+    Decline: ("funding.declined", FundingDeclined),
+    Release: ("funding.released", FundingReleased),
+}
+
+
+def _event(effect: Effect) -> tuple[str, DecisionData] | None:
+    """The event an effect publishes; None for leaving a waitlist (nothing to tell)."""
+    if isinstance(effect, LeaveWaitlist):
+        return None
+    event_type, model = _EVENTS[type(effect)]
+    return event_type, model(**{name: getattr(effect, name) for name in model.model_fields})
+
+
+def log_effects(effects: Sequence[Effect]) -> None:
+    for effect in effects:
+        log.info(
+            "funding " + type(effect).__name__.lower(),
+            registration_id=effect.registration_id,
+            **{
+                name: getattr(effect, name)
+                for name in ("kommune_key", "period_id", "reason", "amount_cents", "position", "promoted")
+                if getattr(effect, name, None) is not None
+            },
+        )
+
+
+class RegistrationEventsApplier:
+    """registration.events: first decisions for acceptances; releases and promotions for withdrawals."""
+
+    def __init__(self, topics: Topics, program: Program, directory: Directory) -> None:
+        self._topic = topics.funding_decisions
+        self._program = program
+        self._directory = directory
+
+    async def lock(self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]) -> None:
+        """Registration ids, then the periods, then the Kommunen the batch may change (ADR 0007)."""
+        relevant = [e for e in events if isinstance(e.data, RegistrationAccepted | RegistrationWithdrawn)]
+        if not relevant:
+            return
+        registration_ids = [event.data.registration_id for event in relevant]
+        await store.lock_registrations(conn, registration_ids)
+        existing = await store.fundings(conn, registration_ids)
+        period_ids: set[str] = set()
+        kommune_keys: set[str] = set()
+        releases = False
+        for event in relevant:
+            data = event.data
+            record = existing.get(data.registration_id)
+            if isinstance(data, RegistrationAccepted):
+                kommune_keys.add(data.kommune_key)
+                period = self._program.period_for(data.seminar_starts_on)
+                if period is not None:
+                    period_ids.add(period.id)
+            elif record is not None and record.status is Status.WAITLISTED and record.period_id:
+                period_ids.add(record.period_id)
+            elif record is not None and record.status is Status.APPROVED:
+                # A release may promote in any period, and any Kommune waiting for money.
+                kommune_keys.add(record.kommune_key)
+                releases = True
+        if releases:
+            period_ids |= {period.id for period in self._program.periods}
+        await store.lock_periods(conn, period_ids)
+        if releases:
+            # Stable now: only holders of a period's row add or change its waitlisted entries.
+            for queue in (await store.budget_queues(conn)).values():
+                kommune_keys |= {entry.kommune_key for entry in queue}
+        await store.lock_quotas(conn, kommune_keys)
+
+    async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
+        data = event.data
+        if isinstance(data, RegistrationAccepted):
+            effects = await self._accepted(conn, data)
+        elif isinstance(data, RegistrationWithdrawn):
+            effects = await self._withdrawn(conn, data)
+        else:
+            return []
+        log_effects(effects)
+        return decision_messages(self._topic, event.event_id, event.effective_correlation_id, effects)
+
+    async def _accepted(self, conn: asyncpg.Connection, data: RegistrationAccepted) -> list[Effect]:
+        application = Application(
+            registration_id=data.registration_id,
+            kommune_key=data.kommune_key,
+            seminar_starts_on=data.seminar_starts_on,
+            seminar_ends_on=data.seminar_ends_on,
+            fee_cents=data.fee_cents,
+        )
+        existing = await store.funding(conn, data.registration_id)
+        if existing is not None:
+            log.info(
+                "registration decided before, no second decision",
+                registration_id=data.registration_id,
+                status=existing.status.value,
+            )
+            return []
+        counts = await store.waiting_counts(conn, data.kommune_key)
+        decision = decide(
+            self._program,
+            self._directory.get(data.kommune_key),
+            application,
+            existing=None,
+            budgets=await store.budgets(conn),
+            quota=(await store.quotas(conn, [data.kommune_key])).get(data.kommune_key),
+            quota_waiting=counts.quota_waiting,
+            budget_waiting=counts.budget_waiting,
+        )
+        assert decision is not None
+        await store.record_first_decision(conn, application, data.seminar_id, decision)
+        return [decision]
+
+    async def _withdrawn(self, conn: asyncpg.Connection, data: RegistrationWithdrawn) -> list[Effect]:
+        existing = await store.funding(conn, data.registration_id)
+        if existing is None or existing.status not in (Status.APPROVED, Status.WAITLISTED):
+            log.info("withdrawal changes no funding", registration_id=data.registration_id)
+            return []
+        kommune_queue: list[Funding] = []
+        budget_queues: dict[str, list[Funding]] = {}
+        quotas: dict[str, QuotaState] = {}
+        if existing.status is Status.APPROVED:
+            kommune_queue = await store.waitlisted(conn, "quota_exhausted", kommune_key=existing.kommune_key)
+            budget_queues = await store.budget_queues(conn)
+            keys = {existing.kommune_key} | {e.kommune_key for q in budget_queues.values() for e in q}
+            quotas = await store.quotas(conn, keys)
+        effects = on_withdrawn(
+            existing,
+            budgets=await store.budgets(conn),
+            quotas=quotas,
+            kommune_queue=kommune_queue,
+            budget_queues=budget_queues,
+        )
+        for effect in effects:
+            await store.apply_change(conn, effect)
+        return effects

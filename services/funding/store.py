@@ -1,0 +1,365 @@
+"""The funding service's repository: plain SQL over asyncpg, in the caller's transaction.
+
+Lock order, the same in every transaction of every instance, so that instances never deadlock:
+1. the batch's registration ids (transaction advisory locks, in hash order);
+2. period rows (in period_id order);
+3. quota rows (in kommune_key order).
+A waitlisted record is changed only by a transaction that holds its period's row; a quota or
+budget counter only under its row lock, and only by a conditional update that the CHECK
+constraints back up. See docs/adr/0007-funding-budget-and-quota-invariants.md.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.funding.domain import (
+    Application,
+    Approve,
+    Budget,
+    Decline,
+    Effect,
+    Funding,
+    LeaveWaitlist,
+    QuotaState,
+    Release,
+    Status,
+    Waitlist,
+)
+from services.funding.program import Program
+from shared.directory import Directory
+
+# An arbitrary namespace for this service's advisory locks on registration ids.
+REGISTRATION_LOCK_SPACE = 0x66756E64
+# Serialises the programme sync of instances starting together.
+SYNC_LOCK_ID = 0x66756E73
+
+LOCK_REGISTRATION_IDS = """
+SELECT count(pg_advisory_xact_lock($1::int, key_hash))
+FROM (SELECT DISTINCT hashtext(id) AS key_hash FROM unnest($2::text[]) AS id ORDER BY key_hash) AS keys
+"""
+UPSERT_PERIODS = """
+INSERT INTO periods (period_id, starts_on, ends_on, budget_cents)
+SELECT * FROM unnest($1::text[], $2::date[], $3::date[], $4::bigint[]) ORDER BY 1
+ON CONFLICT (period_id) DO UPDATE SET
+    starts_on = EXCLUDED.starts_on, ends_on = EXCLUDED.ends_on, budget_cents = EXCLUDED.budget_cents,
+    updated_at = now()
+WHERE (periods.starts_on, periods.ends_on, periods.budget_cents)
+      IS DISTINCT FROM (EXCLUDED.starts_on, EXCLUDED.ends_on, EXCLUDED.budget_cents)
+"""
+UPSERT_QUOTAS = """
+INSERT INTO quotas (kommune_key, places)
+SELECT * FROM unnest($1::text[], $2::integer[]) ORDER BY 1
+ON CONFLICT (kommune_key) DO UPDATE SET places = EXCLUDED.places, updated_at = now()
+WHERE quotas.places <> EXCLUDED.places
+"""
+_PERIOD_COLUMNS = "period_id, budget_cents, approved_cents, released_cents, closed_at IS NOT NULL AS closed"
+LOCK_PERIODS = f"""
+SELECT {_PERIOD_COLUMNS} FROM periods WHERE period_id = ANY($1::text[]) ORDER BY period_id FOR UPDATE
+"""
+ALL_PERIODS = f"SELECT {_PERIOD_COLUMNS} FROM periods ORDER BY period_id"
+LOCK_QUOTAS = """
+SELECT kommune_key, places, held FROM quotas
+WHERE kommune_key = ANY($1::text[]) ORDER BY kommune_key FOR UPDATE
+"""
+GET_QUOTAS = "SELECT kommune_key, places, held FROM quotas WHERE kommune_key = ANY($1::text[])"
+_FUNDING_COLUMNS = "registration_id, kommune_key, status, period_id, reason, amount_cents, waitlist_seq"
+GET_FUNDINGS = f"SELECT {_FUNDING_COLUMNS} FROM fundings WHERE registration_id = ANY($1::text[])"
+WAITLISTED = f"""
+SELECT {_FUNDING_COLUMNS} FROM fundings
+WHERE status = 'waitlisted' AND reason = $1 AND ($2::text IS NULL OR period_id = $2)
+  AND ($3::text IS NULL OR kommune_key = $3)
+ORDER BY waitlist_seq
+"""
+WAITING_COUNTS = """
+SELECT period_id, reason, kommune_key = $1 AS own, count(*) AS waiting
+FROM fundings WHERE status = 'waitlisted'
+GROUP BY period_id, reason, kommune_key = $1
+"""
+INSERT_FUNDING = """
+INSERT INTO fundings (registration_id, kommune_key, seminar_id, seminar_starts_on, fee_cents, status,
+                      period_id, reason, amount_cents, waitlist_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+        CASE WHEN $6 = 'waitlisted' THEN nextval('funding_waitlist_order') END)
+"""
+# Conditional: money is taken only while the open period has enough, whatever the caller believes.
+TAKE_BUDGET = """
+UPDATE periods SET approved_cents = approved_cents + $2, updated_at = now()
+WHERE period_id = $1 AND closed_at IS NULL
+  AND (budget_cents IS NULL OR approved_cents - released_cents + $2 <= budget_cents)
+RETURNING period_id
+"""
+TAKE_PLACE = """
+UPDATE quotas SET held = held + 1, updated_at = now()
+WHERE kommune_key = $1 AND held < places
+RETURNING kommune_key
+"""
+FREE_BUDGET = """
+UPDATE periods SET released_cents = released_cents + $2, updated_at = now() WHERE period_id = $1
+"""
+FREE_PLACE = "UPDATE quotas SET held = held - 1, updated_at = now() WHERE kommune_key = $1"
+PROMOTE = """
+UPDATE fundings
+SET status = 'approved', reason = NULL, waitlist_seq = NULL, promoted = true, updated_at = now()
+WHERE registration_id = $1 AND status = 'waitlisted'
+"""
+REQUEUE = """
+UPDATE fundings SET reason = $2, updated_at = now() WHERE registration_id = $1 AND status = 'waitlisted'
+"""
+DECLINE_WAITLISTED = """
+UPDATE fundings SET status = 'declined', reason = $2, waitlist_seq = NULL, updated_at = now()
+WHERE registration_id = $1 AND status = 'waitlisted'
+"""
+RELEASE = """
+UPDATE fundings SET status = 'released', updated_at = now()
+WHERE registration_id = $1 AND status = 'approved'
+"""
+LEAVE_WAITLIST = """
+UPDATE fundings SET status = 'withdrawn', waitlist_seq = NULL, updated_at = now()
+WHERE registration_id = $1 AND status = 'waitlisted'
+"""
+CLOSE_PERIOD = """
+UPDATE periods SET closed_at = coalesce(closed_at, now()), updated_at = now() WHERE period_id = $1
+"""
+
+
+class InvariantError(RuntimeError):
+    """The database refused a change the domain decided: state and decision disagree."""
+
+
+async def sync_program(conn: asyncpg.Connection, program: Program, directory: Directory) -> None:
+    """Write the programme's periods and every eligible Kommune's places, in one transaction.
+
+    A budget or quota lowered below what is already committed violates a CHECK constraint and
+    stops the service from starting, rather than silently overdrawing.
+    """
+    eligible = sorted(
+        (kommune.key, program.quota_for(kommune))
+        for kommune in directory.kommunen.values()
+        if program.eligibility.admits(kommune)
+    )
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SYNC_LOCK_ID)
+        periods = sorted(program.periods, key=lambda period: period.id)
+        await conn.execute(
+            UPSERT_PERIODS,
+            [p.id for p in periods],
+            [p.starts_on for p in periods],
+            [p.ends_on for p in periods],
+            [p.budget_cents for p in periods],
+        )
+        await conn.execute(UPSERT_QUOTAS, [key for key, _ in eligible], [places for _, places in eligible])
+
+
+# --- locks, in the global order --------------------------------------------------------------
+
+
+async def lock_registrations(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> None:
+    ids = list(set(registration_ids))
+    if ids:
+        await conn.fetchval(LOCK_REGISTRATION_IDS, REGISTRATION_LOCK_SPACE, ids)
+
+
+async def lock_periods(conn: asyncpg.Connection, period_ids: Iterable[str]) -> dict[str, Budget]:
+    rows = await conn.fetch(LOCK_PERIODS, sorted(set(period_ids)))
+    return {row["period_id"]: _budget(row) for row in rows}
+
+
+async def lock_quotas(conn: asyncpg.Connection, kommune_keys: Iterable[str]) -> dict[str, QuotaState]:
+    rows = await conn.fetch(LOCK_QUOTAS, sorted(set(kommune_keys)))
+    return {row["kommune_key"]: _quota(row) for row in rows}
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def _budget(row: asyncpg.Record) -> Budget:
+    return Budget(
+        period_id=row["period_id"],
+        budget_cents=row["budget_cents"],
+        approved_cents=row["approved_cents"],
+        released_cents=row["released_cents"],
+        closed=row["closed"],
+    )
+
+
+def _quota(row: asyncpg.Record) -> QuotaState:
+    return QuotaState(row["kommune_key"], row["places"], row["held"])
+
+
+def _funding(row: asyncpg.Record) -> Funding:
+    return Funding(
+        registration_id=row["registration_id"],
+        kommune_key=row["kommune_key"],
+        status=Status(row["status"]),
+        period_id=row["period_id"],
+        reason=row["reason"],
+        amount_cents=row["amount_cents"],
+        seq=row["waitlist_seq"],
+    )
+
+
+async def budgets(conn: asyncpg.Connection) -> dict[str, Budget]:
+    return {row["period_id"]: _budget(row) for row in await conn.fetch(ALL_PERIODS)}
+
+
+async def quotas(conn: asyncpg.Connection, kommune_keys: Iterable[str]) -> dict[str, QuotaState]:
+    rows = await conn.fetch(GET_QUOTAS, list(set(kommune_keys)))
+    return {row["kommune_key"]: _quota(row) for row in rows}
+
+
+async def fundings(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> dict[str, Funding]:
+    rows = await conn.fetch(GET_FUNDINGS, list(set(registration_ids)))
+    return {row["registration_id"]: _funding(row) for row in rows}
+
+
+async def funding(conn: asyncpg.Connection, registration_id: str) -> Funding | None:
+    return (await fundings(conn, [registration_id])).get(registration_id)
+
+
+async def waitlisted(
+    conn: asyncpg.Connection, reason: str, *, period_id: str | None = None, kommune_key: str | None = None
+) -> list[Funding]:
+    """Waitlisted entries for `reason`, optionally of one period or Kommune, in order of arrival."""
+    return [_funding(row) for row in await conn.fetch(WAITLISTED, reason, period_id, kommune_key)]
+
+
+async def budget_queues(conn: asyncpg.Connection) -> dict[str, list[Funding]]:
+    queues: dict[str, list[Funding]] = {}
+    for entry in await waitlisted(conn, "budget_exhausted"):
+        assert entry.period_id is not None
+        queues.setdefault(entry.period_id, []).append(entry)
+    return queues
+
+
+@dataclass(frozen=True)
+class WaitingCounts:
+    quota_waiting: int  # the Kommune's entries waiting for a place
+    budget_waiting: Counter[str]  # per period, the entries waiting for money
+
+
+async def waiting_counts(conn: asyncpg.Connection, kommune_key: str) -> WaitingCounts:
+    quota_waiting = 0
+    budget_waiting: Counter[str] = Counter()
+    for row in await conn.fetch(WAITING_COUNTS, kommune_key):
+        if row["reason"] == "budget_exhausted":
+            budget_waiting[row["period_id"]] += row["waiting"]
+        elif row["own"]:
+            quota_waiting += row["waiting"]
+    return WaitingCounts(quota_waiting, budget_waiting)
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+async def record_first_decision(
+    conn: asyncpg.Connection, application: Application, seminar_id: str, decision: Effect
+) -> None:
+    """Insert the registration's funding record; an approval takes its place and money first."""
+    reason: str | None = None
+    amount: int | None = None
+    if isinstance(decision, Approve):
+        await _take(conn, decision)
+        status, amount = Status.APPROVED, decision.amount_cents
+    elif isinstance(decision, Waitlist):
+        status, reason, amount = Status.WAITLISTED, decision.reason, decision.amount_cents
+    elif isinstance(decision, Decline):
+        status, reason = Status.DECLINED, decision.reason
+    else:
+        raise TypeError(f"not a first decision: {decision!r}")
+    await conn.execute(
+        INSERT_FUNDING,
+        application.registration_id,
+        application.kommune_key,
+        seminar_id,
+        application.seminar_starts_on,
+        application.fee_cents,
+        status.value,
+        decision.period_id,
+        reason,
+        amount,
+    )
+
+
+async def apply_change(conn: asyncpg.Connection, effect: Effect) -> None:
+    """Apply an effect on an existing record: promotion, requeue, release, leave, period close."""
+    if isinstance(effect, Approve) and effect.promoted:
+        await _take(conn, effect)
+        await _exactly_one(conn, PROMOTE, effect.registration_id)
+    elif isinstance(effect, Waitlist) and effect.requeued:
+        await _exactly_one(conn, REQUEUE, effect.registration_id, effect.reason)
+    elif isinstance(effect, Release):
+        await _exactly_one(conn, RELEASE, effect.registration_id)
+        await conn.execute(FREE_PLACE, effect.kommune_key)
+        await conn.execute(FREE_BUDGET, effect.period_id, effect.amount_cents)
+    elif isinstance(effect, LeaveWaitlist):
+        await _exactly_one(conn, LEAVE_WAITLIST, effect.registration_id)
+    elif isinstance(effect, Decline) and not effect.first:
+        await _exactly_one(conn, DECLINE_WAITLISTED, effect.registration_id, effect.reason)
+    else:
+        raise TypeError(f"not a change of an existing record: {effect!r}")
+
+
+async def _take(conn: asyncpg.Connection, approval: Approve) -> None:
+    if await conn.fetchval(TAKE_PLACE, approval.kommune_key) is None:
+        raise InvariantError(f"no free place for Kommune {approval.kommune_key}")
+    if await conn.fetchval(TAKE_BUDGET, approval.period_id, approval.amount_cents) is None:
+        raise InvariantError(f"not enough budget left in period {approval.period_id}")
+
+
+async def _exactly_one(conn: asyncpg.Connection, statement: str, *args: object) -> None:
+    if await conn.execute(statement, *args) != "UPDATE 1":
+        raise InvariantError(f"funding record {args[0]} is not in the state the change expects")
+
+
+async def close_period(conn: asyncpg.Connection, period_id: str) -> Budget | None:
+    """Lock the period's row and mark it closed (once); None if the period does not exist."""
+    locked = await lock_periods(conn, [period_id])
+    if period_id not in locked:
+        return None
+    await conn.execute(CLOSE_PERIOD, period_id)
+    return locked[period_id]
+
+
+# --- operator views --------------------------------------------------------------------------
+
+PERIOD_FIGURES = """
+SELECT p.period_id, p.starts_on, p.ends_on, p.budget_cents, p.approved_cents, p.released_cents,
+       p.closed_at,
+       (SELECT count(*) FROM fundings f WHERE f.period_id = p.period_id AND f.status = 'waitlisted')
+           AS waitlisted
+FROM periods p ORDER BY p.starts_on, p.period_id
+"""
+# Positions: per Kommune for quota_exhausted (the quota spans all periods), per period otherwise.
+WAITLIST_VIEW = """
+SELECT * FROM (
+    SELECT registration_id, kommune_key, period_id, reason, amount_cents, decided_at, waitlist_seq,
+           row_number() OVER (
+               PARTITION BY reason, CASE WHEN reason = 'quota_exhausted' THEN kommune_key ELSE period_id END
+               ORDER BY waitlist_seq) AS position
+    FROM fundings WHERE status = 'waitlisted'
+) AS waiting
+WHERE $1::text IS NULL OR period_id = $1
+ORDER BY period_id, waitlist_seq
+"""
+KOMMUNE_FUNDINGS = """
+SELECT registration_id, seminar_id, seminar_starts_on, fee_cents, status, period_id, reason,
+       amount_cents, promoted, decided_at, updated_at
+FROM fundings WHERE kommune_key = $1 ORDER BY decided_at, registration_id
+"""
+
+
+async def period_figures(conn: asyncpg.Connection) -> Sequence[asyncpg.Record]:
+    return list(await conn.fetch(PERIOD_FIGURES))
+
+
+async def waitlist_view(conn: asyncpg.Connection, period_id: str | None) -> Sequence[asyncpg.Record]:
+    return list(await conn.fetch(WAITLIST_VIEW, period_id))
+
+
+async def kommune_fundings(conn: asyncpg.Connection, kommune_key: str) -> Sequence[asyncpg.Record]:
+    return list(await conn.fetch(KOMMUNE_FUNDINGS, kommune_key))
