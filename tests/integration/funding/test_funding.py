@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from services.funding import operations
+from services.funding.program import DEFAULT_PROGRAM_FILE, load_program
 from shared.events import derived_event_id
 from shared.runtime import ServiceRuntime
 from shared.topics import Topics
@@ -208,8 +209,8 @@ async def test_duplicate_delivery_changes_nothing(
 
 
 def first_eligible_keys(n: int) -> list[str]:
-    keys = sorted(k.key for k in directory().in_land("03") if k.kind.value != "mitgliedsgemeinde")
-    return [key for key in keys if directory().get(key).kind.value != "gemeindefreies_gebiet"][:n]  # type: ignore[union-attr]
+    program = load_program(DEFAULT_PROGRAM_FILE)
+    return sorted(k.key for k in directory().in_land("03") if program.eligibility.admits(k))[:n]
 
 
 def assigned_partitions(runtime: ServiceRuntime) -> set[int]:
@@ -308,9 +309,9 @@ def is_first_decision(decision: Decision, earlier: list[Decision]) -> bool:
     """Approved (not promoted), declined for a reason of its own, or waitlisted for the first time."""
     event_type, data = decision["event_type"], decision["data"]
     if event_type == "funding.approved":
-        return not data["promoted"]
+        return data["promoted"] is False
     if event_type == "funding.declined":
-        return data["reason"] != "period_closed"
+        return bool(data["reason"] != "period_closed")
     return event_type == "funding.waitlisted" and not any(
         d["event_type"] == "funding.waitlisted" for d in earlier
     )
