@@ -13,6 +13,8 @@ help:
 	@echo "make status    what runs"
 	@echo "make lint      ruff and mypy --strict"
 	@echo "make asyncapi  regenerate docs/asyncapi.yaml"
+	@echo "make bench     throughput and latency against the framework floor (bench/results/)"
+	@echo "make chaos     the full fault suite: kills, broker and database stops, SMTP faults"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +43,8 @@ test: venv
 	$(PY) -m deploy.local.stack test
 
 lint: venv
-	$(VENV)/bin/ruff check shared services deploy lotse tests bench
-	$(VENV)/bin/ruff format --check shared services deploy lotse tests bench
+	$(VENV)/bin/ruff check shared services deploy lotse tests
+	$(VENV)/bin/ruff format --check shared services deploy lotse tests
 	$(VENV)/bin/mypy shared services deploy lotse
 
 demo: venv
@@ -54,3 +56,10 @@ asyncapi: venv
 
 clean-state: down
 	rm -rf var
+
+# Benchmarks and the full fault suite run their own stack (other ports, other LOTSE_VAR_DIR); never part of `make test`.
+bench: venv
+	$(PY) -m bench
+
+chaos: venv
+	$(PY) -m tests.reliability.chaos --events 20000

@@ -26,7 +26,12 @@ from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
 from shared.topics import Topics
 
 T = TypeVar("T")
-app = typer.Typer(help="Operate the Digitallotsen services.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Operate the Digitallotsen services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 mail_app = typer.Typer(help="Parked emails.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
@@ -360,13 +365,14 @@ def mail_parked() -> None:
             await pool.close()
 
     table = Table(title="Parked emails")
-    rows = run(fetch())
-    columns = list(rows[0]) if rows else ["id"]
+    columns = ("id", "registration_id", "template", "recipient", "attempts", "parked_at", "last_error")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in {"id", "registration_id"})
+    rows = run(fetch())
     for row in rows:
         table.add_row(*(str(row[column]) for column in columns))
     console.print(table)
+    console.print(f"{len(rows)} parked; `lotse mail resend ID` sends one again")
 
 
 @mail_app.command("resend")

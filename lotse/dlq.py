@@ -124,6 +124,7 @@ async def _commit_replayed(bootstrap: str, topic: str, letters: list[Letter]) ->
         for letter in letters:
             tp = TopicPartition(dlq_topic(topic), letter.partition)
             last[tp] = max(last.get(tp, -1), letter.offset)
+        consumer.assign(list(last))  # aiokafka commits only for assigned partitions
         await consumer.commit({tp: OffsetAndMetadata(offset + 1, "") for tp, offset in last.items()})
     finally:
         await consumer.stop()

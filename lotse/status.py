@@ -87,12 +87,20 @@ async def consumer_lag(bootstrap: str, topics: Topics) -> list[Lag]:
     await consumer.start()
     try:
         lags: list[Lag] = []
+        names = [
+            topics.prefix + topic for service_topics in SERVICE_TOPICS.values() for topic in service_topics
+        ]
+        partition_counts = {
+            described["topic"]: len(described["partitions"])
+            for described in await admin.describe_topics(sorted(set(names)))
+            if described["error_code"] == 0
+        }
         for service, service_topics in SERVICE_TOPICS.items():
             group = topics.prefix + service
             committed = await admin.list_consumer_group_offsets(group)
             for topic in service_topics:
                 name = topics.prefix + topic
-                partitions = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or set()]
+                partitions = [TopicPartition(name, p) for p in range(partition_counts.get(name, 0))]
                 if not partitions:
                     continue
                 ends = await consumer.end_offsets(partitions)

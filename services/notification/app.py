@@ -8,7 +8,7 @@ from services.notification.handlers import FundingDecisionsApplier, Letters, Reg
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
 from shared.directory import load_directory
-from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
+from shared.events import FUNDING_DECISION_EVENTS, NOTIFICATION_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.runtime import ServiceRuntime
 
 SERVICE = "notification"
@@ -35,6 +35,11 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         FUNDING_DECISION_EVENTS,
         FundingDecisionsApplier(letters),
         description="Records the letter for every funding decision; keeps it until its registration arrives.",
+    )
+    runtime.publishes(
+        runtime.topics.notification_events,
+        NOTIFICATION_EVENTS,
+        "notification.sent for every delivered email, notification.failed for every parked one.",
     )
     sender = Sender(pool=lambda: runtime.pool, settings=settings, topics=runtime.topics)
     # After startup: the pool and migrations exist. On shutdown: before the pool closes.

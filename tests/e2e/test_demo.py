@@ -26,7 +26,7 @@ from shared.dlq import HEADER_ERROR
 from shared.kafka import make_producer
 from shared.settings import DEFAULT_DIRECTORY_FILE
 from shared.topics import Topics, dlq_topic
-from tests.e2e.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -92,6 +92,44 @@ def expected_figures(scenario: Scenario) -> Expected:
         funded_kommunen=funded_kommunen,
         waitlisted_by_period={},
     )
+
+
+def submission(registration_id: str, kommune_key: str, seminar_id: str, contact_email: str) -> bytes:
+    """A portal's registration.submitted, as the bytes it would publish."""
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "registration.submitted",
+            "schema_version": 1,
+            "occurred_at": "2023-05-02T09:00:00+02:00",
+            "source": "nsi-portal",
+            "data": {
+                "registration_id": registration_id,
+                "kommune_key": kommune_key,
+                "seminar_id": seminar_id,
+                "participant": {
+                    "given_name": "Özlem",
+                    "family_name": "Weiß",
+                    "email": f"{registration_id.lower()}@kommunen.example",
+                },
+                "contact_email": contact_email,
+            },
+        }
+    ).encode()
+
+
+def publish(
+    stack: Stack, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]] | None = None
+) -> None:
+    async def send() -> None:
+        producer = make_producer(stack.bootstrap, client_id="e2e")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value, key=key, headers=headers or [])
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
 
 
 @pytest.fixture(scope="module")
@@ -209,35 +247,11 @@ def test_waitlist_lists_the_waiting_in_promotion_order(
 def test_a_dead_letter_is_listed_and_its_replay_takes_effect_once(stack: Stack) -> None:
     topics = Topics()
     registration_id = f"REG-DLQ-{uuid.uuid4().hex[:8]}"
-    valid = {
-        "event_id": str(uuid.uuid4()),
-        "event_type": "registration.submitted",
-        "schema_version": 1,
-        "occurred_at": "2023-05-02T09:00:00+02:00",
-        "source": "nsi-portal",
-        "data": {
-            "registration_id": registration_id,
-            "kommune_key": "03241",
-            "seminar_id": "NSI-DL-2023-01",
-            "participant": {"given_name": "Jörg", "family_name": "Jäger", "email": "jj@kommunen.example"},
-            "contact_email": "digitallotsen.03241@kommunen.example",
-        },
-    }
-
-    async def publish(topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        producer = make_producer(stack.bootstrap, client_id="e2e")
-        await producer.start()
-        try:
-            await producer.send_and_wait(topic, value, key=b"03241", headers=headers)
-        finally:
-            await producer.stop()
-
+    valid = submission(registration_id, "03241", "NSI-DL-2023-01", "digitallotsen.03241@kommunen.example")
     # A message that breaks the contract is dead-lettered by the service, with its reason.
-    asyncio.run(publish(topics.portal_registrations, b'{"event_type": "registration.submitted"', []))
+    publish(stack, topics.portal_registrations, b'{"event_type": "registration.submitted"', b"03241")
     # A valid one that a (since fixed) fault had dead-lettered: replaying it must take effect once.
-    asyncio.run(
-        publish(dlq_topic(topics.portal_registrations), json.dumps(valid).encode(), [(HEADER_ERROR, b"bug")])
-    )
+    publish(stack, dlq_topic(topics.portal_registrations), valid, b"03241", [(HEADER_ERROR, b"bug")])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         listed = stack.lotse("dlq", "list", "portal.registrations").stdout
@@ -270,32 +284,8 @@ def test_a_parked_email_is_resent(stack: Stack) -> None:
     faults.write_text(json.dumps({"reject_recipients": [address]}))
     try:
         registration_id = f"REG-PARK-{uuid.uuid4().hex[:8]}"
-        submit = {
-            "event_id": str(uuid.uuid4()),
-            "event_type": "registration.submitted",
-            "schema_version": 1,
-            "occurred_at": "2023-05-02T09:00:00+02:00",
-            "source": "nsi-portal",
-            "data": {
-                "registration_id": registration_id,
-                "kommune_key": "03101",
-                "seminar_id": "NSI-DL-2023-02",
-                "participant": {"given_name": "Özlem", "family_name": "Weiß", "email": "ow@kommunen.example"},
-                "contact_email": address,
-            },
-        }
-
-        async def publish() -> None:
-            producer = make_producer(stack.bootstrap, client_id="e2e")
-            await producer.start()
-            try:
-                await producer.send_and_wait(
-                    Topics().portal_registrations, json.dumps(submit).encode(), key=b"03101"
-                )
-            finally:
-                await producer.stop()
-
-        asyncio.run(publish())
+        value = submission(registration_id, "03101", "NSI-DL-2023-02", address)
+        publish(stack, Topics().portal_registrations, value, b"03101")
         failed = wait_for_notifications(stack, registration_id, "notification.failed", 1)
     finally:
         faults.unlink()
@@ -362,3 +352,17 @@ def test_closing_a_period_declines_its_waitlist(stack: Stack, scenario: Scenario
 
 def test_mail_dir_is_under_the_stack_state(stack: Stack) -> None:
     assert Path(stack.env["MAIL_DIR"]).is_relative_to(stack.var_dir)
+
+
+def test_report_as_csv_carries_the_same_figures_as_json(
+    stack: Stack, demo_report: dict[tuple[str, str], Any]
+) -> None:
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(stack.lotse("report", "--format", "csv").stdout)))
+    as_csv = {(row["section"], row["item"]): row["value"] for row in rows}
+    # A later test adds registrations, so compare the figures that no other test changes.
+    for key in (("kommunen", "eligible"), ("budget", "2023.budget_cents")):
+        assert as_csv[key] == str(demo_report[key])
+    assert stack.lotse("report", "--format", "xml", check=False).returncode == 2

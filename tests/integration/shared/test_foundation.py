@@ -85,7 +85,7 @@ async def test_outbox_relay_publishes_each_row_once_across_sigkill(
     command = [sys.executable, "-m", "tests.support.relay_process", dsn, kafka_bootstrap, topics.prefix, "50"]
     kills = 0
     while True:
-        relay = subprocess.Popen(command, cwd=REPO, env=os.environ.copy())
+        relay = subprocess.Popen(command, cwd=REPO, env=os.environ.copy())  # noqa: ASYNC220 - killed, not awaited
         try:
             # Kill it while it is somewhere in the middle of the stream, twice; then let it finish.
             published_before = await conn.fetchval(

@@ -50,7 +50,12 @@ def test_document_passes_the_official_asyncapi_parser() -> None:
             cwd=VALIDATOR, check=True, capture_output=True, timeout=600,
         )  # fmt: skip
     result = subprocess.run(
-        [node, "validate.mjs", str(DOCUMENT)], cwd=VALIDATOR, capture_output=True, text=True, timeout=120
+        [node, "validate.mjs", str(DOCUMENT)],
+        cwd=VALIDATOR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VALID: AsyncAPI 3.0.0" in result.stdout
