@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import yaml
 from faststream.specification import AsyncAPI
 
 from shared.settings import REPO_ROOT
@@ -42,7 +43,9 @@ def render() -> str:
         description=DESCRIPTION,
         schema_version="3.0.0",
     )
-    return spec.to_specification().to_yaml()
+    # FastStream's order of channels follows set iteration; sorted keys keep the file stable.
+    document = yaml.safe_load(spec.to_specification().to_yaml())
+    return yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100)
 
 
 def main() -> None:
