@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import smtplib
+import stat
 import subprocess
 import sys
 import time
@@ -298,6 +299,16 @@ def postgres_running() -> bool:
     return "postgres" in _cmdline(pid) and str(_pg_data()) in _cmdline(pid)
 
 
+def _let_postgres_through(folder: Path) -> None:
+    """The postgres system user must pass through every folder above its data (a checkout in a
+    mkdtemp folder is mode 700): grant search, never read, where it is missing."""
+    for parent in folder.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            log(f"granting search permission (o+x) on {parent} so that PostgreSQL reaches var/pg")
+            parent.chmod(mode | stat.S_IXOTH)
+
+
 def _init_cluster() -> None:
     place = paths()
     data = _pg_data()
@@ -306,6 +317,7 @@ def _init_cluster() -> None:
     if os.geteuid() == 0:
         shutil.chown(place.pg, "postgres")
         shutil.chown(place.pg / "run", "postgres")
+        _let_postgres_through(place.pg)
     if (data / "PG_VERSION").exists():
         return
     pwfile = place.pg / "superuser.pw"
