@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,11 @@ import pytest
 
 from services.funding.app import build
 from services.funding.settings import FundingSettings
-from shared.runtime import ServiceRuntime
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
 from tests.support.kafka import envelope
+from tests.support.service import ServiceFactory, in_process
 from tests.unit.funding.samples import SMALL_BUDGET_TOML
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[ServiceRuntime]]
 
 
 @pytest.fixture
@@ -41,28 +38,16 @@ def funding_service(
     kafka_bootstrap: str, topics: Topics, funding_dsn: str, unused_tcp_port_factory: Callable[[], int]
 ) -> ServiceFactory:
     """Starts an instance against the test's topics and database (call it twice for two)."""
-
-    @asynccontextmanager
-    async def running(**overrides: Any) -> AsyncIterator[ServiceRuntime]:
-        settings = FundingSettings(
-            **{
-                "kafka_bootstrap_servers": kafka_bootstrap,
-                "kafka_topic_prefix": topics.prefix,
-                "database_url": funding_dsn,
-                "http_port": unused_tcp_port_factory(),
-                "outbox_poll_interval_seconds": 0.2,
-                "consumer_max_records": 50,
-                **overrides,
-            }
-        )
-        runtime = build(settings)
-        await runtime.app.start()
-        try:
-            yield runtime
-        finally:
-            await runtime.app.stop()
-
-    return running
+    return in_process(
+        build,
+        FundingSettings,
+        kafka_bootstrap=kafka_bootstrap,
+        topics=topics,
+        database_url=funding_dsn,
+        free_port=unused_tcp_port_factory,
+        outbox_poll_interval_seconds=0.2,
+        consumer_max_records=50,
+    )
 
 
 @pytest.fixture

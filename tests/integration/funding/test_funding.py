@@ -8,6 +8,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from services.funding.program import DEFAULT_PROGRAM_FILE, load_program
 from shared.events import derived_event_id
 from shared.runtime import ServiceRuntime
 from shared.topics import Topics
-from tests.integration.funding.conftest import ServiceFactory, accepted, withdrawn
+from tests.integration.funding.conftest import accepted, withdrawn
 from tests.support.kafka import Record, publish, read_topic, values
+from tests.support.service import ServiceFactory
+from tests.support.waiting import wait_until
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE,
     KREISFREIE_STADT,
@@ -43,11 +46,32 @@ def count(n: int) -> Callable[[list[Record]], bool]:
     return lambda records: len(records) >= n
 
 
-async def decisions(bootstrap: str, topics: Topics, n: int, settle: float = 0.0) -> list[Decision]:
-    """The first n messages on funding.decisions (waiting `settle` longer for any that must not come)."""
-    return values(
-        await read_topic(bootstrap, topics.funding_decisions, until=count(n), timeout=60, settle=settle)
-    )
+@dataclass(frozen=True)
+class Bus:
+    """The test's topics: registration.events in, funding.decisions out."""
+
+    bootstrap: str
+    topics: Topics
+
+    async def registrations(self, *messages: tuple[str, dict[str, Any]]) -> None:
+        await publish(self.bootstrap, self.topics.registration_events, list(messages))
+
+    async def decisions(self, n: int, settle: float = 0.0) -> list[Decision]:
+        """The first n messages on funding.decisions (waiting `settle` longer for any that must not come)."""
+        return values(
+            await read_topic(
+                self.bootstrap, self.topics.funding_decisions, until=count(n), timeout=60, settle=settle
+            )
+        )
+
+
+@pytest.fixture
+def bus(kafka_bootstrap: str, topics: Topics) -> Bus:
+    return Bus(kafka_bootstrap, topics)
+
+
+async def figures_by_period(pool: asyncpg.Pool) -> dict[str, operations.BudgetFigures]:
+    return {f.period_id: f for f in await operations.budget_figures(pool)}
 
 
 def summary(decision: Decision) -> tuple[Any, ...]:
@@ -75,7 +99,7 @@ async def outbox_order(pool: asyncpg.Pool) -> list[tuple[str, str]]:
 
 
 async def test_eligibility_a_samtgemeinde_member_is_declined_while_its_samtgemeinde_is_approved(
-    kafka_bootstrap: str, topics: Topics, funding_service: ServiceFactory, funding_pool: asyncpg.Pool
+    bus: Bus, funding_service: ServiceFactory, funding_pool: asyncpg.Pool
 ) -> None:
     inputs = [
         accepted("R-SG", SAMTGEMEINDE),
@@ -86,8 +110,8 @@ async def test_eligibility_a_samtgemeinde_member_is_declined_while_its_samtgemei
         accepted("R-RH", REGION_HANNOVER, starts_on=date(2021, 3, 4), fee_cents=123_457),
     ]
     async with funding_service():
-        await publish(kafka_bootstrap, topics.registration_events, inputs)
-        found = await decisions(kafka_bootstrap, topics, len(inputs), settle=1)
+        await bus.registrations(*inputs)
+        found = await bus.decisions(len(inputs), settle=1)
 
     assert by_registration(found) == {
         "R-SG": [("funding.approved", "R-SG", 50_000, False)],
@@ -112,17 +136,13 @@ async def test_eligibility_a_samtgemeinde_member_is_declined_while_its_samtgemei
 
 
 async def test_budget_boundary_more_demand_than_money(
-    kafka_bootstrap: str,
-    topics: Topics,
-    funding_service: ServiceFactory,
-    funding_pool: asyncpg.Pool,
-    small_budget_program: Path,
+    bus: Bus, funding_service: ServiceFactory, funding_pool: asyncpg.Pool, small_budget_program: Path
 ) -> None:
     keys = [SAMTGEMEINDE, LANDKREIS, REGION_HANNOVER, KREISFREIE_STADT, EINHEITSGEMEINDE]
     inputs = [accepted(f"R-{n}", key) for n, key in enumerate(keys)]
     async with funding_service(program_file=small_budget_program):
-        await publish(kafka_bootstrap, topics.registration_events, inputs)
-        found = await decisions(kafka_bootstrap, topics, len(inputs), settle=1)
+        await bus.registrations(*inputs)
+        found = await bus.decisions(len(inputs), settle=1)
 
     outcomes = Counter(summary(d)[0] for d in found)
     assert outcomes == {"funding.approved": 3, "funding.waitlisted": 2}
@@ -131,7 +151,7 @@ async def test_budget_boundary_more_demand_than_money(
         (d["data"]["reason"], d["data"]["position"]) for d in found if d["event_type"] == "funding.waitlisted"
     )
     assert waiting == [("budget_exhausted", 1), ("budget_exhausted", 2)]
-    figures = {f.period_id: f for f in await operations.budget_figures(funding_pool)}
+    figures = await figures_by_period(funding_pool)
     assert figures["2023"].committed_cents == 150_000
     assert figures["2023"].remaining_cents == 0
     assert figures["2023"].waitlisted == 2
@@ -139,21 +159,13 @@ async def test_budget_boundary_more_demand_than_money(
 
 
 async def test_withdrawal_releases_then_promotes_in_order(
-    kafka_bootstrap: str,
-    topics: Topics,
-    funding_service: ServiceFactory,
-    funding_pool: asyncpg.Pool,
-    small_budget_program: Path,
+    bus: Bus, funding_service: ServiceFactory, funding_pool: asyncpg.Pool, small_budget_program: Path
 ) -> None:
     e = EINHEITSGEMEINDE
     async with funding_service(program_file=small_budget_program):
         # The quota path: one Kommune, one partition, so the topic shows the order.
-        await publish(
-            kafka_bootstrap,
-            topics.registration_events,
-            [accepted("E1", e), accepted("E2", e), accepted("E3", e), withdrawn("E1", e)],
-        )
-        found = await decisions(kafka_bootstrap, topics, 5)
+        await bus.registrations(accepted("E1", e), accepted("E2", e), accepted("E3", e), withdrawn("E1", e))
+        found = await bus.decisions(5)
         assert [summary(d) for d in found] == [
             ("funding.approved", "E1", 50_000, False),
             ("funding.approved", "E2", 50_000, False),
@@ -162,13 +174,13 @@ async def test_withdrawal_releases_then_promotes_in_order(
             ("funding.approved", "E3", 50_000, True),
         ]
         # The budget path: E2 and E3 hold 100,000 of 150,000; K1 takes the rest, L1 waits.
-        await publish(kafka_bootstrap, topics.registration_events, [accepted("K1", KREISFREIE_STADT)])
-        await decisions(kafka_bootstrap, topics, 6)
-        await publish(kafka_bootstrap, topics.registration_events, [accepted("L1", LANDKREIS)])
-        found = await decisions(kafka_bootstrap, topics, 7)
+        await bus.registrations(accepted("K1", KREISFREIE_STADT))
+        await bus.decisions(6)
+        await bus.registrations(accepted("L1", LANDKREIS))
+        found = await bus.decisions(7)
         assert summary(found[-1]) == ("funding.waitlisted", "L1", "budget_exhausted", 1)
-        await publish(kafka_bootstrap, topics.registration_events, [withdrawn("K1", KREISFREIE_STADT)])
-        found = await decisions(kafka_bootstrap, topics, 9, settle=1)
+        await bus.registrations(withdrawn("K1", KREISFREIE_STADT))
+        found = await bus.decisions(9, settle=1)
 
     assert sorted(summary(d) for d in found[7:]) == [
         ("funding.approved", "L1", 50_000, True),
@@ -180,23 +192,19 @@ async def test_withdrawal_releases_then_promotes_in_order(
     assert promoted["correlation_id"] == release["correlation_id"]
     assert promoted["data"]["kommune_key"] == LANDKREIS
     assert (await operations.kommune_funding(funding_pool, e)).held == 2
-    figures = {f.period_id: f for f in await operations.budget_figures(funding_pool)}
+    figures = await figures_by_period(funding_pool)
     assert (figures["2023"].approved_cents, figures["2023"].released_cents) == (250_000, 100_000)
 
 
 async def test_duplicate_delivery_changes_nothing(
-    kafka_bootstrap: str, topics: Topics, funding_service: ServiceFactory, funding_pool: asyncpg.Pool
+    bus: Bus, funding_service: ServiceFactory, funding_pool: asyncpg.Pool
 ) -> None:
     first = accepted("R1", EINHEITSGEMEINDE)
     again_with_new_id = accepted("R1", EINHEITSGEMEINDE)
     withdrawal = withdrawn("R1", EINHEITSGEMEINDE)
     async with funding_service():
-        await publish(
-            kafka_bootstrap,
-            topics.registration_events,
-            [first, first, again_with_new_id, withdrawal, withdrawal, first],
-        )
-        found = await decisions(kafka_bootstrap, topics, 2, settle=3)
+        await bus.registrations(first, first, again_with_new_id, withdrawal, withdrawal, first)
+        found = await bus.decisions(2, settle=3)
 
     assert [summary(d) for d in found] == [
         ("funding.approved", "R1", 50_000, False),
@@ -221,11 +229,7 @@ def assigned_partitions(runtime: ServiceRuntime) -> set[int]:
 
 
 async def test_two_instances_share_one_burst_without_overdrawing(
-    kafka_bootstrap: str,
-    topics: Topics,
-    funding_service: ServiceFactory,
-    funding_pool: asyncpg.Pool,
-    small_budget_program: Path,
+    bus: Bus, funding_service: ServiceFactory, funding_pool: asyncpg.Pool, small_budget_program: Path
 ) -> None:
     keys = first_eligible_keys(12)
     burst: list[tuple[str, dict[str, Any]]] = []
@@ -246,19 +250,19 @@ async def test_two_instances_share_one_burst_without_overdrawing(
         funding_service(program_file=small_budget_program) as one,
         funding_service(program_file=small_budget_program) as two,
     ):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not (assigned_partitions(one) and assigned_partitions(two)):
-            assert loop.time() < deadline, "the two instances never shared the partitions"
-            await asyncio.sleep(0.2)
-        await publish(kafka_bootstrap, topics.registration_events, burst)
+
+        async def both_assigned() -> bool:
+            return bool(assigned_partitions(one) and assigned_partitions(two))
+
+        await wait_until(
+            both_assigned, timeout=60, interval=0.2, message="the two instances never shared the partitions"
+        )
+        await bus.registrations(*burst)
 
         async def settled() -> list[Decision]:
             while True:
                 if await funding_pool.fetchval("SELECT count(*) FROM inbox") == len(burst):
-                    return await decisions(
-                        kafka_bootstrap,
-                        topics,
+                    return await bus.decisions(
                         await funding_pool.fetchval("SELECT count(*) FROM outbox"),
                         settle=1,
                     )
@@ -270,7 +274,7 @@ async def test_two_instances_share_one_burst_without_overdrawing(
     # Both instances consumed part of the burst: each holds partitions that carry its records.
     burst_partitions = {
         r.partition
-        for r in await read_topic(kafka_bootstrap, topics.registration_events, until=count(len(burst)))
+        for r in await read_topic(bus.bootstrap, bus.topics.registration_events, until=count(len(burst)))
     }
     assert partitions_one & burst_partitions and partitions_two & burst_partitions
     # Exactly one first decision per accepted registration, and it comes first.
@@ -296,7 +300,7 @@ async def test_two_instances_share_one_burst_without_overdrawing(
         sign = {"funding.approved": 1, "funding.released": -1}.get(decision["event_type"], 0)
         committed[decision["data"].get("period_id", "")] += sign * decision["data"].get("amount_cents", 0)
     assert 0 < committed["2023"] <= 150_000
-    figures = {f.period_id: f for f in await operations.budget_figures(funding_pool)}
+    figures = await figures_by_period(funding_pool)
     assert figures["2023"].committed_cents == committed["2023"]
     assert figures["2021-2022"].committed_cents == committed["2021-2022"]
     # The burst went through every path: both waitlists, releases and promotions.
@@ -318,35 +322,29 @@ def is_first_decision(decision: Decision, earlier: list[Decision]) -> bool:
 
 
 async def test_closing_a_period_declines_the_waitlisted(
-    kafka_bootstrap: str,
-    topics: Topics,
-    funding_service: ServiceFactory,
-    funding_pool: asyncpg.Pool,
-    small_budget_program: Path,
+    bus: Bus, funding_service: ServiceFactory, funding_pool: asyncpg.Pool, small_budget_program: Path
 ) -> None:
     e, k = EINHEITSGEMEINDE, KREISFREIE_STADT
     async with funding_service(program_file=small_budget_program):
-        await publish(
-            kafka_bootstrap,
-            topics.registration_events,
-            [accepted("E1", e), accepted("E2", e), accepted("E3", e), accepted("K1", k), accepted("K2", k)],
+        await bus.registrations(
+            accepted("E1", e), accepted("E2", e), accepted("E3", e), accepted("K1", k), accepted("K2", k)
         )
-        await decisions(kafka_bootstrap, topics, 5)
+        await bus.decisions(5)
         waiting = await operations.waitlist(funding_pool, "2023")
         assert sorted((w.registration_id, w.reason, w.position) for w in waiting) == [
             ("E3", "quota_exhausted", 1),
             ("K2", "budget_exhausted", 1),
         ]
 
-        closed = await operations.close_period(funding_pool, "2023", topics)
+        closed = await operations.close_period(funding_pool, "2023", bus.topics)
         assert sorted(closed.declined) == ["E3", "K2"] and not closed.already_closed
-        again = await operations.close_period(funding_pool, "2023", topics)
+        again = await operations.close_period(funding_pool, "2023", bus.topics)
         assert again.declined == [] and again.already_closed
         with pytest.raises(operations.UnknownPeriodError):
-            await operations.close_period(funding_pool, "1999", topics)
+            await operations.close_period(funding_pool, "1999", bus.topics)
 
-        await publish(kafka_bootstrap, topics.registration_events, [accepted("L1", LANDKREIS)])
-        found = await decisions(kafka_bootstrap, topics, 8, settle=1)
+        await bus.registrations(accepted("L1", LANDKREIS))
+        found = await bus.decisions(8, settle=1)
 
     assert sorted(summary(d) for d in found[5:]) == [
         ("funding.declined", "E3", "period_closed"),
@@ -354,5 +352,5 @@ async def test_closing_a_period_declines_the_waitlisted(
         ("funding.declined", "L1", "period_closed"),
     ]
     assert await operations.waitlist(funding_pool) == []
-    figures = {f.period_id: f for f in await operations.budget_figures(funding_pool)}
+    figures = await figures_by_period(funding_pool)
     assert figures["2023"].closed and figures["2023"].waitlisted == 0

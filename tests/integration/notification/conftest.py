@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -11,12 +10,21 @@ import pytest
 
 from services.notification.app import build
 from services.notification.settings import NotificationSettings
-from shared.runtime import ServiceRuntime
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
 from tests.integration.notification.smtp_sink import SmtpSink, smtp_sink
+from tests.support.service import ServiceFactory, in_process
 
-ServiceFactory = Callable[..., AbstractAsyncContextManager[ServiceRuntime]]
+# Small backoffs and fast polling: the tests wait for outcomes, this only shortens the wait.
+TEST_SETTINGS: dict[str, Any] = {
+    "smtp_host": "127.0.0.1",
+    "smtp_timeout_seconds": 5,
+    "notification_backoff_base_seconds": 0.05,
+    "notification_backoff_max_seconds": 0.5,
+    "notification_max_attempts": 20,
+    "sender_poll_interval_seconds": 0.1,
+    "outbox_poll_interval_seconds": 0.2,
+}
 
 
 @pytest.fixture
@@ -39,34 +47,16 @@ def notification_service(
     unused_tcp_port_factory: Callable[[], int],
 ) -> ServiceFactory:
     """Starts the service against the test's topics, database and SMTP sink; small backoffs."""
-
-    @asynccontextmanager
-    async def running(**overrides: Any) -> AsyncIterator[ServiceRuntime]:
-        settings = NotificationSettings(
-            **{
-                "kafka_bootstrap_servers": kafka_bootstrap,
-                "kafka_topic_prefix": topics.prefix,
-                "database_url": notification_dsn,
-                "http_port": unused_tcp_port_factory(),
-                "smtp_host": "127.0.0.1",
-                "smtp_port": sink.port,
-                "smtp_timeout_seconds": 5,
-                "notification_backoff_base_seconds": 0.05,
-                "notification_backoff_max_seconds": 0.5,
-                "notification_max_attempts": 20,
-                "sender_poll_interval_seconds": 0.1,
-                "outbox_poll_interval_seconds": 0.2,
-                **overrides,
-            }
-        )
-        runtime = build(settings)
-        await runtime.app.start()
-        try:
-            yield runtime
-        finally:
-            await runtime.app.stop()
-
-    return running
+    return in_process(
+        build,
+        NotificationSettings,
+        kafka_bootstrap=kafka_bootstrap,
+        topics=topics,
+        database_url=notification_dsn,
+        free_port=unused_tcp_port_factory,
+        smtp_port=sink.port,
+        **TEST_SETTINGS,
+    )
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -15,9 +16,10 @@ from services.notification import operations
 from services.notification.compose import notification_id
 from services.notification.templates import template_for
 from shared.topics import Topics
-from tests.integration.notification.conftest import ServiceFactory
 from tests.integration.notification.smtp_sink import SmtpSink, smtp_sink
 from tests.support.kafka import Record, publish, read_topic, values
+from tests.support.service import ServiceFactory
+from tests.support.waiting import wait_until
 from tests.unit.notification.letters import parse, parts
 from tests.unit.notification.samples import KOMMUNE_KEY, event_data, wire
 
@@ -43,24 +45,32 @@ def notifications(event_type: str, count: int) -> Callable[[list[Record]], bool]
     return lambda records: sum(1 for v in values(records) if v["event_type"] == event_type) >= count
 
 
-async def sent_notifications(bootstrap: str, topics: Topics, count: int, settle: float = 0) -> list[Record]:
-    """notification.events once `count` notification.sent arrived (and `settle` seconds more)."""
-    return await read_topic(
-        bootstrap,
-        topics.notification_events,
-        until=notifications("notification.sent", count),
-        timeout=60,
-        settle=settle,
-    )
+@dataclass(frozen=True)
+class Bus:
+    """The test's topics: publishes what the service consumes and reads what it reports."""
+
+    bootstrap: str
+    topics: Topics
+
+    async def registrations(self, *events: dict[str, Any]) -> None:
+        await publish(self.bootstrap, self.topics.registration_events, [(KOMMUNE_KEY, e) for e in events])
+
+    async def decisions(self, *events: dict[str, Any]) -> None:
+        await publish(self.bootstrap, self.topics.funding_decisions, [(KOMMUNE_KEY, e) for e in events])
+
+    async def notifications(self, until: Callable[[list[Record]], bool], settle: float = 0) -> list[Record]:
+        return await read_topic(
+            self.bootstrap, self.topics.notification_events, until=until, timeout=60, settle=settle
+        )
+
+    async def sent(self, count: int, settle: float = 0) -> list[Record]:
+        """notification.events once `count` notification.sent arrived (and `settle` seconds more)."""
+        return await self.notifications(notifications("notification.sent", count), settle)
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
+@pytest.fixture
+def bus(kafka_bootstrap: str, topics: Topics) -> Bus:
+    return Bus(kafka_bootstrap, topics)
 
 
 def message_id(event: dict[str, Any], domain: str = "nsi-hannover.de") -> str:
@@ -68,8 +78,14 @@ def message_id(event: dict[str, Any], domain: str = "nsi-hannover.de") -> str:
     return f"<{notification_id(uuid.UUID(event['event_id']), template)}@{domain}>"
 
 
+def assert_each_sent_once(sink: SmtpSink, events: list[dict[str, Any]], sent: list[Record]) -> None:
+    """One email per event (told apart by Message-ID), and one notification.sent per email."""
+    assert sink.count_by_message_id() == Counter(message_id(e) for e in events)
+    assert [v["event_type"] for v in values(sent)] == ["notification.sent"] * len(events)
+
+
 async def test_every_outcome_is_emailed_once_to_the_kommune_and_reported(
-    kafka_bootstrap: str, topics: Topics, sink: SmtpSink, notification_service: ServiceFactory
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory
 ) -> None:
     registrations = [
         registration_event("registration.accepted", "R-1"),
@@ -88,9 +104,9 @@ async def test_every_outcome_is_emailed_once_to_the_kommune_and_reported(
     ]
     events = registrations + decisions
     async with notification_service(mail_from="Förderstelle Süd <foerderung@land.example>"):
-        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in registrations])
-        await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, e) for e in decisions])
-        sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
+        await bus.registrations(*registrations)
+        await bus.decisions(*decisions)
+        sent = await bus.sent(len(events), settle=2)
 
     assert sink.count_by_message_id() == Counter(message_id(e, "land.example") for e in events)
     by_message_id = {message_id(e, "land.example"): e for e in events}
@@ -134,24 +150,20 @@ async def test_every_outcome_is_emailed_once_to_the_kommune_and_reported(
 
 
 async def test_a_redelivered_event_sends_nothing_new(
-    kafka_bootstrap: str,
-    topics: Topics,
-    sink: SmtpSink,
-    notification_service: ServiceFactory,
-    notification_db: asyncpg.Connection,
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
 ) -> None:
     accepted = registration_event("registration.accepted", "R-1")
     approved = decision("funding.approved", "R-1")
     async with notification_service():
-        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, accepted)])
-        await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, approved)])
-        await sent_notifications(kafka_bootstrap, topics, 2)
+        await bus.registrations(accepted)
+        await bus.decisions(approved)
+        await bus.sent(2)
     # Again, also to a restarted service (a new consumer in the same group, after a rebalance).
     async with notification_service():
-        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, accepted)] * 2)
-        await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, approved)])
+        await bus.registrations(accepted, accepted)
+        await bus.decisions(approved)
         await wait_until(lambda: inbox_has(notification_db, 2))
-        sent = await sent_notifications(kafka_bootstrap, topics, 2, settle=2)
+        sent = await bus.sent(2, settle=2)
     assert sink.count_by_message_id() == Counter([message_id(accepted), message_id(approved)])
     assert len(values(sent)) == 2
     assert await notification_db.fetchval("SELECT count(*) FROM emails") == 2
@@ -162,16 +174,12 @@ async def inbox_has(conn: asyncpg.Connection, count: int) -> bool:
 
 
 async def test_a_decision_that_arrives_before_its_registration_is_emailed_when_it_arrives(
-    kafka_bootstrap: str,
-    topics: Topics,
-    sink: SmtpSink,
-    notification_service: ServiceFactory,
-    notification_db: asyncpg.Connection,
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
 ) -> None:
     approved = decision("funding.approved", "R-9", amount_cents=123_456)
     accepted = registration_event("registration.accepted", "R-9")
     async with notification_service() as runtime:
-        await publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, approved)])
+        await bus.decisions(approved)
 
         async def decision_waits() -> bool:
             return bool(await notification_db.fetchval("SELECT count(*) FROM pending_decisions") == 1)
@@ -186,9 +194,9 @@ async def test_a_decision_that_arrives_before_its_registration_is_emailed_when_i
         assert sink.handler.received == []
     # Kept across a restart, and released by the registration.
     async with notification_service():
-        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, accepted)])
+        await bus.registrations(accepted)
         await sink.wait_for(2)
-        await sent_notifications(kafka_bootstrap, topics, 2, settle=1)
+        await bus.sent(2, settle=1)
     assert sink.count_by_message_id() == Counter([message_id(accepted), message_id(approved)])
     funding = next(m for m in sink.messages() if m["Message-ID"] == message_id(approved))
     assert [a.addr_spec for a in funding["To"].addresses] == [contact("R-9")]
@@ -199,39 +207,27 @@ async def test_a_decision_that_arrives_before_its_registration_is_emailed_when_i
 
 
 async def test_temporary_smtp_failures_delay_but_lose_and_duplicate_nothing(
-    kafka_bootstrap: str, topics: Topics, sink: SmtpSink, notification_service: ServiceFactory
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory
 ) -> None:
     sink.handler.fail_next(["421 4.3.2 Service shutting down", "451 4.3.0 Try again later"] * 6)
     events = [registration_event("registration.accepted", f"R-{n}") for n in range(1, 6)]
     async with notification_service(sender_concurrency=3):
-        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in events])
-        sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
+        await bus.registrations(*events)
+        sent = await bus.sent(len(events), settle=2)
     assert sink.handler.rejected_data == 12
-    assert sink.count_by_message_id() == Counter(message_id(e) for e in events)
-    assert [v["event_type"] for v in values(sent)] == ["notification.sent"] * len(events)
+    assert_each_sent_once(sink, events, sent)
 
 
 async def test_a_refused_address_parks_the_email_reports_it_and_an_operator_can_resend_it(
-    kafka_bootstrap: str,
-    topics: Topics,
-    sink: SmtpSink,
-    notification_service: ServiceFactory,
-    notification_db: asyncpg.Connection,
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
 ) -> None:
     sink.handler.refuse(contact("R-1"))
     refused = registration_event("registration.accepted", "R-1")
     fine = registration_event("registration.accepted", "R-2")
     async with notification_service(notification_max_permanent_attempts=2) as runtime:
-        await publish(
-            kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, refused), (KOMMUNE_KEY, fine)]
-        )
-        records = await read_topic(
-            kafka_bootstrap,
-            topics.notification_events,
-            until=lambda r: (
-                notifications("notification.failed", 1)(r) and notifications("notification.sent", 1)(r)
-            ),
-            timeout=60,
+        await bus.registrations(refused, fine)
+        records = await bus.notifications(
+            lambda r: notifications("notification.failed", 1)(r) and notifications("notification.sent", 1)(r)
         )
         (failed,) = [v for v in values(records) if v["event_type"] == "notification.failed"]
         email_id = str(notification_id(uuid.UUID(refused["event_id"]), "registration_accepted"))
@@ -257,7 +253,7 @@ async def test_a_refused_address_parks_the_email_reports_it_and_an_operator_can_
         sink.handler.accept(contact("R-1"))
         assert await operations.resend(runtime.pool, email_id) is True
         assert await operations.resend(runtime.pool, email_id) is False  # no longer parked
-        records = await sent_notifications(kafka_bootstrap, topics, 2, settle=1)
+        records = await bus.sent(2, settle=1)
         assert await operations.count_sent(runtime.pool) == 2
     assert sink.count_by_message_id() == Counter([message_id(fine), message_id(refused)])
     assert sorted(v["event_type"] for v in values(records)) == [
@@ -268,8 +264,7 @@ async def test_a_refused_address_parks_the_email_reports_it_and_an_operator_can_
 
 
 async def test_an_smtp_server_that_refuses_connections_holds_up_neither_consumer_nor_email(
-    kafka_bootstrap: str,
-    topics: Topics,
+    bus: Bus,
     notification_service: ServiceFactory,
     notification_db: asyncpg.Connection,
     unused_tcp_port_factory: Callable[[], int],
@@ -277,7 +272,7 @@ async def test_an_smtp_server_that_refuses_connections_holds_up_neither_consumer
     port = unused_tcp_port_factory()  # nothing listens here yet: connection refused
     events = [registration_event("registration.accepted", f"R-{n}") for n in range(1, 5)]
     async with notification_service(smtp_port=port):
-        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in events])
+        await bus.registrations(*events)
 
         async def every_email_recorded_and_tried() -> bool:
             tried = await notification_db.fetchval(
@@ -291,24 +286,19 @@ async def test_an_smtp_server_that_refuses_connections_holds_up_neither_consumer
         assert await inbox_has(notification_db, len(events))
         with smtp_sink(port) as late_sink:
             await late_sink.wait_for(len(events))
-            sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
-            assert late_sink.count_by_message_id() == Counter(message_id(e) for e in events)
-    assert [v["event_type"] for v in values(sent)] == ["notification.sent"] * len(events)
+            sent = await bus.sent(len(events), settle=2)
+            assert_each_sent_once(late_sink, events, sent)
     assert await notification_db.fetchval("SELECT count(*) FROM emails WHERE status = 'sent'") == len(events)
 
 
 async def test_a_recipient_refused_for_now_does_not_hold_up_the_other_emails(
-    kafka_bootstrap: str,
-    topics: Topics,
-    sink: SmtpSink,
-    notification_service: ServiceFactory,
-    notification_db: asyncpg.Connection,
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
 ) -> None:
     sink.handler.refuse(contact("R-1"), "450 4.2.1 Mailbox busy, try again later")
     events = [registration_event("registration.accepted", f"R-{n}") for n in range(1, 5)]
     async with notification_service(sender_concurrency=1):
         # R-1 first on the same partition, and one SMTP session at a time.
-        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in events])
+        await bus.registrations(*events)
         others = await sink.wait_for(len(events) - 1)
         assert sorted(m["X-Registration-ID"] for m in others) == ["R-2", "R-3", "R-4"]
 
@@ -321,17 +311,12 @@ async def test_a_recipient_refused_for_now_does_not_hold_up_the_other_emails(
         )
         assert state["status"] == "pending" and state["last_error"].startswith("recipient refused: 450")
         sink.handler.accept(contact("R-1"))
-        sent = await sent_notifications(kafka_bootstrap, topics, len(events), settle=2)
-    assert sink.count_by_message_id() == Counter(message_id(e) for e in events)
-    assert [v["event_type"] for v in values(sent)] == ["notification.sent"] * len(events)
+        sent = await bus.sent(len(events), settle=2)
+    assert_each_sent_once(sink, events, sent)
 
 
 async def test_decisions_racing_their_registrations_are_each_emailed_once(
-    kafka_bootstrap: str,
-    topics: Topics,
-    sink: SmtpSink,
-    notification_service: ServiceFactory,
-    notification_db: asyncpg.Connection,
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
 ) -> None:
     """Both consumers at once: whichever side of a pair comes first, no decision is lost."""
     ids = [f"R-{n}" for n in range(1, 13)]
@@ -339,10 +324,10 @@ async def test_decisions_racing_their_registrations_are_each_emailed_once(
     decisions = [decision("funding.approved", rid, promoted=n % 2 == 0) for n, rid in enumerate(ids)]
     async with notification_service():
         await asyncio.gather(
-            publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, e) for e in registrations]),
-            publish(kafka_bootstrap, topics.funding_decisions, [(KOMMUNE_KEY, e) for e in decisions[::-1]]),
+            bus.registrations(*registrations),
+            bus.decisions(*decisions[::-1]),
         )
-        await sent_notifications(kafka_bootstrap, topics, 2 * len(ids), settle=2)
+        await bus.sent(2 * len(ids), settle=2)
     assert sink.count_by_message_id() == Counter(message_id(e) for e in registrations + decisions)
     for message in sink.messages():
         assert [a.addr_spec for a in message["To"].addresses] == [contact(message["X-Registration-ID"])]
@@ -350,18 +335,14 @@ async def test_decisions_racing_their_registrations_are_each_emailed_once(
 
 
 async def test_a_lost_reply_to_an_accepted_email_sends_it_again_with_the_same_message_id(
-    kafka_bootstrap: str,
-    topics: Topics,
-    sink: SmtpSink,
-    notification_service: ServiceFactory,
-    notification_db: asyncpg.Connection,
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
 ) -> None:
     """The ADR's choice: when the outcome of a delivery is unknown, a duplicate, never a loss."""
     sink.handler.take_then_stall(seconds=4)
     accepted = registration_event("registration.accepted", "R-1")
     async with notification_service(smtp_timeout_seconds=1):
-        await publish(kafka_bootstrap, topics.registration_events, [(KOMMUNE_KEY, accepted)])
-        sent = await sent_notifications(kafka_bootstrap, topics, 1, settle=2)
+        await bus.registrations(accepted)
+        sent = await bus.sent(1, settle=2)
     first, again = sink.handler.received
     assert first.content == again.content
     assert sink.count_by_message_id() == Counter({message_id(accepted): 2})

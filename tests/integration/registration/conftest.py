@@ -23,13 +23,14 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from services.registration.app import build
 from services.registration.settings import RegistrationSettings
-from shared.runtime import ServiceRuntime
 from shared.settings import REPO_ROOT
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
-from tests.integration.registration.portal import Portal, wait_until
+from tests.integration.registration.portal import Portal
+from tests.support.service import ServiceFactory as ServiceFactory  # noqa: PLC0414 - for tests/reliability
+from tests.support.service import in_process
+from tests.support.waiting import wait_until
 
-ServiceFactory = Callable[..., AbstractAsyncContextManager[ServiceRuntime]]
 # Fast relay polling and small batches: the tests wait for outcomes, this only shortens the wait.
 TEST_SETTINGS: dict[str, Any] = {"outbox_poll_interval_seconds": 0.2, "handler_retry_base_seconds": 0.05}
 
@@ -60,27 +61,15 @@ def registration_service(
     unused_tcp_port_factory: Callable[[], int],
 ) -> ServiceFactory:
     """Starts one in-process instance; each call is another instance in the same consumer group."""
-
-    @asynccontextmanager
-    async def running(**overrides: Any) -> AsyncIterator[ServiceRuntime]:
-        settings = RegistrationSettings(
-            **{
-                "kafka_bootstrap_servers": kafka_bootstrap,
-                "kafka_topic_prefix": topics.prefix,
-                "database_url": registration_dsn,
-                "http_port": unused_tcp_port_factory(),
-                **TEST_SETTINGS,
-                **overrides,
-            }
-        )
-        runtime = build(settings)
-        await runtime.app.start()
-        try:
-            yield runtime
-        finally:
-            await runtime.app.stop()
-
-    return running
+    return in_process(
+        build,
+        RegistrationSettings,
+        kafka_bootstrap=kafka_bootstrap,
+        topics=topics,
+        database_url=registration_dsn,
+        free_port=unused_tcp_port_factory,
+        **TEST_SETTINGS,
+    )
 
 
 @dataclass

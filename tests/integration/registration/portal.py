@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,6 +12,7 @@ import asyncpg
 
 from shared.topics import Topics
 from tests.support.kafka import Record, envelope, publish, read_topic
+from tests.support.waiting import wait_until as wait_until  # noqa: PLC0414 - for tests/reliability
 
 Message = tuple[str, dict[str, Any]]
 
@@ -77,16 +77,6 @@ async def send(bootstrap: str, topic: str, *messages: Message | tuple[str, bytes
 
 def outcomes(records: Sequence[Record]) -> list[dict[str, Any]]:
     return [json.loads(record.value) for record in records]
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    """Poll until the condition holds; fail the test if it never does."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 @dataclass(frozen=True)

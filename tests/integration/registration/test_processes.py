@@ -20,9 +20,9 @@ from tests.integration.registration.portal import (
     participant,
     seminar,
     submission,
-    wait_until,
     withdrawal,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

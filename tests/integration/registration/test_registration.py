@@ -9,7 +9,6 @@ import pytest
 
 from shared.dlq import HEADER_ERROR, HEADER_SERVICE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_TOPIC
 from shared.topics import dlq_topic
-from tests.integration.registration.conftest import ServiceFactory
 from tests.integration.registration.portal import (
     Portal,
     cancellation,
@@ -19,10 +18,11 @@ from tests.integration.registration.portal import (
     participant,
     seminar,
     submission,
-    wait_until,
     withdrawal,
 )
 from tests.support.kafka import header, read_topic
+from tests.support.service import ServiceFactory
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
