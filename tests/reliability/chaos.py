@@ -1,0 +1,781 @@
+"""The fault suite: a generated stream through a whole second stack while components fail.
+
+    python -m tests.reliability.chaos --events 20000          # make chaos
+    python -m tests.reliability.chaos --events 300 --short    # the version in make test
+
+It starts its own stack (tests/support/stack.py) on ports shifted by 30000 with its state in
+var/chaos-stack, publishes registrations (from real directory keys), withdrawals (some before their
+submissions) and seminar changes, every message twice, and meanwhile kills services (-9), the
+broker (-9) and PostgreSQL (immediate stop), and makes the SMTP sink answer 421/451 or hang up in
+the middle of DATA. After the stream drains it checks, from the topics' full history and the
+funding outbox's history: nothing lost, no duplicate decision, no overdraft or exceeded quota at
+any point, and every duplicate email (same Message-ID) explained by a crash in the documented
+send-and-record window (ADR 0004). It prints the figures; the exit code is 1 if a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sys
+import time
+import tomllib
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from deploy.local import stack as local
+from services.notification.compose import notification_id
+from services.notification.templates import template_for
+from shared.directory import Directory, Kommune, KommuneKind, load_directory
+from shared.settings import REPO_ROOT
+from shared.topics import Topics
+from tests.support.kafka import envelope as kafka_envelope
+from tests.support.stack import Stack, stack_env
+
+PORT_OFFSET = 30_000
+PROGRAMME = REPO_ROOT / "services" / "funding" / "programs" / "niedersachsen.toml"
+FEE_CENTS = 100_000
+QUOTA = 2
+ELIGIBLE = {
+    KommuneKind.LANDKREIS,
+    KommuneKind.KREISFREIE_STADT,
+    KommuneKind.EINHEITSGEMEINDE,
+    KommuneKind.SAMTGEMEINDE,
+}
+# A crash between the SMTP server's acceptance and the commit that records it (ADR 0004): the
+# email was received at most this long before the crash that explains its second copy.
+SEND_AND_RECORD_WINDOW = 30.0
+SERVICES = ("registration", "funding", "notification")
+
+
+def now() -> float:
+    return time.time()
+
+
+def say(message: str) -> None:
+    print(f"[chaos {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- the stream ----------------------------------------------------------------------------------
+
+
+def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return kafka_envelope(event_type, data, source="chaos-portal")
+
+
+@dataclass
+class Stream:
+    seminars: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    messages: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # each once
+    submitted: set[str] = field(default_factory=set)
+    events: int = 0  # distinct inbound events
+    budget_2023: int = 0
+
+
+def seminar_data(sid: str, starts: date, capacity: int, title: str) -> dict[str, Any]:
+    return {
+        "seminar_id": sid,
+        "title": title,
+        "starts_on": starts.isoformat(),
+        "ends_on": starts.replace(day=starts.day + 2).isoformat(),
+        "location": "Hannover",
+        "fee_cents": FEE_CENTS,
+        "capacity": capacity,
+    }
+
+
+def key_form(rng: random.Random, kommune: Kommune) -> str:
+    if kommune.kind is KommuneKind.KREISFREIE_STADT:
+        return kommune.key[:5]
+    if kommune.ags is not None and rng.random() < 0.5:
+        return kommune.ags
+    return kommune.key
+
+
+def build_stream(directory: Directory, events: int, seed: int) -> Stream:
+    rng = random.Random(seed)
+    lower_saxony = sorted(directory.in_land("03"), key=lambda k: k.key)
+    eligible = [k for k in lower_saxony if k.kind in ELIGIBLE]
+    members = [k for k in lower_saxony if k.kind is KommuneKind.MITGLIEDSGEMEINDE]
+    stream = Stream()
+    n_seminars = max(4, events // 60)
+    capacity = 40
+    seminars = []
+    for index in range(n_seminars):
+        year = 2022 if index % 3 == 0 else 2023
+        starts = date(year, 1 + index % 11, 2 + (index * 7) % 20)
+        sid = f"CHAOS-{year}-{index:04d}"
+        seminars.append((sid, starts))
+        data = seminar_data(sid, starts, capacity, f"Digitallotsen {index}")
+        stream.seminars.append(("portal.seminars", sid, envelope("seminar.published", data)))
+    n_changes = max(1, n_seminars // 10)
+    n_withdrawals = max(4, events // 12)
+    n_registrations = max(8, events - n_seminars - n_changes - n_withdrawals)
+    used_2023: set[str] = set()
+    regs: list[tuple[str, str, dict[str, Any]]] = []
+    for index in range(n_registrations):
+        rid = f"CR-{index:06d}"
+        draw = rng.random()
+        kommune = rng.choice(members) if draw < 0.05 else rng.choice(eligible)
+        key = key_form(rng, kommune) if draw >= 0.02 else "03999"  # a well-shaped unknown key
+        sid, starts = rng.choice(seminars)
+        if starts.year == 2023 and kommune.kind in ELIGIBLE:
+            used_2023.add(kommune.key)
+        data = {
+            "registration_id": rid,
+            "kommune_key": key,
+            "seminar_id": sid,
+            "participant": {
+                "given_name": "Anna",
+                "family_name": "Müller",
+                "email": f"{rid.lower()}@teilnehmer.example",
+            },
+            "contact_email": f"digitallotsen.{kommune.key}@kommunen.example",
+        }
+        regs.append(("portal.registrations", key, envelope("registration.submitted", data)))
+        stream.submitted.add(rid)
+    stream.messages = list(regs)
+    # Withdrawals: most after their submission, a third of them before it.
+    for _topic, key, event in rng.sample(regs, min(n_withdrawals, len(regs))):
+        rid = event["data"]["registration_id"]
+        withdrawal = (
+            "portal.registrations",
+            key,
+            envelope("registration.withdrawn", {"registration_id": rid, "kommune_key": key}),
+        )
+        position = next(i for i, message in enumerate(stream.messages) if message[2] is event)
+        if rng.random() < 1 / 3:
+            stream.messages.insert(max(0, position - rng.randint(1, 30)), withdrawal)
+        else:
+            stream.messages.insert(rng.randint(position + 1, len(stream.messages)), withdrawal)
+    # Seminar changes: more seats and a new title, published while registrations come in.
+    for sid, starts in rng.sample(seminars, n_changes):
+        data = seminar_data(sid, starts, capacity + 10, f"Digitallotsen {sid} (geändert)")
+        change = ("portal.seminars", sid, envelope("seminar.published", data))
+        stream.messages.insert(rng.randint(len(stream.messages) // 4, len(stream.messages)), change)
+    stream.events = len(stream.seminars) + len(stream.messages)
+    # A 2023 budget for about half the Kommunen that register for 2023: it binds.
+    stream.budget_2023 = max(1, len(used_2023) // 2) * FEE_CENTS // 2
+    return stream
+
+
+def twice(
+    messages: list[tuple[str, str, dict[str, Any]]], rng: random.Random
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every message twice: the copy follows within the next few dozen messages."""
+    out: list[tuple[str, str, dict[str, Any]] | None] = [*messages]
+    extra: list[tuple[int, tuple[str, str, dict[str, Any]]]] = [
+        (index + rng.randint(1, 40), message) for index, message in enumerate(messages)
+    ]
+    result: list[tuple[str, str, dict[str, Any]]] = []
+    pending = sorted(extra, key=lambda item: item[0])
+    cursor = 0
+    for index, message in enumerate(out):
+        while cursor < len(pending) and pending[cursor][0] <= index:
+            result.append(pending[cursor][1])
+            cursor += 1
+        assert message is not None
+        result.append(message)
+    result.extend(message for _, message in pending[cursor:])
+    return result
+
+
+# --- publishing through broker outages -------------------------------------------------------------
+
+
+class Publisher:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.producer: AIOKafkaProducer | None = None
+        self.sent = 0
+
+    async def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
+        raw = json.dumps(value).encode()
+        while True:
+            try:
+                if self.producer is None:
+                    self.producer = AIOKafkaProducer(
+                        bootstrap_servers=self.bootstrap,
+                        acks="all",
+                        enable_idempotence=True,
+                        request_timeout_ms=10_000,
+                    )
+                    await self.producer.start()
+                await asyncio.wait_for(self.producer.send_and_wait(topic, raw, key=key.encode()), 30)
+                self.sent += 1
+                return
+            except Exception as exc:  # the broker is down: retry (a duplicate is harmless)
+                say(f"publish failed ({exc!r}), retrying")
+                await self.close()
+                await asyncio.sleep(1)
+
+    async def close(self) -> None:
+        if self.producer is not None:
+            try:
+                await self.producer.stop()
+            except Exception:
+                pass
+            self.producer = None
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    kind: str
+    at: float
+    restored_at: float = 0.0
+    recovered_at: float = 0.0
+    probe: str = ""
+
+    @property
+    def recovery_seconds(self) -> float:
+        return round(self.recovered_at - self.restored_at, 1) if self.recovered_at else float("nan")
+
+
+class Chaos:
+    def __init__(self, stack: Stack, topics: Topics, publisher: Publisher, rng: random.Random) -> None:
+        self.stack = stack
+        self.topics = topics
+        self.publisher = publisher
+        self.rng = rng
+        self.faults: list[Fault] = []
+        self.probes: list[asyncio.Task[None]] = []
+        self.probe_ids: set[str] = set()
+
+    def pid(self, name: str) -> int:
+        return self.stack.pids()[name]
+
+    async def wait(self, what: str, check: Any) -> None:
+        while not await asyncio.to_thread(check):
+            await asyncio.sleep(0.5)
+
+    async def kill_service(self, service: str, pause: float) -> Fault:
+        fault = Fault(f"kill -9 {service}", now())
+        os.kill(self.pid(service), signal.SIGKILL)
+        await asyncio.sleep(pause)
+        await asyncio.to_thread(local.start_service, service, self.stack.env)
+        await self.wait(service, lambda: local.service_ready(service, self.stack.env))
+        return fault
+
+    async def kill_kafka(self, pause: float) -> Fault:
+        fault = Fault("kill -9 kafka", now())
+        os.kill(self.pid("kafka"), signal.SIGKILL)
+        await asyncio.sleep(pause)
+        await asyncio.to_thread(local.start_kafka, self.stack.env)
+        await self.wait("kafka", lambda: local.kafka_ready(self.stack.env))
+        return fault
+
+    async def stop_postgres(self, pause: float) -> Fault:
+        fault = Fault("pg_ctl stop -m immediate", now())
+        command = [
+            local.pg_bin("pg_ctl"),
+            "-D",
+            str(self.stack.var_dir / "pg" / "data"),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]
+        await asyncio.to_thread(
+            local.subprocess.run, local._as_postgres(command), check=True, capture_output=True
+        )
+        await asyncio.sleep(pause)
+        await asyncio.to_thread(local.start_postgres, self.stack.env)
+        return fault
+
+    async def smtp(self, kind: str, seconds: float) -> Fault:
+        fault = Fault(kind, now())
+        until = now() + seconds
+        faults = (
+            {"drop_data_until": until}
+            if kind == "smtp drop mid-DATA"
+            else {"tempfail_until": until, "tempfail_code": int(kind[-3:])}
+        )
+        (self.stack.mail_dir / ".faults.json").write_text(json.dumps(faults))
+        await asyncio.sleep(seconds)
+        return fault
+
+    async def inject(self, kind: str) -> None:
+        pause = self.rng.uniform(2, 6)
+        say(f"fault: {kind}")
+        if kind.startswith("kill -9 ") and kind[8:] in SERVICES:
+            fault = await self.kill_service(kind[8:], pause)
+        elif kind == "kill -9 kafka":
+            fault = await self.kill_kafka(pause)
+        elif kind == "pg_ctl stop -m immediate":
+            fault = await self.stop_postgres(pause)
+        else:
+            fault = await self.smtp(kind, 30)
+        fault.restored_at = now()
+        self.faults.append(fault)
+        say(f"restored: {kind}")
+        self.probes.append(asyncio.create_task(self.probe(fault)))
+
+    async def probe(self, fault: Fault) -> None:
+        """Time until a new registration gets through the whole pipeline again: outcome,
+        funding decision (declined: unknown Kommune) and both emails."""
+        rid = f"PROBE-{len(self.faults):03d}"
+        fault.probe = rid
+        self.probe_ids.add(rid)
+        data = {
+            "registration_id": rid,
+            "kommune_key": "03999",
+            "seminar_id": "CHAOS-PROBE",
+            "participant": {
+                "given_name": "Probe",
+                "family_name": "Lauf",
+                "email": f"{rid.lower()}@probe.example",
+            },
+            "contact_email": "probe@kommunen.example",
+        }
+        await self.publisher.send(
+            self.topics.portal_registrations, "03999", envelope("registration.submitted", data)
+        )
+        dsn = self.stack.env["NOTIFICATION_DATABASE_URL"]
+        query = (
+            "SELECT count(*) FROM outbox WHERE event_type = 'notification.sent' "
+            "AND convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'registration_id' = $1"
+        )
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn, timeout=5)
+                try:
+                    if await conn.fetchval(query, rid) >= 2:
+                        fault.recovered_at = now()
+                        return
+                finally:
+                    await conn.close()
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                pass
+            await asyncio.sleep(1)
+
+
+def schedule(short: bool, rng: random.Random) -> list[str]:
+    if short:
+        return ["kill -9 funding", "smtp 451"]
+    kinds = [f"kill -9 {service}" for service in SERVICES for _ in range(3)]
+    kinds += ["kill -9 kafka", "pg_ctl stop -m immediate", "smtp 421", "smtp 451", "smtp drop mid-DATA"]
+    rng.shuffle(kinds)
+    return kinds
+
+
+# --- reading the history --------------------------------------------------------------------------
+
+
+async def read_history(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every committed record of the topic, copies included (lotse.log.read_all drops them)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[dict[str, Any]] = []
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=1000)
+            for records in batch.values():
+                out.extend(json.loads(r.value) for r in records if r.value is not None)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def drained(env: dict[str, str], inbound: int) -> dict[str, int]:
+    """Counts that stop moving once everything is handled; from the services' own tables."""
+    counts: dict[str, int] = {}
+    for service in SERVICES:
+        conn = await asyncpg.connect(env[f"{service.upper()}_DATABASE_URL"], timeout=5)
+        try:
+            counts[f"{service}_inbox"] = await conn.fetchval("SELECT count(*) FROM inbox")
+            counts[f"{service}_outbox"] = await conn.fetchval("SELECT count(*) FROM outbox")
+            counts[f"{service}_unpublished"] = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+            if service == "notification":
+                counts["emails_pending"] = await conn.fetchval(
+                    "SELECT count(*) FROM emails WHERE status = 'pending'"
+                )
+        finally:
+            await conn.close()
+    return counts
+
+
+def is_drained(c: dict[str, int], inbound: int) -> bool:
+    return (
+        c["registration_inbox"] >= inbound
+        and c["funding_inbox"] == c["registration_outbox"]
+        and c["notification_inbox"] == c["registration_outbox"] + c["funding_outbox"]
+        and not any(c[f"{s}_unpublished"] for s in SERVICES)
+        and c["emails_pending"] == 0
+    )
+
+
+async def wait_drained(env: dict[str, str], inbound: int, timeout: float) -> float:
+    start = now()
+    last: dict[str, int] = {}
+    stable = 0
+    while now() - start < timeout:
+        try:
+            counts = await drained(env, inbound)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            await asyncio.sleep(2)
+            continue
+        stable = stable + 1 if counts == last and is_drained(counts, inbound) else 0
+        if stable >= 3:
+            return now() - start
+        if counts != last:
+            say(f"draining: {counts}")
+        last = counts
+        await asyncio.sleep(2)
+    raise TimeoutError(f"not drained after {timeout:.0f} s: {last}")
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    events: int = 0
+    messages_published: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    recovery_seconds: list[tuple[str, float]] = field(default_factory=list)
+    registrations: int = 0
+    funding_decisions: int = 0
+    emails_expected: int = 0
+    eml_files: int = 0
+    lost_registration_outcomes: int = 0
+    lost_funding_decisions: int = 0
+    lost_emails: int = 0
+    duplicate_decisions: int = 0
+    duplicate_publications: int = 0
+    decisions_without_seat: int = 0
+    duplicate_emails: int = 0
+    unexplained_duplicate_emails: int = 0
+    parked_emails: int = 0
+    overdrafts: int = 0
+    quota_exceeded: int = 0
+    budget_bound: bool = False
+    drain_seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def problem(result: Result, message: str) -> None:
+    if len(result.problems) < 50:
+        result.problems.append(message)
+
+
+def check_decisions(
+    result: Result, outcomes: list[dict[str, Any]], decisions: list[dict[str, Any]], submitted: set[str]
+) -> None:
+    decided = {e["data"]["registration_id"] for e in outcomes if e["event_type"] != "registration.withdrawn"}
+    for rid in sorted(submitted - decided):
+        result.lost_registration_outcomes += 1
+        problem(result, f"lost: {rid} has no registration outcome")
+    accepted = {e["data"]["registration_id"] for e in outcomes if e["event_type"] == "registration.accepted"}
+    per_registration: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in decisions:
+        per_registration[event["data"]["registration_id"]].append(event)
+    for rid in sorted(accepted):
+        history = per_registration.get(rid, [])
+        first = [
+            e
+            for e in history
+            if (e["event_type"] == "funding.approved" and not e["data"]["promoted"])
+            or e["event_type"] == "funding.waitlisted"
+            or (e["event_type"] == "funding.declined" and e["data"]["reason"] != "period_closed")
+        ]
+        if not first:
+            result.lost_funding_decisions += 1
+            problem(result, f"lost: accepted {rid} has no funding decision")
+        elif len(first) > 1:
+            result.duplicate_decisions += len(first) - 1
+            problem(result, f"duplicate: {rid} has {len(first)} first decisions")
+        approvals = sum(e["event_type"] == "funding.approved" for e in history)
+        releases = sum(e["event_type"] == "funding.released" for e in history)
+        if approvals > 1 or releases > approvals:
+            result.duplicate_decisions += 1
+            problem(result, f"duplicate: {rid} approved {approvals}x, released {releases}x")
+    for rid in sorted(set(per_registration) - accepted):
+        # Funding decides on registration.accepted only: a seat-waitlisted registration has none.
+        result.decisions_without_seat += 1
+        problem(result, f"funding decided on {rid}, which never got a seat (registration.accepted)")
+
+
+async def check_outbox_history(result: Result, env: dict[str, str], budgets: dict[str, int | None]) -> None:
+    """Budget and quota at every point, replaying the funding outbox in commit order of its rows."""
+    conn = await asyncpg.connect(env["FUNDING_DATABASE_URL"])
+    try:
+        rows = await conn.fetch(
+            "SELECT event_type, convert_from(payload, 'UTF8') AS p FROM outbox ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    spent: Counter[str] = Counter()
+    funded: Counter[str] = Counter()
+    for row in rows:
+        data = json.loads(row["p"])["data"]
+        sign = {"funding.approved": 1, "funding.released": -1}.get(row["event_type"], 0)
+        if not sign:
+            continue
+        spent[data["period_id"]] += sign * data["amount_cents"]
+        funded[data["kommune_key"]] += sign
+        budget = budgets.get(data["period_id"])
+        if budget is not None and spent[data["period_id"]] > budget:
+            result.overdrafts += 1
+            problem(result, f"overdraft: period {data['period_id']} at {spent[data['period_id']]} > {budget}")
+        if funded[data["kommune_key"]] > QUOTA:
+            result.quota_exceeded += 1
+            problem(result, f"quota exceeded: {data['kommune_key']} has {funded[data['kommune_key']]} funded")
+    budget_2023 = budgets.get("2023")
+    result.budget_bound = budget_2023 is not None and spent["2023"] + FEE_CENTS // 2 > budget_2023
+
+
+MESSAGE_ID = re.compile(r"<([0-9a-f-]{36})@")
+
+
+def check_emails(
+    result: Result,
+    *,
+    outcomes: list[dict[str, Any]],
+    decisions: list[dict[str, Any]],
+    notifications: list[dict[str, Any]],
+    mail_dir: Path,
+    faults: list[Fault],
+) -> None:
+    sent = {e["data"]["notification_id"] for e in notifications if e["event_type"] == "notification.sent"}
+    failed = {e["data"]["notification_id"] for e in notifications if e["event_type"] == "notification.failed"}
+    result.parked_emails = len(failed - sent)
+    expected: dict[str, str] = {}
+    for event in {e["event_id"]: e for e in [*outcomes, *decisions]}.values():
+        template = template_for(event["event_type"], bool(event["data"].get("promoted", False)))
+        expected[str(notification_id(uuid.UUID(event["event_id"]), template))] = event["data"][
+            "registration_id"
+        ]
+    result.emails_expected = len(expected)
+    copies: dict[str, list[float]] = defaultdict(list)
+    parser = BytesHeaderParser()
+    for path in mail_dir.glob("*.eml"):
+        with path.open("rb") as handle:
+            found = MESSAGE_ID.search(parser.parse(handle).get("Message-ID", ""))
+        if found:
+            copies[found.group(1)].append(path.stat().st_mtime)
+    result.eml_files = sum(len(times) for times in copies.values())
+    for nid, rid in sorted(expected.items()):
+        if nid not in sent or nid not in copies:
+            result.lost_emails += 1
+            problem(
+                result, f"lost email {nid} for {rid} (event recorded: {nid in sent}, .eml: {nid in copies})"
+            )
+    crashes = [f.at for f in faults if f.kind in ("kill -9 notification", "pg_ctl stop -m immediate")]
+    for nid, times in copies.items():
+        times.sort()
+        for later in times[1:]:
+            result.duplicate_emails += 1
+            first = times[0]
+            if not any(
+                first - 2 <= crash <= later and crash - first <= SEND_AND_RECORD_WINDOW for crash in crashes
+            ):
+                result.unexplained_duplicate_emails += 1
+                problem(
+                    result,
+                    f"duplicate email {nid} at {first:.1f} and {later:.1f}: "
+                    "no crash in the send-and-record window",
+                )
+
+
+def programme_with_budget(var_dir: Path, budget_2023: int) -> tuple[Path, dict[str, int | None]]:
+    text = PROGRAMME.read_text(encoding="utf-8").replace(
+        "budget_cents = 20_000_000", f"budget_cents = {budget_2023}"
+    )
+    path = var_dir / "chaos-programme.toml"
+    path.write_text(text, encoding="utf-8")
+    periods = tomllib.loads(text)["periods"]
+    return path, {p["id"]: p.get("budget_cents") for p in periods}
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def fresh_state(var_dir: Path) -> None:
+    shutil.rmtree(var_dir, ignore_errors=True)
+    var_dir.mkdir(parents=True)
+    os.chmod(var_dir, 0o755)  # the postgres system user must reach its data folder
+
+
+async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -> Result:  # noqa: PLR0915
+    rng = random.Random(seed)
+    result = Result()
+    fresh_state(var_dir)
+    env = stack_env(var_dir, PORT_OFFSET)
+    directory = load_directory(env["GV100AD_FILE"])
+    stream = build_stream(directory, events, seed)
+    programme, budgets = programme_with_budget(var_dir, stream.budget_2023)
+    env.update(
+        {
+            "FUNDING_PROGRAM_FILE": str(programme),
+            "NOTIFICATION_BACKOFF_BASE_SECONDS": "1",
+            "NOTIFICATION_BACKOFF_MAX_SECONDS": "5",
+            "NOTIFICATION_MAX_ATTEMPTS": "100",  # 30 s of refusals must not park an email
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    os.environ.update(env)  # deploy.local.stack finds the state folder there
+    stack = Stack(env, var_dir)
+    topics = Topics()
+    say(f"starting the stack in {var_dir}")
+    up = stack.run("-m", "deploy.local.stack", "up", check=False)
+    if up.returncode != 0:
+        raise RuntimeError(up.stdout + up.stderr)
+    publisher = Publisher(stack.bootstrap)
+    try:
+        probe_seminar = seminar_data("CHAOS-PROBE", date(2022, 6, 1), 10_000, "Probe")
+        for topic, key, value in [
+            *stream.seminars,
+            ("portal.seminars", "CHAOS-PROBE", envelope("seminar.published", probe_seminar)),
+        ]:
+            await publisher.send(topics.prefix + topic, key, value)
+            await publisher.send(topics.prefix + topic, key, value)
+        messages = twice(stream.messages, rng)
+        chaos = Chaos(stack, topics, publisher, rng)
+        kinds = schedule(short, rng)
+        duration = len(messages) / rate
+        say(f"{stream.events} events, {len(messages)} messages over about {duration:.0f} s, faults: {kinds}")
+
+        async def faults() -> None:
+            slot = duration / (len(kinds) + 1)
+            for kind in kinds:
+                await asyncio.sleep(rng.uniform(0.3, 1.0) * slot)
+                await chaos.inject(kind)
+
+        injecting = asyncio.create_task(faults())
+        started = now()
+        for index, (topic, key, value) in enumerate(messages):
+            await publisher.send(topics.prefix + topic, key, value)
+            lag = started + index / rate - now()
+            if lag > 0:
+                await asyncio.sleep(lag)
+        say("stream published")
+        await injecting
+        result.drain_seconds = round(
+            await wait_drained(env, stream.events + 1 + len(chaos.probe_ids), 900 if not short else 150), 1
+        )
+        if chaos.probes:
+            _, late = await asyncio.wait(chaos.probes, timeout=120)
+            for task in late:  # a probe that never got through: no recovery time, a failure
+                task.cancel()
+                problem(result, "a probe registration never got through after a fault")
+        result.events = stream.events + 1 + len(chaos.probe_ids)
+        result.messages_published = publisher.sent
+        result.faults = dict(Counter(f.kind for f in chaos.faults))
+        result.recovery_seconds = [(f.kind, f.recovery_seconds) for f in chaos.faults]
+        outcomes = await read_history(stack.bootstrap, topics.registration_events)
+        decisions = await read_history(stack.bootstrap, topics.funding_decisions)
+        notifications = await read_history(stack.bootstrap, topics.notification_events)
+        for name, history in (
+            ("registration.events", outcomes),
+            ("funding.decisions", decisions),
+            ("notification.events", notifications),
+        ):
+            copies = sum(n - 1 for n in Counter(e["event_id"] for e in history).values())
+            result.duplicate_publications += copies
+            if copies:
+                problem(result, f"{copies} events published twice on {name}")
+        result.registrations = len(stream.submitted | chaos.probe_ids)
+        result.funding_decisions = len({e["event_id"] for e in decisions})
+        check_decisions(result, outcomes, decisions, stream.submitted | chaos.probe_ids)
+        await check_outbox_history(result, env, budgets)
+        check_emails(
+            result,
+            outcomes=outcomes,
+            decisions=decisions,
+            notifications=notifications,
+            mail_dir=stack.mail_dir,
+            faults=chaos.faults,
+        )
+        if result.parked_emails:
+            problem(result, f"{result.parked_emails} emails parked")
+    finally:
+        await publisher.close()
+        down = stack.run("-m", "deploy.local.stack", "down", check=False)
+        say("stack stopped" if down.returncode == 0 else f"down failed: {down.stdout}{down.stderr}")
+    return result
+
+
+def table(result: Result) -> str:
+    rows = [
+        ("events (distinct inbound)", result.events),
+        ("messages published (each twice)", result.messages_published),
+        ("registrations", result.registrations),
+        ("funding decisions", result.funding_decisions),
+        ("emails expected / .eml files", f"{result.emails_expected} / {result.eml_files}"),
+        *((f"faults: {kind}", count) for kind, count in sorted(result.faults.items())),
+        ("lost registration outcomes", result.lost_registration_outcomes),
+        ("lost funding decisions", result.lost_funding_decisions),
+        ("lost emails", result.lost_emails),
+        ("duplicate decisions", result.duplicate_decisions),
+        ("duplicate publications", result.duplicate_publications),
+        ("decisions without a seat", result.decisions_without_seat),
+        ("duplicate emails (by Message-ID)", result.duplicate_emails),
+        ("  of them unexplained", result.unexplained_duplicate_emails),
+        ("parked emails", result.parked_emails),
+        ("overdrafts", result.overdrafts),
+        ("quota exceeded", result.quota_exceeded),
+        ("2023 budget bound", "yes" if result.budget_bound else "no"),
+        ("drain after the stream (s)", result.drain_seconds),
+        *((f"recovery after {kind} (s)", seconds) for kind, seconds in result.recovery_seconds),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"| {name:<{width}} | {value!s:>14} |" for name, value in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--short", action="store_true", help="two faults only (kill -9 funding, SMTP 451)")
+    parser.add_argument("--var-dir", type=Path, default=REPO_ROOT / "var" / "chaos-stack")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rate", type=float, default=100.0, help="messages per second")
+    parser.add_argument("--json", type=Path, help="write the figures here as JSON too")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args.events, args.short, args.var_dir.resolve(), args.seed, args.rate))
+    print(table(result))
+    for line in result.problems:
+        print(f"FAILED: {line}")
+    if args.json:
+        args.json.write_text(json.dumps({**asdict(result), "ok": result.ok}, indent=2))
+    print("all checks passed" if result.ok else "CHECKS FAILED")
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
