@@ -23,6 +23,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import tomllib
@@ -292,9 +293,7 @@ class Chaos:
             "-w",
             "stop",
         ]
-        await asyncio.to_thread(
-            local.subprocess.run, local._as_postgres(command), check=True, capture_output=True
-        )
+        await asyncio.to_thread(subprocess.run, local._as_postgres(command), check=True, capture_output=True)
         await asyncio.sleep(pause)
         await asyncio.to_thread(local.start_postgres, self.stack.env)
         return fault
