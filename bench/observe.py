@@ -1,0 +1,167 @@
+"""What the benchmark watches while it runs: a topic's tail, the SMTP sink's folder, the RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Seen:
+    registration_id: str
+    kafka_ts: float  # the record's timestamp, seconds since the epoch
+    received: float  # when the bench read it
+
+
+@dataclass
+class TopicTail:
+    """Reads committed records of a topic from its end at start() on, with their timestamps."""
+
+    bootstrap: str
+    topic: str
+    seen: list[Seen] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    _task: asyncio.Task[None] | None = None
+    _consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            fetch_max_wait_ms=20,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or [])
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer))
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            now = time.time()
+            for records in batch.values():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    data = json.loads(record.value).get("data", {})
+                    registration_id = str(data.get("registration_id"))
+                    self.seen.append(Seen(registration_id, record.timestamp / 1000, now))
+                    self.counts[phase_of(registration_id)] += 1
+
+    def count(self, phase: str) -> int:
+        return self.counts[phase]
+
+    def of_phase(self, phase: str) -> list[Seen]:
+        return [s for s in self.seen if phase_of(s.registration_id) == phase]
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+def phase_of(registration_id: str) -> str:
+    """The bench's ids are "BENCH-<phase>-<number>"."""
+    return registration_id.rsplit("-", 1)[0].removeprefix("BENCH-")
+
+
+_REGISTRATION_HEADER = re.compile(rb"^X-Registration-ID:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Mail:
+    path: Path
+    accepted: float  # from the sink's file name stamp, else the file's mtime
+
+    def registration_id(self) -> str | None:
+        with self.path.open("rb") as file:
+            head = file.read(8192)
+        found = _REGISTRATION_HEADER.search(head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0])
+        return found.group(1).decode() if found else None
+
+
+def _accepted(path: Path) -> float:
+    # The sink names each file "<%Y%m%dT%H%M%S%fZ>-<uuid>.eml" at the moment it accepts the message.
+    try:
+        return (
+            datetime.strptime(path.name.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC).timestamp()
+        )
+    except ValueError:
+        return path.stat().st_mtime
+
+
+def mail_names(mail_dir: Path) -> set[str]:
+    with os.scandir(mail_dir) as entries:
+        return {entry.name for entry in entries if entry.name.endswith(".eml")}
+
+
+def mails(mail_dir: Path, names: set[str]) -> list[Mail]:
+    return [Mail(mail_dir / name, _accepted(mail_dir / name)) for name in names]
+
+
+def _status_kb(pid: int, field_name: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field_name}:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def rss_mb(pid: int) -> float | None:
+    kb = _status_kb(pid, "VmRSS")
+    return None if kb is None else kb / 1024
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    kb = _status_kb(pid, "VmHWM")
+    return None if kb is None else kb / 1024
+
+
+@dataclass
+class RssSampler:
+    pids: dict[str, int]
+    samples: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            now = time.time()
+            for name, pid in self.pids.items():
+                value = rss_mb(pid)
+                if value is not None:
+                    self.samples.setdefault(name, []).append((now, value))
+            await asyncio.sleep(1.0)
+
+    def peaks(self) -> dict[str, float | None]:
+        return {name: peak_rss_mb(pid) for name, pid in self.pids.items()}
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
