@@ -110,6 +110,15 @@ def log_effects(effects: Sequence[Effect]) -> None:
         )
 
 
+def is_acceptance(event: Envelope[Any]) -> bool:
+    """A seat confirmed: the only registration outcome that asks for a funding decision.
+
+    By event type, not by data class: `registration.waitlisted` (no seat yet) carries the same
+    fields and its model derives from the acceptance's.
+    """
+    return event.event_type == "registration.accepted"
+
+
 class RegistrationEventsApplier:
     """registration.events: first decisions for acceptances; releases and promotions for withdrawals."""
 
@@ -120,7 +129,7 @@ class RegistrationEventsApplier:
 
     async def lock(self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]) -> None:
         """Registration ids, then the periods, then the Kommunen the batch may change (ADR 0007)."""
-        relevant = [e for e in events if isinstance(e.data, RegistrationAccepted | RegistrationWithdrawn)]
+        relevant = [e for e in events if is_acceptance(e) or isinstance(e.data, RegistrationWithdrawn)]
         if not relevant:
             return
         registration_ids = [event.data.registration_id for event in relevant]
@@ -132,7 +141,7 @@ class RegistrationEventsApplier:
         for event in relevant:
             data = event.data
             record = existing.get(data.registration_id)
-            if isinstance(data, RegistrationAccepted):
+            if is_acceptance(event):
                 kommune_keys.add(data.kommune_key)
                 period = self._program.period_for(data.seminar_starts_on)
                 if period is not None:
@@ -154,7 +163,7 @@ class RegistrationEventsApplier:
 
     async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
         data = event.data
-        if isinstance(data, RegistrationAccepted):
+        if is_acceptance(event):
             effects = await self._accepted(conn, data)
         elif isinstance(data, RegistrationWithdrawn):
             effects = await self._withdrawn(conn, data)

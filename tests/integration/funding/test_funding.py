@@ -216,6 +216,27 @@ async def test_duplicate_delivery_changes_nothing(
     assert await funding_pool.fetchval("SELECT count(*) FROM outbox") == 2
 
 
+async def test_a_seat_waitlisted_registration_gets_its_decision_only_when_it_gets_a_seat(
+    bus: Bus, funding_service: ServiceFactory, funding_pool: asyncpg.Pool
+) -> None:
+    key, seat_waiting = accepted("R7", LANDKREIS)
+    seat_waiting = {**seat_waiting, "event_type": "registration.waitlisted"}
+    seat_waiting["data"] = {**seat_waiting["data"], "position": 1}
+    withdrawn_from_seat_waitlist = withdrawn("R8", LANDKREIS)
+    _, waits_then_leaves = accepted("R8", LANDKREIS)
+    waits_then_leaves = {**waits_then_leaves, "event_type": "registration.waitlisted"}
+    waits_then_leaves["data"] = {**waits_then_leaves["data"], "position": 2}
+    async with funding_service():
+        await bus.registrations((key, seat_waiting), (key, waits_then_leaves), withdrawn_from_seat_waitlist)
+        await bus.registrations(accepted("R7", LANDKREIS))  # a seat freed up: now it is decided
+        found = await bus.decisions(1, settle=3)
+
+    assert [summary(d) for d in found] == [("funding.approved", "R7", 50_000, False)]
+    state = await operations.kommune_funding(funding_pool, LANDKREIS)
+    assert state.held == 1
+    assert [r.registration_id for r in state.registrations] == ["R7"]
+
+
 def first_eligible_keys(n: int) -> list[str]:
     program = load_program(DEFAULT_PROGRAM_FILE)
     return sorted(k.key for k in directory().in_land("03") if program.eligibility.admits(k))[:n]
