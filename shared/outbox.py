@@ -200,8 +200,14 @@ class OutboxRelay:
 
 
 async def last_committed_batch(
-    bootstrap_servers: str, state_topic: str, service: str, lookback: int = 200
+    bootstrap_servers: str, state_topic: str, service: str, window: int = 200
 ) -> list[int]:
+    """The row ids of this service's last committed batch, from the shared state topic.
+
+    The relays of all services write there, so this service's last marker may lie far back (its
+    relay was down while the others kept publishing): the search widens backwards until it finds
+    one, or reaches the start of the topic.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         isolation_level="read_committed",
@@ -212,17 +218,30 @@ async def last_committed_batch(
     try:
         partition = TopicPartition(state_topic, 0)
         consumer.assign([partition])
-        end = (await consumer.end_offsets([partition]))[partition]
-        consumer.seek(partition, max(0, end - lookback))
-        ids: list[int] = []
-        empty_polls = 0
-        # Transaction markers take offsets too, so the end may never be "reached" by a record.
-        while await consumer.position(partition) < end and empty_polls < 3:
-            batch = await consumer.getmany(partition, timeout_ms=500)
-            empty_polls = 0 if batch else empty_polls + 1
-            for record in batch.get(partition, []):
-                if record.key == service.encode() and record.value is not None:
-                    ids = list(json.loads(record.value)["ids"])
-        return ids
+        begin = (await consumer.beginning_offsets([partition]))[partition]
+        stop = (await consumer.end_offsets([partition]))[partition]
+        while stop > begin:
+            start = max(begin, stop - window)
+            ids = await _last_batch_between(consumer, partition, service, start, stop)
+            if ids is not None:
+                return ids
+            stop, window = start, window * 2
+        return []
     finally:
         await consumer.stop()
+
+
+async def _last_batch_between(
+    consumer: AIOKafkaConsumer, partition: TopicPartition, service: str, start: int, stop: int
+) -> list[int] | None:
+    consumer.seek(partition, start)
+    ids: list[int] | None = None
+    empty_polls = 0
+    # Transaction markers take offsets too, so `stop` may never be "reached" by a record.
+    while await consumer.position(partition) < stop and empty_polls < 3:
+        batch = await consumer.getmany(partition, timeout_ms=500)
+        empty_polls = 0 if batch else empty_polls + 1
+        for record in batch.get(partition, []):
+            if record.offset < stop and record.key == service.encode() and record.value is not None:
+                ids = list(json.loads(record.value)["ids"])
+    return ids
