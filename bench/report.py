@@ -63,6 +63,7 @@ def table(results: Results) -> Table:
     out.add_row("burst: registrations fully emailed/s", _fmt(burst.get("registrations_emailed_per_s")), "")
     out.add_row("burst: emailed / floor", _fmt(burst.get("emailed_ratio_to_floor"), digits=2), "")
     out.add_row("steady: offered/s", _fmt(steady.get("offered_per_s")), "")
+    out.add_row("steady: complete", _fmt(steady.get("complete")), "")
     for kind in ("decision", "email"):
         latency = steady.get(f"{kind}_latency_s", {})
         for q in ("p50", "p95", "p99", "max"):

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from bench.floor import FloorResult, run_floor
-from bench.observe import RssSampler, TopicTail, mail_names, mails
+from bench.observe import RssSampler, TopicTail, mail_names, mails, phase_of
 from bench.stats import Latencies, per_second, percentile_series, rate, ratio
 from bench.workload import Portal, Workload, bench_seminars
 from shared.directory import load_directory
@@ -69,16 +69,18 @@ async def _wait_for_seminars(url: str, count: int, timeout: float) -> None:
 
 
 def _email_latencies(
-    mail_dir: Path, names: set[str], submitted: dict[str, float]
+    mail_dir: Path, names: set[str], submitted: dict[str, float], phase: str
 ) -> tuple[list[tuple[float, float]], list[float]]:
-    """(submitted, latency) per registration to the last of its emails, and every acceptance instant."""
+    """For the phase's registrations: (submitted, latency) to the last of each one's emails, and the
+    instant every one of their emails was accepted. Emails of other phases (a backlog) are left out."""
     last: dict[str, float] = defaultdict(float)
     accepted = []
     for mail in mails(mail_dir, names):
-        accepted.append(mail.accepted)
         registration_id = mail.registration_id()
-        if registration_id is not None and registration_id in submitted:
-            last[registration_id] = max(last[registration_id], mail.accepted)
+        if registration_id is None or phase_of(registration_id) != phase or registration_id not in submitted:
+            continue
+        accepted.append(mail.accepted)
+        last[registration_id] = max(last[registration_id], mail.accepted)
     return [(submitted[rid], at - submitted[rid]) for rid, at in last.items()], accepted
 
 
@@ -166,10 +168,12 @@ class Bench:
             (submitted[s.registration_id], s.kafka_ts - submitted[s.registration_id]) for s in decisions
         ]
         email_samples, accepted = _email_latencies(
-            self.mail_dir, mail_names(self.mail_dir) - before, submitted
+            self.mail_dir, mail_names(self.mail_dir) - before, submitted, "steady"
         )
+        drain.emails = len(accepted)
         self.results.steady = {
             **asdict(drain),
+            "complete": drain.decisions >= expected and drain.emails >= expected * EMAILS_PER_REGISTRATION,
             "offered_per_s": expected / (offered_end - start),
             "decision_latency_s": asdict(Latencies.of([v for _, v in decision_samples])),
             "email_latency_s": asdict(Latencies.of([v for _, v in email_samples])),
