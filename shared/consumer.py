@@ -48,7 +48,8 @@ class EventApplier(Protocol):
 
 
 def _carries_input(exc: BaseException) -> bool:
-    return isinstance(exc, ValidationError)
+    # A validation error quotes its input; PostgreSQL's DETAIL quotes the row or the key.
+    return isinstance(exc, ValidationError | asyncpg.PostgresError)
 
 
 def safe_error(exc: BaseException) -> str:
@@ -57,6 +58,8 @@ def safe_error(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         places = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False)[:5])
         return f"ValidationError: {exc.error_count()} error(s) at {places or 'the message'}"
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{type(exc).__name__} ({exc.sqlstate}): {exc.args[0] if exc.args else ''}"
     return repr(exc)
 
 

@@ -20,6 +20,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
     asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    # Resource exhaustion (too many connections, out of memory or disk) passes.
+    asyncpg.InsufficientResourcesError,
     ConnectionError,
     OSError,
     asyncio.TimeoutError,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 
 from shared.topics import dlq_topic
@@ -16,7 +18,12 @@ HEADER_SOURCE_TOPIC = "x-dlq-source-topic"
 HEADER_SOURCE_PARTITION = "x-dlq-source-partition"
 HEADER_SOURCE_OFFSET = "x-dlq-source-offset"
 HEADER_FAILED_AT = "x-dlq-failed-at"
+# Set instead of the value when the original value plus our headers exceeds the size limit.
+HEADER_ORIGINAL_SIZE = "x-dlq-original-size"
+HEADER_ORIGINAL_SHA256 = "x-dlq-original-sha256"
 DLQ_HEADERS = {
+    HEADER_ORIGINAL_SIZE,
+    HEADER_ORIGINAL_SHA256,
     HEADER_ERROR,
     HEADER_SERVICE,
     HEADER_SOURCE_TOPIC,
@@ -49,14 +56,22 @@ def dead_letter_headers(letter: DeadLetter, service: str) -> list[tuple[str, byt
 
 async def send_dead_letters(producer: AIOKafkaProducer, letters: list[DeadLetter], service: str) -> None:
     """Publish and wait for the broker's acknowledgement, before the source offset is committed."""
-    futures = [
-        await producer.send(
-            dlq_topic(letter.record.topic),
-            value=letter.record.value,
-            key=letter.record.key,
-            headers=dead_letter_headers(letter, service),
-        )
-        for letter in letters
-    ]
+    futures = []
+    for letter in letters:
+        headers = dead_letter_headers(letter, service)
+        topic = dlq_topic(letter.record.topic)
+        try:
+            futures.append(
+                await producer.send(topic, value=letter.record.value, key=letter.record.key, headers=headers)
+            )
+        except MessageSizeTooLargeError:
+            # The original fitted the broker's limit, but not with our headers: keep a letter that
+            # says what was there, so that the partition moves on instead of failing forever.
+            value = letter.record.value or b""
+            headers += [
+                (HEADER_ORIGINAL_SIZE, str(len(value)).encode()),
+                (HEADER_ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode()),
+            ]
+            futures.append(await producer.send(topic, value=None, key=letter.record.key, headers=headers))
     for future in futures:
         await future

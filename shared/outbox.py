@@ -121,6 +121,9 @@ class OutboxRelay:
                 raise
             except (*TRANSIENT_ERRORS, KafkaError) as exc:
                 log.warning("outbox relay interrupted", error=repr(exc))
+            except Exception as exc:
+                # Never end silently: a dead relay would stop this service's events for good.
+                log.error("outbox relay failed, restarting it", error=repr(exc), exc_info=True)
             finally:
                 self.is_leader = False
             await asyncio.sleep(self._poll_interval)

@@ -146,11 +146,12 @@ class RegistrationEventsApplier:
                 period = self._program.period_for(data.seminar_starts_on)
                 if period is not None:
                     period_ids.add(period.id)
-            elif record is not None and record.status is Status.WAITLISTED and record.period_id:
-                period_ids.add(record.period_id)
-            elif record is not None and record.status is Status.APPROVED:
-                # A release may promote in any period, and any Kommune waiting for money.
-                kommune_keys.add(record.kommune_key)
+            elif record is None or record.status in (Status.WAITLISTED, Status.APPROVED):
+                # Any of these may be a release by the time it is applied: the acceptance may come
+                # earlier in this batch, or another instance may promote a waitlisted one before we
+                # hold the period rows. A release may promote in any period, and any Kommune waiting
+                # for money, so take those locks now, in order, rather than as the updates run.
+                kommune_keys.add(data.kommune_key)
                 releases = True
         if releases:
             period_ids |= {period.id for period in self._program.periods}
