@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import typer
+from aiokafka.errors import KafkaError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
@@ -402,8 +403,28 @@ def mail_resend(
     console.print(f"Email {email_id} is pending again; the notification service will send it.")
 
 
+# Where each kind of failure points the operator.
+_FAILURES: tuple[tuple[type[BaseException], str], ...] = (
+    (
+        asyncpg.InvalidPasswordError,
+        "a database refused the login: check the <SERVICE>_DATABASE_URL variables",
+    ),
+    (asyncpg.PostgresError, "a database answered with an error"),
+    (KafkaError, "Kafka is not reachable or refused the request: check KAFKA_BOOTSTRAP_SERVERS"),
+    (FileNotFoundError, "a file is missing: check GV100AD_FILE and FUNDING_PROGRAM_FILE"),
+    (OSError, "a component is not reachable: is the stack up (`make up`, `lotse status`)?"),
+)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        hint = next((text for kind, text in _FAILURES if isinstance(exc, kind)), None)
+        if hint is None:
+            raise
+        console.print(f"[red]{hint}[/]\n{type(exc).__name__}: {exc}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
