@@ -1,12 +1,17 @@
 """When to try a failed email again, and when to give up on it. Pure.
 
 Temporary failures (connection refused, timeouts, 4xx replies) are retried with exponential
-backoff and jitter until NOTIFICATION_MAX_ATTEMPTS attempts were made. A permanent failure (a
-5xx reply, an address the server refuses) parks the email once NOTIFICATION_MAX_PERMANENT_ATTEMPTS
-attempts were made, by default at the first: RFC 5321 asks clients not to repeat a request the
-server refused for good, and retrying it only delays the operator who has to fix it. Operators
-whose relay answers 5xx for passing conditions can allow a few more attempts. Either way the
-parked email stays in the database, and `notification.failed` reports it.
+backoff and jitter, the delay capped at NOTIFICATION_BACKOFF_MAX_SECONDS, and never parked: they
+say the server cannot take the email now, not that it never will, so the email is delivered once
+the server recovers, however long that takes. From NOTIFICATION_MAX_ATTEMPTS attempts on, the
+sender reports each further temporary failure as an error, for an operator to look at.
+
+A permanent failure (a 5xx reply, an address the server refuses) parks the email once
+NOTIFICATION_MAX_PERMANENT_ATTEMPTS attempts (of any kind) were made, by default at the first:
+RFC 5321 asks clients not to repeat a request the server refused for good, and retrying it only
+delays the operator who has to fix it. Operators whose relay answers 5xx for passing conditions
+can allow a few more attempts. The parked email stays in the database, and `notification.failed`
+reports it.
 """
 
 from __future__ import annotations
@@ -42,14 +47,12 @@ def after_failure(
     attempts: int,
     *,
     permanent: bool,
-    max_attempts: int,
     max_permanent_attempts: int = 1,
     base: float,
     maximum: float,
     jitter: float,
 ) -> Retry | Park:
     """What to do with an email whose `attempts`-th delivery attempt (of any kind) just failed."""
-    limit = min(max_attempts, max_permanent_attempts) if permanent else max_attempts
-    if attempts >= limit:
+    if permanent and attempts >= max_permanent_attempts:
         return Park()
     return Retry(backoff_delay(attempts, base=base, maximum=maximum, jitter=jitter))

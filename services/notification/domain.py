@@ -25,6 +25,7 @@ from shared.events import (
     FundingReleased,
     FundingWaitlisted,
     RegistrationAccepted,
+    RegistrationRejected,
     RegistrationWaitlisted,
 )
 
@@ -103,6 +104,30 @@ def registration_data(event: Envelope[Any]) -> RegistrationData:
             fee_cents=data.fee_cents,
         )
     return known
+
+
+@dataclass(frozen=True)
+class RegistrationUpdate:
+    """What a registration event's letter is built from, and what is kept for later letters."""
+
+    letter: RegistrationData
+    keep: RegistrationData | None  # None: the stored registration stays as it is
+
+
+def registration_update(event: Envelope[Any], stored: RegistrationData | None) -> RegistrationUpdate:
+    """How a registration.events event changes what is known about its registration.
+
+    A rejection is built from the event alone and never stored: it may answer a resubmission that
+    reused an accepted registration's id with other content (`registration_id_conflict`, another
+    Kommune and contact). Merged with the stored registration it would tell that other contact
+    the participant and seminar of the first, and send the first one's later funding letters to
+    the other contact. A rejected registration gets no funding decisions, so nothing needs it kept.
+    """
+    new = registration_data(event)
+    if isinstance(event.data, RegistrationRejected):
+        return RegistrationUpdate(letter=new, keep=None)
+    known = new.over(stored)
+    return RegistrationUpdate(letter=known, keep=known)
 
 
 def plan_email(event: Envelope[Any], known: RegistrationData | None, kommune: Kommune) -> PlannedEmail | None:

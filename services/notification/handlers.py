@@ -14,7 +14,7 @@ import asyncpg
 
 from services.notification import store
 from services.notification.compose import Office, letter, notification_id
-from services.notification.domain import Kommune, PlannedEmail, plan_email, registration_data
+from services.notification.domain import Kommune, PlannedEmail, plan_email, registration_update
 from shared.directory import KIND_LABELS_DE, Directory, is_well_shaped
 from shared.events import FUNDING_DECISION_EVENTS, Envelope, EventDecoder
 from shared.logging import get_logger
@@ -62,7 +62,10 @@ class Letters:
 
 
 class RegistrationEventsApplier:
-    """registration.events: remember the registration, write its letter, release waiting decisions."""
+    """registration.events: write the letter, remember the registration, release waiting decisions.
+
+    A rejection is written from its event alone and remembers nothing (`registration_update`).
+    """
 
     def __init__(self, letters: Letters) -> None:
         self._letters = letters
@@ -73,12 +76,16 @@ class RegistrationEventsApplier:
 
     async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
         registration_id = event.data.registration_id
-        known = registration_data(event).over(await store.get_registration(conn, registration_id))
-        await store.save_registration(conn, known)
+        update = registration_update(event, await store.get_registration(conn, registration_id))
         kommune = self._letters.kommune(event.data.kommune_key)
-        planned = plan_email(event, known, kommune)
+        planned = plan_email(event, update.letter, kommune)
         assert planned is not None, "a registration event always names its contact"
         await self._letters.record(conn, planned)
+        known = update.keep
+        if known is None:
+            # A rejection: the stored registration, if any, and its waiting decisions stay as they are.
+            return []
+        await store.save_registration(conn, known)
         for raw in await store.take_pending(conn, registration_id):
             decision = self._decisions.decode(raw)
             waiting = plan_email(decision, known, self._letters.kommune(decision.data.kommune_key))

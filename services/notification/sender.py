@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +21,7 @@ import asyncpg
 
 from services.notification import store
 from services.notification.backoff import Park, after_failure
-from services.notification.settings import NotificationSettings
+from services.notification.settings import RECORD_GIVE_UP_SECONDS, NotificationSettings
 from shared.db import TRANSIENT_ERRORS, retry_transient
 from shared.events import ContractModel, NotificationFailed, NotificationSent, derived_event_id, new_envelope
 from shared.logging import get_logger
@@ -30,6 +32,8 @@ log = get_logger(__name__)
 
 SOURCE = "notification"
 MAX_ERROR_LENGTH = 2000
+# The longest pause of the loop after it failed several times in a row.
+MAX_LOOP_PAUSE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,9 @@ class Sender:
         self._envelope_sender = settings.sender.addr_spec
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        # The emails those tasks deliver: never claimed again while under way, even once their
+        # lease ran out (a delivery longer than the lease would otherwise be sent twice at once).
+        self._sending: set[uuid.UUID] = set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="notification-sender")
@@ -147,35 +154,71 @@ class Sender:
             await asyncio.gather(*unfinished, return_exceptions=True)
         await self._smtp.close()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def run(self) -> None:
-        settings = self._settings
+        """Claim and deliver until cancelled. No error ends it: it would stop all email."""
+        failures = 0
         while True:
-            free = settings.sender_concurrency - len(self._in_flight)
-            if free <= 0:
-                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                continue
-            wanted = min(free, settings.sender_batch_size)
             try:
-                claimed = await store.claim_due(self._pool(), wanted, settings.sender_lease_seconds)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("sender cannot reach the database", error=repr(exc))
-                claimed = []
-            for email in claimed:
-                task = asyncio.create_task(self._deliver(email))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
-            if len(claimed) < wanted:
-                await asyncio.sleep(settings.sender_poll_interval_seconds)
+                idle = await self._claim_and_start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                pause = min(
+                    MAX_LOOP_PAUSE_SECONDS,
+                    self._settings.sender_poll_interval_seconds * 2 ** min(failures, 16),
+                )
+                if isinstance(exc, TRANSIENT_ERRORS):
+                    log.warning("sender cannot reach the database", error=repr(exc), retry_in_seconds=pause)
+                else:
+                    log.exception("sender loop failed, going on", error=repr(exc), retry_in_seconds=pause)
+                await asyncio.sleep(pause)
+                continue
+            failures = 0
+            if idle:
+                await asyncio.sleep(self._settings.sender_poll_interval_seconds)
+
+    async def _claim_and_start(self) -> bool:
+        """Claim due emails and start delivering them; True when fewer were due than wanted."""
+        settings = self._settings
+        free = settings.sender_concurrency - len(self._in_flight)
+        if free <= 0:
+            await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
+            return False
+        wanted = min(free, settings.sender_batch_size)
+        claimed = await store.claim_due(
+            self._pool(), wanted, settings.sender_lease_seconds, exclude=set(self._sending)
+        )
+        for email in claimed:
+            if email.id in self._sending:
+                continue
+            self._sending.add(email.id)
+            task = asyncio.create_task(self._deliver(email))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(functools.partial(self._delivered, email.id))
+        return len(claimed) < wanted
+
+    def _delivered(self, email_id: uuid.UUID, _: asyncio.Task[None]) -> None:
+        self._sending.discard(email_id)
 
     async def _deliver(self, email: store.ClaimedEmail) -> None:
         try:
             try:
-                await self._smtp.send(self._envelope_sender, email.recipient, email.message)
+                # Within the lease, whatever the server does: past it another sender may claim it.
+                async with asyncio.timeout(self._settings.sender_delivery_deadline_seconds):
+                    await self._smtp.send(self._envelope_sender, email.recipient, email.message)
             except Exception as exc:
                 failure = classify(exc)
-                await retry_transient(lambda: self._record_failure(email, failure), give_up_after=60)
+                await retry_transient(
+                    lambda: self._record_failure(email, failure), give_up_after=RECORD_GIVE_UP_SECONDS
+                )
             else:
-                await retry_transient(lambda: self._record_sent(email), give_up_after=60)
+                await retry_transient(lambda: self._record_sent(email), give_up_after=RECORD_GIVE_UP_SECONDS)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -194,7 +237,6 @@ class Sender:
         decision = after_failure(
             attempts,
             permanent=failure.permanent,
-            max_attempts=s.notification_max_attempts,
             max_permanent_attempts=s.notification_max_permanent_attempts,
             base=s.notification_backoff_base_seconds,
             maximum=s.notification_backoff_max_seconds,
@@ -214,8 +256,12 @@ class Sender:
                 )
                 return
             await store.schedule_retry(conn, email.id, error, decision.delay_seconds)
-        log.info(
-            "email delivery failed, retrying later",
+        # Never parked for a temporary failure, but after this many attempts someone should look.
+        report = log.error if attempts >= s.notification_max_attempts else log.info
+        report(
+            "email still undelivered, retrying later"
+            if attempts >= s.notification_max_attempts
+            else "email delivery failed, retrying later",
             registration_id=email.registration_id,
             template=email.template,
             smtp_code=failure.code,

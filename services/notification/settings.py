@@ -13,6 +13,13 @@ DEFAULT_MAIL_FROM = "Programmbüro Digitallotsen <digitallotsen@nsi-hannover.de>
 DEFAULT_OFFICE_NAME = "Programmbüro Digitallotsen"
 DEFAULT_OFFICE_ORGANISATION = "Niedersächsisches Studieninstitut für kommunale Verwaltung e. V."
 
+# Round trips of one SMTP session at most: greeting, EHLO, STARTTLS, EHLO again, AUTH (up to three
+# exchanges), MAIL, RCPT, DATA, the message, QUIT. aiosmtplib's timeout holds per round trip.
+SMTP_ROUND_TRIPS_PER_SESSION = 12
+# How long the sender keeps trying to record a delivery's outcome while the database is away.
+RECORD_GIVE_UP_SECONDS = 60.0
+LEASE_MARGIN_SECONDS = 60.0
+
 
 class NotificationSettings(CommonSettings):
     database_url: str = Field(
@@ -37,6 +44,8 @@ class NotificationSettings(CommonSettings):
     # Extra closing lines under the office name, e.g. a phone number; "\n" separates lines.
     mail_signature: str = Field("", validation_alias="MAIL_SIGNATURE")
 
+    # Temporary failures are retried for ever (never parked); from this many attempts on, each
+    # further failure of an email is logged as an error ("email still undelivered").
     notification_max_attempts: int = Field(8, ge=1, validation_alias="NOTIFICATION_MAX_ATTEMPTS")
     # A 5xx reply or a refused address: how many attempts before the email is parked.
     notification_max_permanent_attempts: int = Field(
@@ -82,6 +91,18 @@ class NotificationSettings(CommonSettings):
         )
 
     @property
+    def sender_delivery_deadline_seconds(self) -> float:
+        """The longest one delivery may take over SMTP, after which it counts as a temporary failure.
+
+        The slowest live delivery: a reused session that fails at its last round trip, then a new
+        session whose every round trip takes just under SMTP_TIMEOUT_SECONDS.
+        """
+        return 2 * SMTP_ROUND_TRIPS_PER_SESSION * self.smtp_timeout_seconds
+
+    @property
     def sender_lease_seconds(self) -> float:
-        """How long a claimed email is hidden from other senders: longer than one SMTP exchange."""
-        return max(60.0, self.smtp_timeout_seconds * 4)
+        """How long a claimed email is hidden from other senders: the delivery, then its recording.
+
+        A lease that ran out during a live delivery would let another sender send it again.
+        """
+        return self.sender_delivery_deadline_seconds + RECORD_GIVE_UP_SECONDS + LEASE_MARGIN_SECONDS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +51,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (event_id, template) DO NOTHING
 """
 # A claim is a lease: the row is hidden from other senders until the lease ends, so no
-# transaction stays open during SMTP; a sender that dies mid-way leaves it to the next one.
+# transaction stays open during SMTP; a sender that dies mid-way leaves it to the next one. A
+# sender leaves out the emails it is still delivering ($3), should their lease have run out.
 CLAIM_DUE = """
 UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2)
 WHERE id IN (
     SELECT id FROM emails
-    WHERE status = 'pending' AND next_attempt_at <= now()
+    WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (id = ANY($3::uuid[]))
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -180,9 +181,12 @@ async def record_email(conn: asyncpg.Connection, email: NewEmail) -> bool:
     return bool(result == "INSERT 0 1")
 
 
-async def claim_due(pool: asyncpg.Pool, limit: int, lease_seconds: float) -> list[ClaimedEmail]:
+async def claim_due(
+    pool: asyncpg.Pool, limit: int, lease_seconds: float, exclude: Collection[uuid.UUID] = ()
+) -> list[ClaimedEmail]:
+    """Lease up to `limit` due emails, except those in `exclude` (the caller's own in flight)."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds)
+        rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds, list(exclude))
     return [ClaimedEmail(**dict(row)) for row in rows]
 
 

@@ -349,3 +349,57 @@ async def test_a_lost_reply_to_an_accepted_email_sends_it_again_with_the_same_me
     state = await notification_db.fetchrow("SELECT status, attempts FROM emails")
     assert state["status"] == "sent" and state["attempts"] == 2
     assert [v["event_type"] for v in values(sent)] == ["notification.sent"]
+
+
+async def test_a_conflicting_resubmission_is_rejected_without_the_stored_registrations_data(
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
+) -> None:
+    """Another portal reused R-1 for another Kommune: its rejection names nothing of R-1's data,
+    and R-1's later letters still go to R-1's own Kommune."""
+    accepted = registration_event("registration.accepted", "R-1")
+    other = "anmeldung@andere-kommune.example"
+    conflict = wire(
+        "registration.rejected",
+        event_data(
+            "registration.rejected",
+            "R-1",
+            kommune_key="03241",
+            contact_email=other,
+            reason="registration_id_conflict",
+        ),
+    )
+    approved = decision("funding.approved", "R-1")
+    async with notification_service():
+        await bus.registrations(accepted, conflict)
+        await bus.sent(2)
+        await bus.decisions(approved)
+        await bus.sent(3, settle=1)
+    assert sink.count_by_message_id() == Counter(message_id(e) for e in (accepted, conflict, approved))
+    by_id = {str(m["Message-ID"]): m for m in sink.messages()}
+    rejection = by_id[message_id(conflict)]
+    assert [a.addr_spec for a in rejection["To"].addresses] == [other]
+    for body in parts(rejection):
+        assert "Jürgen" not in body and "Weiß" not in body
+        assert "Grundlagen" not in body and "01.02.2023" not in body and "Göttingen" not in body
+    funding = by_id[message_id(approved)]
+    assert [a.addr_spec for a in funding["To"].addresses] == [contact("R-1")]
+    text, _ = parts(funding)
+    assert "Jürgen Weiß" in text and "Göttingen (Landkreis, 03159)" in text
+    stored = await notification_db.fetchrow(
+        "SELECT kommune_key, contact_email, family_name FROM registrations WHERE registration_id = 'R-1'"
+    )
+    assert dict(stored) == {"kommune_key": "03159", "contact_email": contact("R-1"), "family_name": "Weiß"}
+
+
+async def test_temporary_failures_are_retried_beyond_the_attempt_limit_and_never_parked(
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
+) -> None:
+    sink.handler.fail_next(["451 4.3.0 Try again later", "421 4.3.2 Service shutting down"] * 2)
+    accepted = registration_event("registration.accepted", "R-1")
+    async with notification_service(notification_max_attempts=2):
+        await bus.registrations(accepted)
+        sent = await bus.sent(1, settle=1)
+    assert sink.handler.rejected_data == 4
+    assert_each_sent_once(sink, [accepted], sent)
+    state = await notification_db.fetchrow("SELECT status, attempts FROM emails")
+    assert state["status"] == "sent" and state["attempts"] == 5

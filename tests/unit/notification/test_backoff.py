@@ -51,16 +51,18 @@ def test_nonsense_input_is_refused(attempt: int, jitter: float) -> None:
         (1, False, Retry(1.0)),
         (2, False, Retry(2.0)),
         (4, False, Retry(8.0)),
-        (5, False, Park()),
-        (9, False, Park()),
+        # Temporary failures are never parked, however often they come: the delay stays capped.
+        (5, False, Retry(16.0)),
+        (9, False, Retry(60.0)),
+        (10_000, False, Retry(60.0)),
         (1, True, Park()),
         (4, True, Park()),
     ],
 )
-def test_temporary_failures_retry_until_the_limit_and_permanent_ones_park_at_once(
+def test_temporary_failures_are_retried_for_ever_and_permanent_ones_park_at_once(
     attempts: int, permanent: bool, expected: Retry | Park
 ) -> None:
-    decision = after_failure(attempts, permanent=permanent, max_attempts=5, base=1, maximum=60, jitter=0)
+    decision = after_failure(attempts, permanent=permanent, base=1, maximum=60, jitter=0)
     assert decision == expected
 
 
@@ -73,49 +75,36 @@ def test_temporary_failures_retry_until_the_limit_and_permanent_ones_park_at_onc
         # Temporary failures before count too: the email has been tried often enough.
         (4, True, Park()),
         (3, False, Retry(4.0)),
-        (5, False, Park()),
+        (5, False, Retry(16.0)),
     ],
 )
 def test_permanent_failures_park_after_their_configured_number_of_attempts(
     attempts: int, permanent: bool, expected: Retry | Park
 ) -> None:
     decision = after_failure(
-        attempts,
-        permanent=permanent,
-        max_attempts=5,
-        max_permanent_attempts=3,
-        base=1,
-        maximum=60,
-        jitter=0,
+        attempts, permanent=permanent, max_permanent_attempts=3, base=1, maximum=60, jitter=0
     )
     assert decision == expected
 
 
-def test_the_permanent_limit_never_exceeds_the_overall_one() -> None:
-    decision = after_failure(
-        2, permanent=True, max_attempts=2, max_permanent_attempts=10, base=1, maximum=60, jitter=0
-    )
-    assert decision == Park()
-
-
 @given(
-    attempts=st.integers(min_value=1, max_value=50),
+    attempts=st.integers(min_value=1, max_value=100_000),
     permanent=st.booleans(),
-    max_attempts=st.integers(min_value=1, max_value=20),
     max_permanent_attempts=st.integers(min_value=1, max_value=20),
+    maximum=st.floats(min_value=0.001, max_value=86_400),
     jitter=st.floats(min_value=0, max_value=1, exclude_max=True),
 )
-def test_every_email_is_parked_by_its_limit_and_retried_before(
-    attempts: int, permanent: bool, max_attempts: int, max_permanent_attempts: int, jitter: float
+def test_only_permanent_failures_are_parked_and_every_retry_waits_at_most_the_maximum(
+    attempts: int, permanent: bool, max_permanent_attempts: int, maximum: float, jitter: float
 ) -> None:
-    limit = min(max_attempts, max_permanent_attempts) if permanent else max_attempts
     decision = after_failure(
         attempts,
         permanent=permanent,
-        max_attempts=max_attempts,
         max_permanent_attempts=max_permanent_attempts,
         base=1,
-        maximum=60,
+        maximum=maximum,
         jitter=jitter,
     )
-    assert isinstance(decision, Park) == (attempts >= limit)
+    assert isinstance(decision, Park) == (permanent and attempts >= max_permanent_attempts)
+    if isinstance(decision, Retry):
+        assert 0 < decision.delay_seconds <= maximum

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from services.notification.domain import Kommune, RegistrationData, plan_email, registration_data
+from services.notification.domain import (
+    Kommune,
+    RegistrationData,
+    plan_email,
+    registration_data,
+    registration_update,
+)
 from services.notification.templates import Template
 from tests.unit.notification.samples import CONTACT, KOMMUNE_KEY, envelope, event_data
 
@@ -92,3 +98,43 @@ def test_the_letter_gets_the_facts_of_its_event(
     assert planned is not None
     assert planned.template is template
     assert planned.facts[fact] == value
+
+
+def test_a_rejection_neither_changes_nor_learns_from_the_stored_registration() -> None:
+    """A conflicting resubmission of R-1 for another Kommune is rejected with the new content."""
+    stored = registration_data(envelope("registration.accepted"))
+    conflict = envelope(
+        "registration.rejected",
+        event_data(
+            "registration.rejected",
+            kommune_key="03241",
+            contact_email="b@andere.example",
+            reason="registration_id_conflict",
+        ),
+    )
+    update = registration_update(conflict, stored)
+    assert update.keep is None
+    assert update.letter == RegistrationData("R-1", "03241", "b@andere.example")
+    planned = plan_email(conflict, update.letter, Kommune("03241", "Region Hannover"))
+    assert planned is not None
+    assert planned.to == "b@andere.example"
+    assert planned.facts["participant"] is None
+    assert planned.facts["seminar_title"] is None and planned.facts["seminar_dates"] is None
+    assert planned.facts["fee"] is None
+
+
+def test_a_rejection_of_an_unknown_registration_is_not_remembered() -> None:
+    rejected = envelope("registration.rejected")
+    update = registration_update(rejected, None)
+    assert update.keep is None
+    assert update.letter == registration_data(rejected)
+
+
+@pytest.mark.parametrize(
+    "event_type", ["registration.accepted", "registration.waitlisted", "registration.withdrawn"]
+)
+def test_other_registration_events_are_remembered_over_what_was_known(event_type: str) -> None:
+    stored = registration_data(envelope("registration.accepted"))
+    event = envelope(event_type)
+    update = registration_update(event, stored)
+    assert update.keep == update.letter == registration_data(event).over(stored)

@@ -53,3 +53,18 @@ def test_a_permanent_failure_parks_at_the_first_attempt_unless_configured_otherw
 ) -> None:
     monkeypatch.delenv("NOTIFICATION_MAX_PERMANENT_ATTEMPTS", raising=False)
     assert NotificationSettings().notification_max_permanent_attempts == 1
+
+
+@pytest.mark.parametrize("timeout", [0.5, 5.0, 30.0, 120.0])
+def test_the_lease_outlasts_the_slowest_live_delivery_and_its_recording(timeout: float) -> None:
+    """A lease that ends while the SMTP exchange is still alive lets another sender send it again.
+
+    Worst case: a reused session fails at its last command, then a new session goes through every
+    command of a connection and a message, each taking just under the timeout; then recording the
+    outcome is retried for up to a minute.
+    """
+    settings = NotificationSettings(smtp_timeout_seconds=timeout)
+    commands_per_session = 12  # greeting, EHLO, STARTTLS, EHLO, AUTH (3), MAIL, RCPT, DATA, data, QUIT
+    slowest_delivery = 2 * commands_per_session * timeout
+    assert settings.sender_delivery_deadline_seconds >= slowest_delivery
+    assert settings.sender_lease_seconds >= settings.sender_delivery_deadline_seconds + 60
