@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,9 +71,10 @@ async def _wait_for_seminars(url: str, count: int, timeout: float) -> None:
 def _email_latencies(
     mail_dir: Path, names: set[str], submitted: dict[str, float], phase: str
 ) -> tuple[list[tuple[float, float]], list[float]]:
-    """For the phase's registrations: (submitted, latency) to the last of each one's emails, and the
-    instant every one of their emails was accepted. Emails of other phases (a backlog) are left out."""
+    """For the phase's registrations whose emails all arrived: (submitted, latency) to the last one,
+    and the instant every email of the phase was accepted. Other phases' emails are left out."""
     last: dict[str, float] = defaultdict(float)
+    received: Counter[str] = Counter()
     accepted = []
     for mail in mails(mail_dir, names):
         registration_id = mail.registration_id()
@@ -81,7 +82,9 @@ def _email_latencies(
             continue
         accepted.append(mail.accepted)
         last[registration_id] = max(last[registration_id], mail.accepted)
-    return [(submitted[rid], at - submitted[rid]) for rid, at in last.items()], accepted
+        received[registration_id] += 1
+    complete = [rid for rid, count in received.items() if count >= EMAILS_PER_REGISTRATION]
+    return [(submitted[rid], last[rid] - submitted[rid]) for rid in complete], accepted
 
 
 @dataclass
