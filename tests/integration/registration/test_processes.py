@@ -127,7 +127,7 @@ async def test_the_service_process_warns_about_withdrawals_it_cannot_apply_and_l
             broken,  # dead-lettered: the reason names the field, not its value
             withdrawal("R-1", key),  # withdrawn, R-5 takes the seat
             withdrawal("R-1", key),  # already withdrawn
-            withdrawal("R-3", key),  # rejected
+            withdrawal("R-3", "0324"),  # rejected (same key as its submission: same partition, so after it)
             withdrawal("R-77", key),  # unknown: remembered
             submission("R-6", key, "S-1"),  # shows that everything before it was processed
         )
