@@ -15,10 +15,9 @@ DEFAULT_OFFICE_ORGANISATION = "Niedersächsisches Studieninstitut für kommunale
 
 # Round trips of one SMTP session at most: greeting, EHLO, STARTTLS, EHLO again, AUTH (up to three
 # exchanges), MAIL, RCPT, DATA, the message, QUIT. aiosmtplib's timeout holds per round trip.
-SMTP_ROUND_TRIPS_PER_SESSION = 12
 # How long the sender keeps trying to record a delivery's outcome while the database is away.
 RECORD_GIVE_UP_SECONDS = 60.0
-LEASE_MARGIN_SECONDS = 60.0
+LEASE_MARGIN_SECONDS = 30.0
 
 
 class NotificationSettings(CommonSettings):
@@ -35,6 +34,9 @@ class NotificationSettings(CommonSettings):
     smtp_starttls: bool = Field(False, validation_alias="SMTP_STARTTLS")
     smtp_tls: bool = Field(False, validation_alias="SMTP_TLS")
     smtp_timeout_seconds: float = Field(30.0, gt=0, validation_alias="SMTP_TIMEOUT_SECONDS")
+    notification_delivery_deadline_seconds: float = Field(
+        60.0, gt=0, validation_alias="NOTIFICATION_DELIVERY_DEADLINE_SECONDS"
+    )
 
     mail_from: str = Field(DEFAULT_MAIL_FROM, validation_alias="MAIL_FROM")
     mail_office_name: str = Field(DEFAULT_OFFICE_NAME, validation_alias="MAIL_OFFICE_NAME")
@@ -92,12 +94,12 @@ class NotificationSettings(CommonSettings):
 
     @property
     def sender_delivery_deadline_seconds(self) -> float:
-        """The longest one delivery may take over SMTP, after which it counts as a temporary failure.
+        """The longest one delivery may take over SMTP; past it, it counts as a temporary failure.
 
-        The slowest live delivery: a reused session that fails at its last round trip, then a new
-        session whose every round trip takes just under SMTP_TIMEOUT_SECONDS.
+        A whole-delivery cap rather than a sum of per-command timeouts: the lease follows from it,
+        and the lease is how long a crashed sender's emails wait before another sender takes them.
         """
-        return 2 * SMTP_ROUND_TRIPS_PER_SESSION * self.smtp_timeout_seconds
+        return self.notification_delivery_deadline_seconds
 
     @property
     def sender_lease_seconds(self) -> float:
