@@ -491,6 +491,18 @@ def problem(result: Result, message: str) -> None:
         result.problems.append(message)
 
 
+def _requeued_for_money(event: dict[str, Any], history: list[dict[str, Any]]) -> bool:
+    """A Kommune's freed place went to this registration while its period had no money left: it
+    moves from the quota waitlist to the money waitlist (ADR 0006). That second
+    `funding.waitlisted` is a change of reason, not a second first decision."""
+    if event["data"]["reason"] != "budget_exhausted":
+        return False
+    earlier = history[: history.index(event)]
+    return any(
+        e["event_type"] == "funding.waitlisted" and e["data"]["reason"] == "quota_exhausted" for e in earlier
+    )
+
+
 def check_decisions(
     result: Result, outcomes: list[dict[str, Any]], decisions: list[dict[str, Any]], submitted: set[str]
 ) -> None:
@@ -508,7 +520,7 @@ def check_decisions(
             e
             for e in history
             if (e["event_type"] == "funding.approved" and not e["data"]["promoted"])
-            or e["event_type"] == "funding.waitlisted"
+            or (e["event_type"] == "funding.waitlisted" and not _requeued_for_money(e, history))
             or (e["event_type"] == "funding.declined" and e["data"]["reason"] != "period_closed")
         ]
         if not first:
