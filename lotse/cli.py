@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lotse import dlq as dead_letters
+from lotse.db import with_pool
 from lotse.present import euros
 from lotse.status import check_database, check_kafka, check_service, check_smtp, consumer_lag
 from services.funding.program import DEFAULT_PROGRAM_FILE
@@ -74,10 +75,6 @@ class OperatorSettings(BaseSettings):
 
 def settings() -> OperatorSettings:
     return OperatorSettings()
-
-
-async def connect(dsn: str) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=1, max_size=2)
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -154,14 +151,6 @@ def dlq_replay(
         console.print(f"[red]{exc.args[0]}[/]")
         raise typer.Exit(2) from exc
     console.print(f"Replayed {len(replayed)} dead letter(s) onto {topic}.")
-
-
-async def with_pool(dsn: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    pool = await connect(dsn)
-    try:
-        return await action(pool)
-    finally:
-        await pool.close()
 
 
 @app.command()
@@ -358,18 +347,11 @@ def mail_parked() -> None:
 
     config = settings()
 
-    async def fetch() -> list[dict[str, Any]]:
-        pool = await connect(config.notification_database_url)
-        try:
-            return await mail.parked(pool)
-        finally:
-            await pool.close()
-
     table = Table(title="Parked emails")
     columns = ("id", "registration_id", "template", "recipient", "attempts", "parked_at", "last_error")
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column in {"id", "registration_id"})
-    rows = run(fetch())
+    rows = run(with_pool(config.notification_database_url, mail.parked))
     for row in rows:
         table.add_row(*(str(row[column]) for column in columns))
     console.print(table)
@@ -390,14 +372,7 @@ def mail_resend(
         console.print(f"[red]{email_id!r} is not a notification id (a UUID)[/]")
         raise typer.Exit(2) from exc
 
-    async def resend() -> bool:
-        pool = await connect(config.notification_database_url)
-        try:
-            return await mail.resend(pool, email_id)
-        finally:
-            await pool.close()
-
-    if not run(resend()):
+    if not run(with_pool(config.notification_database_url, lambda pool: mail.resend(pool, email_id))):
         console.print(f"[red]email {email_id} is not parked: nothing to resend[/]")
         raise typer.Exit(1)
     console.print(f"Email {email_id} is pending again; the notification service will send it.")

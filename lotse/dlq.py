@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from lotse.log import topic_partitions
 from shared.dlq import DLQ_HEADERS, HEADER_ERROR, HEADER_FAILED_AT, HEADER_SERVICE
 from shared.kafka import make_producer
 from shared.topics import dlq_topic
@@ -54,12 +55,7 @@ async def read_letters(bootstrap: str, topic: str, *, only_new: bool = False) ->
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(dead, p) for p in sorted(consumer.partitions_for_topic(dead) or set())]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(dead, p) for p in sorted(consumer.partitions_for_topic(dead) or set())
-            ]
+        partitions = await topic_partitions(consumer, dead)
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncpg
-
+from lotse.db import with_pool
 from lotse.log import read_all
 from lotse.report import Report, build_report
 from services.funding.program import Program, load_program
@@ -63,14 +62,6 @@ def mail_location(mail_dir: Path) -> str:
     return f"{mail_dir} ({count} .eml files)"
 
 
-async def emails_sent(notification_dsn: str) -> int:
-    pool = await asyncpg.create_pool(notification_dsn, min_size=1, max_size=2)
-    try:
-        return await mail.count_sent(pool)
-    finally:
-        await pool.close()
-
-
 async def gather_report(config: OperatorSettings, programme: Programme | None = None) -> Report:
     if programme is None:
         programme = await asyncio.to_thread(load_programme, config.funding_program_file, config.gv100ad_file)
@@ -84,5 +75,5 @@ async def gather_report(config: OperatorSettings, programme: Programme | None = 
         mail_location=await asyncio.to_thread(mail_location, config.mail_dir),
     )
     # The notification service's store is the authority on what was delivered.
-    report.emails_sent = await emails_sent(config.notification_database_url)
+    report.emails_sent = await with_pool(config.notification_database_url, mail.count_sent)
     return report

@@ -8,8 +8,17 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every committed event on the topic up to now, in log order per partition, once per event_id."""
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, fetching metadata first if the consumer has not seen the topic yet."""
+    found = consumer.partitions_for_topic(topic)
+    if not found:
+        await consumer._client.force_metadata_update()  # first use of a topic
+        found = consumer.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(found or set())]
+
+
+async def read_history(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every committed event on the topic up to now, in log order per partition, copies included."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -18,30 +27,18 @@ async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())
-            ]
+        partitions = await topic_partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         events: list[dict[str, Any]] = []
-        seen: set[str] = set()
         pending = {tp for tp in partitions if ends[tp] > 0}
         empty_polls = 0
         while pending and empty_polls < 10:
             batch = await consumer.getmany(*pending, timeout_ms=500)
             empty_polls = 0 if batch else empty_polls + 1
             for records in batch.values():
-                for record in records:
-                    if record.value is None:
-                        continue
-                    event = json.loads(record.value)
-                    if event.get("event_id") not in seen:
-                        seen.add(event.get("event_id"))
-                        events.append(event)
+                events.extend(json.loads(record.value) for record in records if record.value is not None)
             for tp in list(pending):
                 # Transaction markers take offsets, so "at or past the end" is the test.
                 if await consumer.position(tp) >= ends[tp]:
@@ -51,5 +48,12 @@ async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         await consumer.stop()
 
 
-async def count_all(bootstrap: str, topic: str) -> int:
-    return len(await read_all(bootstrap, topic))
+async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every committed event on the topic up to now, in log order per partition, once per event_id."""
+    seen: set[Any] = set()
+    events = []
+    for event in await read_history(bootstrap, topic):
+        if event.get("event_id") not in seen:
+            seen.add(event.get("event_id"))
+            events.append(event)
+    return events

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lotse.report import Report
+from services.notification.templates import format_euros
 
 ATTRIBUTION = "Quelle: Statistisches Bundesamt (Destatis), Gemeindeverzeichnis GV100AD"
 
@@ -14,9 +15,7 @@ def euros(cents: int | None) -> str:
     """German money format: 1.234,56 €; None is an unlimited budget."""
     if cents is None:
         return "unbegrenzt"
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}".replace(",", ".") + f",{rest:02d} €"
+    return ("-" if cents < 0 else "") + format_euros(abs(cents))
 
 
 def _counts(title: str, counts: dict[str, int]) -> Table:

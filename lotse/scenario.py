@@ -179,7 +179,7 @@ def _seminars(rng: random.Random, year: int, count: int, size: ScenarioSize) -> 
     return seminars
 
 
-def _key_form(rng: random.Random, kommune: Kommune) -> str:
+def key_form(rng: random.Random, kommune: Kommune) -> str:
     """Portals send whatever form they have: AGS for some Gemeinden, the 5-digit key for a city."""
     if kommune.kind is KommuneKind.KREISFREIE_STADT:
         return kommune.key[:5]
@@ -210,7 +210,7 @@ def build_scenario(directory: Directory, size: ScenarioSize = DEMO, seed: int = 
         registration = Registration(
             registration_id=f"REG-{counter:05d}",
             kommune=kommune,
-            given_key=_key_form(rng, kommune),
+            given_key=key_form(rng, kommune),
             seminar=seminar,
             given_name=given,
             family_name=family,

@@ -59,11 +59,6 @@ class Expected:
     withdrawn_funding: int  # released or taken off the waitlist: which one depends on order
     declined_not_eligible: int
     funded_kommunen: int
-    waitlisted_by_period: dict[str, int]
-
-
-def period_of(registration: Registration) -> str:
-    return "2023" if registration.seminar.starts_on.year == 2023 else "2021-2022"
 
 
 def expected_figures(scenario: Scenario) -> Expected:
@@ -90,7 +85,6 @@ def expected_figures(scenario: Scenario) -> Expected:
         withdrawn_funding=len(withdrawn),
         declined_not_eligible=declined,
         funded_kommunen=funded_kommunen,
-        waitlisted_by_period={},
     )
 
 

@@ -36,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from deploy.local import stack as local
+from lotse.log import read_history
+from lotse.scenario import key_form
 from services.notification.compose import notification_id
 from services.notification.templates import template_for
-from shared.directory import Directory, Kommune, KommuneKind, load_directory
+from shared.directory import Directory, KommuneKind, load_directory
 from shared.settings import REPO_ROOT
 from shared.topics import Topics
 from tests.support.kafka import envelope as kafka_envelope
@@ -97,14 +99,6 @@ def seminar_data(sid: str, starts: date, capacity: int, title: str) -> dict[str,
         "fee_cents": FEE_CENTS,
         "capacity": capacity,
     }
-
-
-def key_form(rng: random.Random, kommune: Kommune) -> str:
-    if kommune.kind is KommuneKind.KREISFREIE_STADT:
-        return kommune.key[:5]
-    if kommune.ags is not None and rng.random() < 0.5:
-        return kommune.ags
-    return kommune.key
 
 
 def build_stream(directory: Directory, events: int, seed: int) -> Stream:
@@ -375,32 +369,6 @@ def schedule(short: bool, rng: random.Random) -> list[str]:
 
 
 # --- reading the history --------------------------------------------------------------------------
-
-
-async def read_history(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every committed record of the topic, copies included (lotse.log.read_all drops them)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[dict[str, Any]] = []
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=1000)
-            for records in batch.values():
-                out.extend(json.loads(r.value) for r in records if r.value is not None)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def drained(env: dict[str, str], inbound: int) -> dict[str, int]:
