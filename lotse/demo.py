@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lotse.log import read_all
 from lotse.scenario import DEMO, Scenario, ScenarioSize, build_scenario
+from lotse.status import wait_until_consumed
 from shared.directory import Directory
 from shared.kafka import make_producer
 from shared.topics import Topics
@@ -31,7 +32,8 @@ async def publish_scenario(bootstrap: str, topics: Topics, scenario: Scenario) -
         messages = scenario.messages()
         seminars = [m for m in messages if m[0] == "portal.seminars"]
         rest = [m for m in messages if m[0] != "portal.seminars"]
-        # Seminars first, and acknowledged, so that no registration races its seminar's offer.
+        # Kafka orders nothing across topics: the registration service must have consumed every
+        # offer before the first registration is sent, or that registration races its seminar.
         for batch in (seminars, rest):
             futures = [
                 await producer.send(topics.prefix + topic, json.dumps(value).encode(), key=key.encode())
@@ -39,6 +41,8 @@ async def publish_scenario(bootstrap: str, topics: Topics, scenario: Scenario) -
             ]
             for future in futures:
                 await future
+            if batch is seminars:
+                await wait_until_consumed(bootstrap, topics, "registration", "portal.seminars")
         return len(messages)
     finally:
         await producer.stop()

@@ -113,3 +113,20 @@ async def consumer_lag(bootstrap: str, topics: Topics) -> list[Lag]:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def wait_until_consumed(
+    bootstrap: str, topics: Topics, service: str, topic: str, timeout: float = 120
+) -> None:
+    """Return once `service` has committed every message now on `topic` (its lag is 0)."""
+    group, name = topics.prefix + service, topics.prefix + topic
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        lags = await consumer_lag(bootstrap, topics)
+        lag = next((entry.lag for entry in lags if (entry.group, entry.topic) == (group, name)), None)
+        if lag == 0:
+            return
+        if loop.time() >= deadline:
+            raise TimeoutError(f"{service} has not consumed {name} within {timeout:.0f} s (lag {lag})")
+        await asyncio.sleep(0.5)

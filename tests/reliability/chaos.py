@@ -41,6 +41,7 @@ from aiokafka import AIOKafkaProducer
 from deploy.local import stack as local
 from lotse.log import read_history
 from lotse.scenario import key_form
+from lotse.status import wait_until_consumed
 from services.notification.compose import notification_id
 from services.notification.templates import template_for
 from shared.directory import Directory, KommuneKind, load_directory
@@ -642,6 +643,8 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
         ]:
             await publisher.send(topics.prefix + topic, key, value)
             await publisher.send(topics.prefix + topic, key, value)
+        # Kafka orders nothing across topics: no registration may race its seminar's offer.
+        await wait_until_consumed(stack.bootstrap, topics, "registration", "portal.seminars")
         messages = twice(stream.messages, rng)
         chaos = Chaos(stack, topics, publisher, rng)
         kinds = schedule(short, rng)
