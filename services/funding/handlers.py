@@ -44,7 +44,7 @@ from shared.events import (
     derived_event_id,
     new_envelope,
 )
-from shared.logging import get_logger
+from shared.logging import bound_event, get_logger
 from shared.outbox import OutboxMessage
 from shared.topics import Topics
 
@@ -110,6 +110,9 @@ def log_effects(effects: Sequence[Effect]) -> None:
         )
 
 
+FIRST_STATUS = {Approve: Status.APPROVED, Waitlist: Status.WAITLISTED, Decline: Status.DECLINED}
+
+
 def is_acceptance(event: Envelope[Any]) -> bool:
     """A seat confirmed: the only registration outcome that asks for a funding decision.
 
@@ -163,46 +166,101 @@ class RegistrationEventsApplier:
         await store.lock_quotas(conn, kommune_keys)
 
     async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
-        data = event.data
-        if is_acceptance(event):
-            effects = await self._accepted(conn, data)
-        elif isinstance(data, RegistrationWithdrawn):
-            effects = await self._withdrawn(conn, data)
-        else:
-            return []
-        log_effects(effects)
-        return decision_messages(self._topic, event.event_id, event.effective_correlation_id, effects)
+        return await self.apply_batch(conn, [event])
 
-    async def _accepted(self, conn: asyncpg.Connection, data: RegistrationAccepted) -> list[Effect]:
-        application = Application(
-            registration_id=data.registration_id,
-            kommune_key=data.kommune_key,
-            seminar_starts_on=data.seminar_starts_on,
-            seminar_ends_on=data.seminar_ends_on,
-            fee_cents=data.fee_cents,
-        )
-        existing = await store.funding(conn, data.registration_id)
-        if existing is not None:
-            log.info(
-                "registration decided before, no second decision",
-                registration_id=data.registration_id,
-                status=existing.status.value,
-            )
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
+    ) -> Sequence[OutboxMessage]:
+        """Runs of acceptances are decided together, with bulk reads and writes; a withdrawal
+        is applied on its own, after the run before it is written."""
+        outgoing: list[OutboxMessage] = []
+        run: list[Envelope[Any]] = []
+        for event in events:
+            if is_acceptance(event):
+                run.append(event)
+            elif isinstance(event.data, RegistrationWithdrawn):
+                outgoing += await self._decide_first(conn, run)
+                run = []
+                with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):
+                    effects = await self._withdrawn(conn, event.data)
+                    log_effects(effects)
+                outgoing += decision_messages(
+                    self._topic, event.event_id, event.effective_correlation_id, effects
+                )
+        outgoing += await self._decide_first(conn, run)
+        return outgoing
+
+    async def _decide_first(
+        self, conn: asyncpg.Connection, acceptances: Sequence[Envelope[Any]]
+    ) -> list[OutboxMessage]:
+        """First decisions for a run of acceptances, in order, each seeing the ones before it.
+
+        The batch holds the rows of every period and Kommune involved (`lock`), so the state read
+        here stays true while the run is decided in memory and written in one go.
+        """
+        if not acceptances:
             return []
-        counts = await store.waiting_counts(conn, data.kommune_key)
-        decision = decide(
-            self._program,
-            self._directory.get(data.kommune_key),
-            application,
-            existing=None,
-            budgets=await store.budgets(conn),
-            quota=(await store.quotas(conn, [data.kommune_key])).get(data.kommune_key),
-            quota_waiting=counts.quota_waiting,
-            budget_waiting=counts.budget_waiting,
-        )
-        assert decision is not None
-        await store.record_first_decision(conn, application, data.seminar_id, decision)
-        return [decision]
+        registration_ids = [event.data.registration_id for event in acceptances]
+        keys = {event.data.kommune_key for event in acceptances}
+        decided_before = await store.fundings(conn, registration_ids)
+        budgets = await store.budgets(conn)
+        quotas = await store.quotas(conn, keys)
+        quota_waiting = await store.quota_waiting(conn, keys)
+        limited = [period.id for period in self._program.periods if period.budget_cents is not None]
+        budget_waiting = await store.budget_waiting(conn, limited)
+        decided: list[store.FirstDecision] = []
+        outgoing: list[OutboxMessage] = []
+        for event in acceptances:
+            data: RegistrationAccepted = event.data
+            with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):
+                if data.registration_id in decided_before:
+                    log.info(
+                        "registration decided before, no second decision",
+                        registration_id=data.registration_id,
+                        status=decided_before[data.registration_id].status.value,
+                    )
+                    continue
+                application = Application(
+                    registration_id=data.registration_id,
+                    kommune_key=data.kommune_key,
+                    seminar_starts_on=data.seminar_starts_on,
+                    seminar_ends_on=data.seminar_ends_on,
+                    fee_cents=data.fee_cents,
+                )
+                kommune = self._directory.get(data.kommune_key)
+                decision = decide(
+                    self._program,
+                    kommune,
+                    application,
+                    existing=None,
+                    budgets=budgets,
+                    quota=quotas.get(data.kommune_key),
+                    quota_waiting=quota_waiting[data.kommune_key],
+                    budget_waiting=budget_waiting,
+                )
+                assert decision is not None  # None only for an existing record
+                # What the next acceptance of the run must see.
+                if isinstance(decision, Approve):
+                    quota = quotas.get(data.kommune_key)
+                    if quota is not None:
+                        quotas[data.kommune_key] = quota.take()
+                    budget = budgets.get(decision.period_id)
+                    if budget is not None:
+                        budgets[decision.period_id] = budget.approve(decision.amount_cents)
+                elif isinstance(decision, Waitlist) and decision.reason == "quota_exhausted":
+                    quota_waiting[data.kommune_key] += 1
+                elif isinstance(decision, Waitlist):
+                    budget_waiting[decision.period_id] += 1
+                decided_before[data.registration_id] = Funding(
+                    data.registration_id, data.kommune_key, FIRST_STATUS[type(decision)]
+                )
+                decided.append(store.FirstDecision(application, data.seminar_id, decision))
+                log_effects([decision])
+                outgoing += decision_messages(
+                    self._topic, event.event_id, event.effective_correlation_id, [decision]
+                )
+        await store.record_first_decisions(conn, decided)
+        return outgoing
 
     async def _withdrawn(self, conn: asyncpg.Connection, data: RegistrationWithdrawn) -> list[Effect]:
         existing = await store.funding(conn, data.registration_id)

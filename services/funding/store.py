@@ -75,16 +75,35 @@ WHERE status = 'waitlisted' AND reason = $1 AND ($2::text IS NULL OR period_id =
   AND ($3::text IS NULL OR kommune_key = $3)
 ORDER BY waitlist_seq
 """
-WAITING_COUNTS = """
-SELECT period_id, reason, kommune_key = $1 AS own, count(*) AS waiting
-FROM fundings WHERE status = 'waitlisted'
-GROUP BY period_id, reason, kommune_key = $1
+QUOTA_WAITING = """
+SELECT kommune_key, count(*) AS waiting FROM fundings
+WHERE status = 'waitlisted' AND reason = 'quota_exhausted' AND kommune_key = ANY($1::text[])
+GROUP BY kommune_key
 """
-INSERT_FUNDING = """
+BUDGET_WAITING = """
+SELECT period_id, count(*) AS waiting FROM fundings
+WHERE status = 'waitlisted' AND reason = 'budget_exhausted' AND period_id = ANY($1::text[])
+GROUP BY period_id
+"""
+# Sequence values for new waitlist entries, handed out in order of arrival by the caller.
+NEXT_WAITLIST_SEQS = "SELECT nextval('funding_waitlist_order') AS seq FROM generate_series(1, $1)"
+INSERT_FUNDINGS = """
 INSERT INTO fundings (registration_id, kommune_key, seminar_id, seminar_starts_on, fee_cents, status,
                       period_id, reason, amount_cents, waitlist_seq)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-        CASE WHEN $6 = 'waitlisted' THEN nextval('funding_waitlist_order') END)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[], $6::text[],
+                     $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+"""
+# Bulk takes for a batch's first approvals. The CHECK constraints within_quota and within_budget
+# refuse any overdraft, whatever the caller believes; a closed or missing row updates nothing.
+TAKE_PLACES = """
+UPDATE quotas AS q SET held = q.held + taken.places, updated_at = now()
+FROM unnest($1::text[], $2::integer[]) AS taken(kommune_key, places)
+WHERE q.kommune_key = taken.kommune_key
+"""
+TAKE_BUDGETS = """
+UPDATE periods AS p SET approved_cents = p.approved_cents + taken.cents, updated_at = now()
+FROM unnest($1::text[], $2::bigint[]) AS taken(period_id, cents)
+WHERE p.period_id = taken.period_id AND p.closed_at IS NULL
 """
 # Conditional: money is taken only while the open period has enough, whatever the caller believes.
 TAKE_BUDGET = """
@@ -236,53 +255,88 @@ async def budget_queues(conn: asyncpg.Connection) -> dict[str, list[Funding]]:
     return queues
 
 
-@dataclass(frozen=True)
-class WaitingCounts:
-    quota_waiting: int  # the Kommune's entries waiting for a place
-    budget_waiting: Counter[str]  # per period, the entries waiting for money
+async def quota_waiting(conn: asyncpg.Connection, kommune_keys: Iterable[str]) -> Counter[str]:
+    """Per Kommune, its entries waiting for a place."""
+    rows = await conn.fetch(QUOTA_WAITING, list(set(kommune_keys)))
+    return Counter({row["kommune_key"]: row["waiting"] for row in rows})
 
 
-async def waiting_counts(conn: asyncpg.Connection, kommune_key: str) -> WaitingCounts:
-    quota_waiting = 0
-    budget_waiting: Counter[str] = Counter()
-    for row in await conn.fetch(WAITING_COUNTS, kommune_key):
-        if row["reason"] == "budget_exhausted":
-            budget_waiting[row["period_id"]] += row["waiting"]
-        elif row["own"]:
-            quota_waiting += row["waiting"]
-    return WaitingCounts(quota_waiting, budget_waiting)
+async def budget_waiting(conn: asyncpg.Connection, period_ids: Iterable[str]) -> Counter[str]:
+    """Per period, the entries waiting for money."""
+    ids = list(set(period_ids))
+    if not ids:
+        return Counter()
+    rows = await conn.fetch(BUDGET_WAITING, ids)
+    return Counter({row["period_id"]: row["waiting"] for row in rows})
 
 
 # --- writes ----------------------------------------------------------------------------------
 
 
-async def record_first_decision(
-    conn: asyncpg.Connection, application: Application, seminar_id: str, decision: Effect
-) -> None:
-    """Insert the registration's funding record; an approval takes its place and money first."""
-    reason: str | None = None
-    amount: int | None = None
-    if isinstance(decision, Approve):
-        await _take(conn, decision)
-        status, amount = Status.APPROVED, decision.amount_cents
-    elif isinstance(decision, Waitlist):
-        status, reason, amount = Status.WAITLISTED, decision.reason, decision.amount_cents
-    elif isinstance(decision, Decline):
-        status, reason = Status.DECLINED, decision.reason
-    else:
-        raise TypeError(f"not a first decision: {decision!r}")
-    await conn.execute(
-        INSERT_FUNDING,
-        application.registration_id,
-        application.kommune_key,
-        seminar_id,
-        application.seminar_starts_on,
-        application.fee_cents,
-        status.value,
-        decision.period_id,
-        reason,
-        amount,
+@dataclass(frozen=True)
+class FirstDecision:
+    application: Application
+    seminar_id: str
+    decision: Approve | Waitlist | Decline
+
+
+async def record_first_decisions(conn: asyncpg.Connection, decided: Sequence[FirstDecision]) -> None:
+    """Insert the funding records of a batch's first decisions, in order of arrival; approvals
+    take their places and money first, with one statement per table."""
+    if not decided:
+        return
+    places: Counter[str] = Counter()
+    money: Counter[str] = Counter()
+    waitlisted = 0
+    for item in decided:
+        if isinstance(item.decision, Approve):
+            places[item.decision.kommune_key] += 1
+            money[item.decision.period_id] += item.decision.amount_cents
+        elif isinstance(item.decision, Waitlist):
+            waitlisted += 1
+    if places:
+        keys = sorted(places)  # the lock order, although the rows are locked already
+        if await conn.execute(TAKE_PLACES, keys, [places[key] for key in keys]) != f"UPDATE {len(keys)}":
+            raise InvariantError(f"a Kommune of {keys} has no quota row")
+        periods = sorted(money)
+        taken = await conn.execute(TAKE_BUDGETS, periods, [money[period] for period in periods])
+        if taken != f"UPDATE {len(periods)}":
+            raise InvariantError(f"a period of {periods} is closed or unknown")
+    seqs = iter(
+        sorted(row["seq"] for row in await conn.fetch(NEXT_WAITLIST_SEQS, waitlisted)) if waitlisted else []
     )
+    columns: list[list[object]] = [[] for _ in range(10)]
+    for item in decided:
+        decision, application = item.decision, item.application
+        reason: str | None = None
+        amount: int | None = None
+        seq: int | None = None
+        if isinstance(decision, Approve):
+            status, amount = Status.APPROVED, decision.amount_cents
+        elif isinstance(decision, Waitlist):
+            status, reason, amount, seq = (
+                Status.WAITLISTED,
+                decision.reason,
+                decision.amount_cents,
+                next(seqs),
+            )
+        else:
+            status, reason = Status.DECLINED, decision.reason
+        row = (
+            application.registration_id,
+            application.kommune_key,
+            item.seminar_id,
+            application.seminar_starts_on,
+            application.fee_cents,
+            status.value,
+            decision.period_id,
+            reason,
+            amount,
+            seq,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    await conn.execute(INSERT_FUNDINGS, *columns)
 
 
 async def apply_change(conn: asyncpg.Connection, effect: Effect) -> None:

@@ -1,0 +1,130 @@
+"""A batch applied at once decides exactly what the same events decide one at a time.
+
+The applier decides a run of acceptances in memory, from state it read once, and writes it with
+one statement per table. This compares that with one transaction per event, in two databases.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.funding import store
+from services.funding.app import MIGRATIONS
+from services.funding.handlers import RegistrationEventsApplier
+from shared.events import REGISTRATION_OUTCOME_EVENTS, Envelope, EventDecoder
+from shared.migrations import apply_migrations
+from shared.topics import Topics
+from tests.conftest import DatabaseFactory
+from tests.integration.funding.conftest import accepted, withdrawn
+from tests.unit.funding.samples import (
+    EINHEITSGEMEINDE,
+    KREISFREIE_STADT,
+    LANDKREIS,
+    MITGLIEDSGEMEINDE,
+    SAMTGEMEINDE,
+    UNKNOWN,
+    directory,
+    small_program,
+)
+
+pytestmark = pytest.mark.integration
+
+IN_2022 = date(2022, 9, 6)
+
+
+def scenario() -> list[Envelope[Any]]:
+    """Quota and budget run out inside the batch; withdrawals release, promote and leave waitlists."""
+    decoder = EventDecoder("registration.events", REGISTRATION_OUTCOME_EVENTS)
+    messages = [
+        accepted("B-1", EINHEITSGEMEINDE),
+        accepted("B-2", EINHEITSGEMEINDE),
+        accepted("B-3", EINHEITSGEMEINDE),  # quota: waits for a place
+        accepted("B-4", LANDKREIS),  # the third approval in 2023 uses up the budget
+        accepted("B-5", SAMTGEMEINDE),  # waits for money
+        accepted("B-6", KREISFREIE_STADT),  # waits for money, behind B-5
+        accepted("B-7", MITGLIEDSGEMEINDE),  # declined: not eligible
+        accepted("B-8", UNKNOWN),  # declined: unknown
+        accepted("B-9", KREISFREIE_STADT, starts_on=IN_2022),  # unlimited period
+        accepted("B-10", KREISFREIE_STADT, starts_on=IN_2022),  # quota spans periods: waits
+        accepted("B-1", EINHEITSGEMEINDE),  # decided before: nothing
+        withdrawn("B-1", EINHEITSGEMEINDE),  # release: B-3 takes the place and the money
+        accepted("B-11", SAMTGEMEINDE, starts_on=IN_2022),
+        withdrawn("B-6", KREISFREIE_STADT),  # leaves the money waitlist
+        withdrawn("B-4", LANDKREIS),  # money back: B-5 is approved
+        accepted("B-12", LANDKREIS),  # the budget is full again: waits for money
+        accepted("B-13", LANDKREIS, starts_on=IN_2022),
+    ]
+    return [decoder.decode(json.dumps(value).encode()) for _, value in messages]
+
+
+async def migrated(make_database: DatabaseFactory) -> asyncpg.Connection:
+    conn = await asyncpg.connect(await make_database("funding"))
+    await apply_migrations(conn, MIGRATIONS, "funding")
+    await store.sync_program(conn, small_program(), directory())
+    return conn
+
+
+def published(messages: Sequence[Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Everything but the time of writing."""
+    return [(m.topic, m.key, m.envelope.model_dump(mode="json", exclude={"occurred_at"})) for m in messages]
+
+
+async def state(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    fundings = await conn.fetch(
+        """SELECT registration_id, kommune_key, status, period_id, reason, amount_cents, promoted,
+                  rank() OVER (ORDER BY waitlist_seq) AS waitlist_rank
+           FROM fundings ORDER BY registration_id"""
+    )
+    return {
+        "fundings": [
+            (*tuple(row.values())[:-1], row["waitlist_rank"] if row["status"] == "waitlisted" else None)
+            for row in fundings
+        ],
+        "periods": [
+            tuple(row.values())
+            for row in await conn.fetch(
+                "SELECT period_id, approved_cents, released_cents FROM periods ORDER BY period_id"
+            )
+        ],
+        "quotas": [
+            tuple(row.values())
+            for row in await conn.fetch("SELECT kommune_key, held FROM quotas WHERE held > 0 ORDER BY 1")
+        ],
+    }
+
+
+async def test_a_batch_decides_what_the_events_decide_one_at_a_time(make_database: DatabaseFactory) -> None:
+    events = scenario()
+    applier = RegistrationEventsApplier(Topics(), small_program(), directory())
+    whole, single = await migrated(make_database), await migrated(make_database)
+    try:
+        async with whole.transaction():
+            await applier.lock(whole, events)
+            at_once = await applier.apply_batch(whole, events)
+        one_by_one = []
+        for event in events:
+            async with single.transaction():
+                await applier.lock(single, [event])
+                one_by_one.extend(await applier.apply(single, event))
+
+        assert published(at_once) == published(one_by_one)
+        assert await state(whole) == await state(single)
+        # The scenario reaches what it is meant to reach, so the comparison covers those paths.
+        decisions = [(m.envelope.event_type, m.envelope.data.registration_id) for m in at_once]
+        assert decisions.count(("funding.waitlisted", "B-3")) == 1  # for a place
+        assert decisions.count(("funding.approved", "B-3")) == 1  # promoted after B-1's release
+        assert ("funding.waitlisted", "B-12") in decisions
+        assert ("funding.waitlisted", "B-6") in decisions
+        assert ("funding.released", "B-1") in decisions
+        assert ("funding.approved", "B-5") in decisions  # promoted after B-4's release
+        assert ("funding.declined", "B-7") in decisions
+        assert sum(1 for d in decisions if d[1] == "B-1") == 2  # approved once, released once
+    finally:
+        await whole.close()
+        await single.close()
