@@ -19,6 +19,7 @@ from services.funding.app import MIGRATIONS
 from services.funding.handlers import RegistrationEventsApplier
 from shared.events import REGISTRATION_OUTCOME_EVENTS, Envelope, EventDecoder
 from shared.migrations import apply_migrations
+from shared.outbox import OutboxMessage
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
 from tests.integration.funding.conftest import accepted, withdrawn
@@ -107,7 +108,7 @@ async def test_a_batch_decides_what_the_events_decide_one_at_a_time(make_databas
         async with whole.transaction():
             await applier.lock(whole, events)
             at_once = await applier.apply_batch(whole, events)
-        one_by_one = []
+        one_by_one: list[OutboxMessage] = []
         for event in events:
             async with single.transaction():
                 await applier.lock(single, [event])
