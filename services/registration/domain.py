@@ -12,7 +12,7 @@ arrival, so the people behind a promoted or withdrawn entry move up without an e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from shared.directory import Directory
@@ -77,6 +77,12 @@ class SeminarSeats:
         if self.free_seats > 0:
             return Placement(Status.ACCEPTED, None)
         return Placement(Status.WAITLISTED, self.waitlisted + 1)
+
+    def after(self, placement: Placement) -> SeminarSeats:
+        """The seats once a placement has taken its seat or waitlist place."""
+        if placement.status is Status.ACCEPTED:
+            return replace(self, accepted=self.accepted + 1)
+        return replace(self, waitlisted=self.waitlisted + 1)
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,52 @@ def decide_submission(
     if participant_already_registered:
         return Rejected("duplicate_participant")
     return Placed(seminar.seats.place())
+
+
+# A participant of a seminar: (seminar_id, the email as the database lowers it for its unique index).
+ParticipantKey = tuple[str, str]
+
+
+@dataclass
+class SubmissionRun:
+    """The state a run of submissions is decided against, changed by each decision of the run.
+
+    Deciding submissions here one after the other gives what deciding each against the stored
+    state, after the one before it was written, would give: a stored submission makes its
+    registration_id known, a placement takes its seat or waitlist place and makes its
+    participant active. Only for submissions: a withdrawal changes more than this tracks.
+    """
+
+    registrations: dict[str, RegistrationContent]  # stored content by registration_id
+    seminars: dict[str, SeminarView]  # only the seminars that exist
+    participants: set[ParticipantKey]  # active (accepted or waitlisted) participants
+
+    def decide(
+        self,
+        registration_id: str,
+        content: RegistrationContent,
+        *,
+        key_well_shaped: bool,
+        participant: ParticipantKey,
+    ) -> SubmissionDecision:
+        seminar = self.seminars.get(content.seminar_id)
+        decision = decide_submission(
+            content=content,
+            key_well_shaped=key_well_shaped,
+            existing=self.registrations.get(registration_id),
+            seminar=seminar,
+            participant_already_registered=participant in self.participants,
+        )
+        if isinstance(decision, Rejected) and decision.stored:
+            self.registrations[registration_id] = content
+        elif isinstance(decision, Placed):
+            assert seminar is not None
+            self.registrations[registration_id] = content
+            self.seminars[content.seminar_id] = replace(
+                seminar, seats=seminar.seats.after(decision.placement)
+            )
+            self.participants.add(participant)
+        return decision
 
 
 # --- withdrawals -----------------------------------------------------------------------------

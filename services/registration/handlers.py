@@ -13,12 +13,19 @@ there is nothing to withdraw.
 A seminar cancelled once stays cancelled: a later `seminar.published` updates its details but
 does not reopen it (its registrations were already withdrawn).
 
+Batches. `apply_batch` decides a run of submissions against one read of the state they need
+(`SubmissionRun`) and writes the run with one statement per table; withdrawals, and a placed
+submission with a pending withdrawal, take the per-event path after the run before them is
+written. Outputs and state are those of `apply` event by event; each event still logs its own
+lines, with its ids bound.
+
 Logs carry registration and seminar ids, never names or email addresses.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,11 +38,14 @@ from services.registration.domain import (
     RegistrationContent,
     Rejected,
     Status,
+    SubmissionDecision,
+    SubmissionRun,
     WithdrawalDecision,
     canonical_kommune_key,
     decide_submission,
     decide_withdrawal,
 )
+from shared.consumer import apply_each
 from shared.directory import Directory
 from shared.events import (
     Envelope,
@@ -53,7 +63,7 @@ from shared.events import (
     derived_event_id,
     new_envelope,
 )
-from shared.logging import get_logger
+from shared.logging import bound_event, get_logger
 from shared.outbox import OutboxMessage
 from shared.topics import Topics
 
@@ -155,6 +165,60 @@ async def _promote_from_waitlist(conn: asyncpg.Connection, seminar_id: str, out:
         log.info("promoted from the waitlist", registration_id=registration.registration_id)
 
 
+def _new_registration(
+    data: RegistrationSubmitted, content: RegistrationContent, decision: Rejected | Placed
+) -> store.NewRegistration | None:
+    """The row a decided submission stores; None for a conflict (the id keeps its first content)."""
+    if isinstance(decision, Rejected) and not decision.stored:
+        return None
+    return store.NewRegistration(
+        registration_id=data.registration_id,
+        given_kommune_key=data.kommune_key,
+        content=content,
+        status=decision.status,
+        rejection_reason=decision.reason if isinstance(decision, Rejected) else None,
+    )
+
+
+def _announce(
+    out: Outputs,
+    registration_id: str,
+    content: RegistrationContent,
+    decision: SubmissionDecision,
+    seminar: store.Seminar | None,
+    *,
+    pending_withdrawal: bool,
+) -> store.Registration | None:
+    """Publish and log a decided submission; returns the registration if it was placed."""
+    if isinstance(decision, Redelivered):
+        log.info("submission redelivered, nothing new", registration_id=registration_id)
+        return None
+    if isinstance(decision, Rejected):
+        out.rejected(registration_id, content, decision.reason)
+        log.info(
+            "registration rejected",
+            registration_id=registration_id,
+            reason=decision.reason,
+            pending_withdrawal_dropped=pending_withdrawal,
+        )
+        return None
+    assert seminar is not None
+    placement = decision.placement
+    registration = store.Registration(registration_id, placement.status, content)
+    if placement.status is Status.ACCEPTED:
+        out.accepted(registration, seminar)
+    else:
+        assert placement.position is not None
+        out.waitlisted(registration, seminar, placement.position)
+    log.info(
+        "registration placed",
+        registration_id=registration_id,
+        status=placement.status.value,
+        position=placement.position,
+    )
+    return registration
+
+
 class PortalRegistrationsApplier:
     """portal.registrations: submissions and withdrawals."""
 
@@ -179,7 +243,93 @@ class PortalRegistrationsApplier:
             await self._withdraw(conn, event.data, event.event_id, out)
         return out.messages
 
-    async def _submit(self, conn: asyncpg.Connection, data: RegistrationSubmitted, out: Outputs) -> None:
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
+    ) -> Sequence[OutboxMessage]:
+        """What `apply` gives event by event, with bulk reads and writes for runs of submissions.
+
+        A withdrawal ends the run before it: what the run decided is written, and the withdrawal
+        takes the per-event path, as does a placed submission with a pending withdrawal.
+        """
+        outgoing: list[OutboxMessage] = []
+        start = 0
+        while start < len(events):
+            end = start
+            while end < len(events) and isinstance(events[end].data, RegistrationSubmitted):
+                end += 1
+            if end > start:
+                start += await self._submit_run(conn, events[start:end], outgoing)
+            else:
+                outgoing += await apply_each(self, conn, [events[start]])
+                start += 1
+        return outgoing
+
+    async def _submit_run(
+        self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]], outgoing: list[OutboxMessage]
+    ) -> int:
+        """Decide submissions in order from one read of their state, write them together.
+
+        Returns how many of the events it applied: it stops after a placed submission with a
+        pending withdrawal, which it applies alone (withdrawing may promote from the waitlist).
+        """
+        submissions = [(event, *self._content(event.data)) for event in events]
+        registration_ids = [event.data.registration_id for event in events]
+        stored = await store.get_registrations(conn, registration_ids)
+        seminars = await store.get_seminars(conn, {content.seminar_id for _, content, _ in submissions})
+        participant_keys, active = await store.participants(
+            conn, {(content.seminar_id, content.participant_email) for _, content, _ in submissions}
+        )
+        pending = await store.pending_withdrawals(conn, registration_ids)
+        run = SubmissionRun(
+            registrations={rid: registration.content for rid, registration in stored.items()},
+            seminars={sid: seminar.view for sid, seminar in seminars.items()},
+            participants=active,
+        )
+        new: list[store.NewRegistration] = []
+        seats: dict[str, int] = defaultdict(int)
+        withdrawals_dropped: list[str] = []
+        applied = 0
+        alone: Envelope[Any] | None = None
+        for event, content, key_well_shaped in submissions:
+            registration_id = event.data.registration_id
+            with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):
+                decision = run.decide(
+                    registration_id,
+                    content,
+                    key_well_shaped=key_well_shaped,
+                    participant=participant_keys[(content.seminar_id, content.participant_email)],
+                )
+                if isinstance(decision, Placed) and registration_id in pending:
+                    alone = event
+                    break
+                applied += 1
+                pending_withdrawal = False
+                if not isinstance(decision, Redelivered):
+                    registration = _new_registration(event.data, content, decision)
+                    if registration is not None:
+                        new.append(registration)
+                    if isinstance(decision, Placed) and decision.status is Status.ACCEPTED:
+                        seats[content.seminar_id] += 1
+                    if registration_id in pending:  # rejected: nothing to withdraw
+                        pending.discard(registration_id)
+                        withdrawals_dropped.append(registration_id)
+                        pending_withdrawal = True
+                out = Outputs(self._topic, event)
+                seminar = seminars.get(content.seminar_id)
+                _announce(
+                    out, registration_id, content, decision, seminar, pending_withdrawal=pending_withdrawal
+                )
+                outgoing += out.messages
+        await store.insert_registrations(conn, new)
+        await store.take_seats(conn, seats)
+        await store.delete_pending_withdrawals(conn, withdrawals_dropped)
+        if alone is not None:
+            outgoing += await apply_each(self, conn, [alone])
+            applied += 1
+        return applied
+
+    def _content(self, data: RegistrationSubmitted) -> tuple[RegistrationContent, bool]:
+        """The submission's content, and whether its Kommune key is well shaped."""
         canonical = canonical_kommune_key(self._directory, data.kommune_key)
         content = RegistrationContent(
             kommune_key=canonical if canonical is not None else data.kommune_key,
@@ -189,11 +339,15 @@ class PortalRegistrationsApplier:
             participant_email=data.participant.email,
             contact_email=data.contact_email,
         )
+        return content, canonical is not None
+
+    async def _submit(self, conn: asyncpg.Connection, data: RegistrationSubmitted, out: Outputs) -> None:
+        content, key_well_shaped = self._content(data)
         existing = await store.get_registration(conn, data.registration_id)
         seminar = await store.get_seminar(conn, data.seminar_id)
         decision = decide_submission(
             content=content,
-            key_well_shaped=canonical is not None,
+            key_well_shaped=key_well_shaped,
             existing=existing.content if existing is not None else None,
             seminar=seminar.view if seminar is not None else None,
             participant_already_registered=(
@@ -201,47 +355,19 @@ class PortalRegistrationsApplier:
                 and await store.participant_registered(conn, data.seminar_id, data.participant.email)
             ),
         )
-        registration_id = data.registration_id
-        if isinstance(decision, Redelivered):
-            log.info("submission redelivered, nothing new", registration_id=registration_id)
-            return
-        rejection = decision.reason if isinstance(decision, Rejected) else None
-        if not isinstance(decision, Rejected) or decision.stored:
-            await store.insert_registration(
-                conn,
-                registration_id=registration_id,
-                given_kommune_key=data.kommune_key,
-                content=content,
-                status=decision.status,
-                rejection_reason=rejection,
-            )
-        pending_withdrawal = await store.take_pending_withdrawal(conn, registration_id)
-        if rejection is not None:
-            out.rejected(registration_id, content, rejection)
-            log.info(
-                "registration rejected",
-                registration_id=registration_id,
-                reason=rejection,
-                pending_withdrawal_dropped=pending_withdrawal,
-            )
-            return
-        assert isinstance(decision, Placed) and seminar is not None
-        placement = decision.placement
-        registration = store.Registration(registration_id, placement.status, content)
-        if placement.status is Status.ACCEPTED:
-            await store.take_seat(conn, data.seminar_id)
-            out.accepted(registration, seminar)
-        else:
-            assert placement.position is not None
-            out.waitlisted(registration, seminar, placement.position)
-        log.info(
-            "registration placed",
-            registration_id=registration_id,
-            status=placement.status.value,
-            position=placement.position,
+        pending_withdrawal = False
+        if not isinstance(decision, Redelivered):
+            registration = _new_registration(data, content, decision)
+            if registration is not None:
+                await store.insert_registration(conn, registration)
+            pending_withdrawal = await store.take_pending_withdrawal(conn, data.registration_id)
+            if isinstance(decision, Placed) and decision.status is Status.ACCEPTED:
+                await store.take_seat(conn, data.seminar_id)
+        placed = _announce(
+            out, data.registration_id, content, decision, seminar, pending_withdrawal=pending_withdrawal
         )
-        if pending_withdrawal:
-            await _withdraw(conn, registration, "withdrawn_by_portal", out)
+        if placed is not None and pending_withdrawal:
+            await _withdraw(conn, placed, "withdrawn_by_portal", out)
 
     async def _withdraw(
         self,

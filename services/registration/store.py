@@ -9,13 +9,19 @@ another partition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import asyncpg
 
-from services.registration.domain import RegistrationContent, SeminarSeats, SeminarView, Status
+from services.registration.domain import (
+    ParticipantKey,
+    RegistrationContent,
+    SeminarSeats,
+    SeminarView,
+    Status,
+)
 from shared.events import RejectionReason, SeminarPublished, WithdrawalReason
 
 # An arbitrary namespace for this service's advisory locks on registration ids.
@@ -38,6 +44,16 @@ SELECT seminar_id, title, starts_on, ends_on, fee_cents, capacity, accepted_coun
         WHERE r.seminar_id = s.seminar_id AND r.status = 'waitlisted') AS waitlisted_count
 FROM seminars s
 WHERE seminar_id = $1
+FOR UPDATE OF s
+"""
+# The same for every seminar of a run of submissions, in lock order.
+GET_SEMINARS = """
+SELECT seminar_id, title, starts_on, ends_on, fee_cents, capacity, accepted_count, cancelled,
+       (SELECT count(*) FROM registrations r
+        WHERE r.seminar_id = s.seminar_id AND r.status = 'waitlisted') AS waitlisted_count
+FROM seminars s
+WHERE seminar_id = ANY($1::text[])
+ORDER BY seminar_id
 FOR UPDATE OF s
 """
 UPSERT_SEMINAR = """
@@ -64,6 +80,13 @@ UPDATE seminars SET accepted_count = accepted_count + 1, updated_at = now()
 WHERE seminar_id = $1 AND accepted_count < capacity AND NOT cancelled
 RETURNING accepted_count
 """
+# A run's seats, by seminar: taken only while enough are free, whatever the caller believes.
+TAKE_SEATS = """
+UPDATE seminars AS s SET accepted_count = s.accepted_count + taken.seats, updated_at = now()
+FROM unnest($1::text[], $2::integer[]) AS taken (seminar_id, seats)
+WHERE s.seminar_id = taken.seminar_id AND s.accepted_count + taken.seats <= s.capacity AND NOT s.cancelled
+RETURNING s.seminar_id
+"""
 FREE_SEAT = """
 UPDATE seminars
 SET accepted_count = accepted_count - 1, kept_seats = LEAST(kept_seats, accepted_count - 1),
@@ -82,6 +105,19 @@ SELECT EXISTS (
       AND status IN ('accepted', 'waitlisted')
 )
 """
+GET_REGISTRATIONS = f"""
+SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE registration_id = ANY($1::text[])
+"""
+# Per (seminar_id, email): the email as lower() makes it, and whether that participant is active.
+PARTICIPANTS = """
+SELECT p.seminar_id, p.email, lower(p.email) AS email_key,
+       EXISTS (
+           SELECT 1 FROM registrations r
+           WHERE r.seminar_id = p.seminar_id AND lower(r.participant_email) = lower(p.email)
+             AND r.status IN ('accepted', 'waitlisted')
+       ) AS registered
+FROM unnest($1::text[], $2::text[]) AS p (seminar_id, email)
+"""
 INSERT_REGISTRATION = """
 INSERT INTO registrations (
     registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
@@ -89,6 +125,16 @@ INSERT INTO registrations (
 )
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
         CASE WHEN $9 = 'waitlisted' THEN nextval('waitlist_order') END, $10)
+"""
+# Values for a run's waitlist entries; the caller hands them out in arrival order.
+NEXT_WAITLIST_SEQS = "SELECT nextval('waitlist_order') AS seq FROM generate_series(1, $1)"
+INSERT_REGISTRATIONS = """
+INSERT INTO registrations (
+    registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
+    participant_email, contact_email, status, waitlist_seq, rejection_reason
+)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[])
 """
 WAITLIST_HEAD = f"""
 SELECT {_REGISTRATION_COLUMNS} FROM registrations
@@ -116,6 +162,10 @@ VALUES ($1, $2, $3)
 ON CONFLICT (registration_id) DO NOTHING
 """
 TAKE_PENDING_WITHDRAWAL = "DELETE FROM pending_withdrawals WHERE registration_id = $1 RETURNING event_id"
+PENDING_WITHDRAWALS = (
+    "SELECT registration_id FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
+)
+DELETE_PENDING_WITHDRAWALS = "DELETE FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
 
 
 class SeatUnavailableError(RuntimeError):
@@ -144,6 +194,17 @@ class Registration:
     content: RegistrationContent
 
 
+@dataclass(frozen=True)
+class NewRegistration:
+    """A stored submission: placed, or rejected for a reason that is recorded."""
+
+    registration_id: str
+    given_kommune_key: str
+    content: RegistrationContent
+    status: Status
+    rejection_reason: RejectionReason | None
+
+
 async def lock_registration_ids(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> None:
     ids = list(set(registration_ids))
     if ids:
@@ -163,8 +224,15 @@ async def lock_seminars(conn: asyncpg.Connection, seminar_ids: Iterable[str]) ->
 
 async def get_seminar(conn: asyncpg.Connection, seminar_id: str) -> Seminar | None:
     row = await conn.fetchrow(GET_SEMINAR, seminar_id)
-    if row is None:
-        return None
+    return None if row is None else _seminar(row)
+
+
+async def get_seminars(conn: asyncpg.Connection, seminar_ids: Iterable[str]) -> dict[str, Seminar]:
+    rows = await conn.fetch(GET_SEMINARS, sorted(set(seminar_ids)))
+    return {row["seminar_id"]: _seminar(row) for row in rows}
+
+
+def _seminar(row: asyncpg.Record) -> Seminar:
     return Seminar(
         seminar_id=row["seminar_id"],
         title=row["title"],
@@ -200,6 +268,20 @@ async def take_seat(conn: asyncpg.Connection, seminar_id: str) -> None:
         raise SeatUnavailableError(f"no free seat in seminar {seminar_id}")
 
 
+async def take_seats(conn: asyncpg.Connection, seats: dict[str, int]) -> None:
+    """Take `seats[seminar_id]` more seats of each seminar; refused if any has fewer free.
+
+    A refusal raises, so the caller's transaction fails as a whole.
+    """
+    taken = {seminar_id: count for seminar_id, count in seats.items() if count > 0}
+    if not taken:
+        return
+    updated = await conn.fetch(TAKE_SEATS, list(taken), list(taken.values()))
+    refused = sorted(set(taken) - {row["seminar_id"] for row in updated})
+    if refused:
+        raise SeatUnavailableError(f"not enough free seats in seminars {', '.join(refused)}")
+
+
 async def free_seat(conn: asyncpg.Connection, seminar_id: str) -> None:
     await conn.execute(FREE_SEAT, seminar_id)
 
@@ -224,32 +306,76 @@ async def get_registration(conn: asyncpg.Connection, registration_id: str) -> Re
     return None if row is None else _registration(row)
 
 
+async def get_registrations(
+    conn: asyncpg.Connection, registration_ids: Iterable[str]
+) -> dict[str, Registration]:
+    rows = await conn.fetch(GET_REGISTRATIONS, list(set(registration_ids)))
+    return {row["registration_id"]: _registration(row) for row in rows}
+
+
+async def participants(
+    conn: asyncpg.Connection, pairs: Iterable[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], ParticipantKey], set[ParticipantKey]]:
+    """For (seminar_id, email) pairs: each pair's participant key, and the keys that are active.
+
+    The database lowers the emails, as its unique index of active participants does.
+    """
+    given = sorted(set(pairs))
+    if not given:
+        return {}, set()
+    rows = await conn.fetch(PARTICIPANTS, [p[0] for p in given], [p[1] for p in given])
+    keys = {(row["seminar_id"], row["email"]): (row["seminar_id"], row["email_key"]) for row in rows}
+    active = {keys[(row["seminar_id"], row["email"])] for row in rows if row["registered"]}
+    return keys, active
+
+
 async def participant_registered(conn: asyncpg.Connection, seminar_id: str, email: str) -> bool:
     return bool(await conn.fetchval(PARTICIPANT_REGISTERED, seminar_id, email))
 
 
-async def insert_registration(
-    conn: asyncpg.Connection,
-    *,
-    registration_id: str,
-    given_kommune_key: str,
-    content: RegistrationContent,
-    status: Status,
-    rejection_reason: RejectionReason | None = None,
-) -> None:
+async def insert_registration(conn: asyncpg.Connection, registration: NewRegistration) -> None:
+    content = registration.content
     await conn.execute(
         INSERT_REGISTRATION,
-        registration_id,
+        registration.registration_id,
         content.seminar_id,
-        given_kommune_key,
+        registration.given_kommune_key,
         content.kommune_key,
         content.given_name,
         content.family_name,
         content.participant_email,
         content.contact_email,
-        status.value,
-        rejection_reason,
+        registration.status.value,
+        registration.rejection_reason,
     )
+
+
+async def insert_registrations(conn: asyncpg.Connection, registrations: Sequence[NewRegistration]) -> None:
+    """Insert in one statement; the waitlisted ones take waitlist places in the order given."""
+    if not registrations:
+        return
+    waiting = sum(1 for r in registrations if r.status is Status.WAITLISTED)
+    seqs: Iterator[int] = iter([])
+    if waiting:
+        # Sorted: rows come in no guaranteed order without an ORDER BY.
+        seqs = iter(sorted(row["seq"] for row in await conn.fetch(NEXT_WAITLIST_SEQS, waiting)))
+    rows = [
+        (
+            r.registration_id,
+            r.content.seminar_id,
+            r.given_kommune_key,
+            r.content.kommune_key,
+            r.content.given_name,
+            r.content.family_name,
+            r.content.participant_email,
+            r.content.contact_email,
+            r.status.value,
+            next(seqs) if r.status is Status.WAITLISTED else None,
+            r.rejection_reason,
+        )
+        for r in registrations
+    ]
+    await conn.execute(INSERT_REGISTRATIONS, *(list(column) for column in zip(*rows, strict=True)))
 
 
 async def waitlist_head(conn: asyncpg.Connection, seminar_id: str, count: int) -> list[Registration]:
@@ -279,6 +405,16 @@ async def remember_withdrawal(
 
 async def take_pending_withdrawal(conn: asyncpg.Connection, registration_id: str) -> bool:
     return await conn.fetchval(TAKE_PENDING_WITHDRAWAL, registration_id) is not None
+
+
+async def pending_withdrawals(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> set[str]:
+    rows = await conn.fetch(PENDING_WITHDRAWALS, list(set(registration_ids)))
+    return {row["registration_id"] for row in rows}
+
+
+async def delete_pending_withdrawals(conn: asyncpg.Connection, registration_ids: Sequence[str]) -> None:
+    if registration_ids:
+        await conn.execute(DELETE_PENDING_WITHDRAWALS, list(registration_ids))
 
 
 REGISTRATIONS_OF_KOMMUNE = """

@@ -1,0 +1,287 @@
+"""A batch applied at once decides exactly what the same events decide one at a time.
+
+`apply_batch` decides runs of submissions in memory, from state it read once, and writes each run
+with one statement per table. This compares it with `apply_each` in a second database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.registration import store
+from services.registration.app import MIGRATIONS
+from services.registration.handlers import PortalRegistrationsApplier, PortalSeminarsApplier
+from shared.consumer import apply_each
+from shared.directory import Directory, load_directory
+from shared.events import PORTAL_REGISTRATION_EVENTS, PORTAL_SEMINAR_EVENTS, Envelope, EventDecoder
+from shared.migrations import apply_migrations
+from shared.outbox import OutboxMessage
+from shared.settings import DEFAULT_DIRECTORY_FILE
+from shared.topics import Topics
+from tests.conftest import DatabaseFactory
+from tests.integration.registration.portal import (
+    Message,
+    cancellation,
+    participant,
+    seminar,
+    submission,
+    withdrawal,
+)
+
+pytestmark = pytest.mark.integration
+
+HANNOVER_AGS = "03241001"
+BRAUNSCHWEIG = "03101"
+REGION_HANNOVER = "03241"
+BARWEDEL_AGS = "03151002"
+KEYS = (HANNOVER_AGS, BRAUNSCHWEIG, REGION_HANNOVER, BARWEDEL_AGS)
+
+
+@pytest.fixture(scope="module")
+def directory() -> Directory:
+    return load_directory(str(DEFAULT_DIRECTORY_FILE))
+
+
+def decode(topic: str, models: dict[str, Any], messages: Sequence[Message]) -> list[Envelope[Any]]:
+    decoder = EventDecoder(topic, models)
+    return [decoder.decode(json.dumps(value).encode()) for _, value in messages]
+
+
+def seminars() -> list[Envelope[Any]]:
+    return decode(
+        "portal.seminars",
+        PORTAL_SEMINAR_EVENTS,
+        [
+            seminar("S-1", 2),
+            seminar("S-2", 1),
+            seminar("S-3", 3),
+            seminar("S-4", 5),
+            seminar("S-C", 4),
+            cancellation("S-C"),
+        ],
+    )
+
+
+def before() -> list[Envelope[Any]]:
+    """State the batch finds: placed registrations and withdrawals waiting for their submission."""
+    return decode(
+        "portal.registrations",
+        PORTAL_REGISTRATION_EVENTS,
+        [
+            submission("R-0", HANNOVER_AGS, "S-4"),
+            withdrawal("R-P", BRAUNSCHWEIG),  # its submission is placed in the batch
+            withdrawal("R-X", BRAUNSCHWEIG),  # its submission is rejected in the batch
+        ],
+    )
+
+
+def scenario() -> list[Envelope[Any]]:
+    first = submission("R-1", HANNOVER_AGS, "S-1")
+    shouting = {**participant("R-1"), "email": participant("R-1")["email"].upper()}
+    invalid = submission("R-7", "0324", "S-1")
+    messages: list[Message] = [
+        first,
+        submission("R-2", HANNOVER_AGS, "S-1"),
+        submission("R-3", HANNOVER_AGS, "S-1"),  # full: waitlisted first
+        submission("R-4", BRAUNSCHWEIG, "S-1"),  # waitlisted second
+        submission("R-5", HANNOVER_AGS, "S-1", person=shouting),  # R-1 again, earlier in this batch
+        (first[0], {**first[1], "event_id": "9f1d5c1e-1111-4c6b-9a53-7c1e1a0b0001"}),  # same content
+        submission("R-2", HANNOVER_AGS, "S-1", contact_email="andere@kommune.example"),  # conflict
+        submission("R-6", REGION_HANNOVER, "S-404"),  # unknown seminar
+        invalid,  # invalid key
+        (invalid[0], {**invalid[1], "event_id": "9f1d5c1e-1111-4c6b-9a53-7c1e1a0b0002"}),  # same: nothing
+        submission("R-7", "0324", "S-2"),  # another seminar under a stored id: conflict
+        submission("R-8", BARWEDEL_AGS, "S-C"),  # cancelled seminar
+        submission("R-9", BRAUNSCHWEIG, "S-2"),  # takes S-2's only seat
+        submission("R-P", BRAUNSCHWEIG, "S-2"),  # waitlisted, then withdrawn as remembered
+        submission("R-X", BRAUNSCHWEIG, "S-404"),  # rejected: the remembered withdrawal is dropped
+        submission("R-11", REGION_HANNOVER, "S-2", person=participant("R-P")),  # R-P is gone: waits
+        withdrawal("R-Q", HANNOVER_AGS),  # before its submission, in the same batch
+        submission("R-Q", HANNOVER_AGS, "S-3"),  # accepted, then withdrawn
+        *(submission(f"R-3{n}", KEYS[n % 4], "S-3") for n in range(5)),  # three seats, two wait
+        *(submission(f"R-4{n}", KEYS[n % 4], "S-4") for n in range(8)),  # R-0 holds one of five
+        submission("R-50", HANNOVER_AGS, "S-4", person=participant("R-0")),  # stored before the batch
+        withdrawal("R-1", HANNOVER_AGS),  # accepted: R-3 takes the seat
+        withdrawal("R-4", BRAUNSCHWEIG),  # waitlisted: no seat to give
+        withdrawal("R-1", HANNOVER_AGS),  # withdrawn before: ignored
+        submission("R-12", HANNOVER_AGS, "S-1"),  # waitlisted behind nobody
+        submission("R-13", HANNOVER_AGS, "S-1", person=participant("R-3")),  # R-3 is accepted
+        submission("R-14", HANNOVER_AGS, "S-1", person=shouting),  # R-1 withdrew: may come back
+        withdrawal("R-31", BRAUNSCHWEIG),  # accepted in S-3: its waitlist head moves up
+        submission("R-15", HANNOVER_AGS, "S-3"),
+    ]
+    return decode("portal.registrations", PORTAL_REGISTRATION_EVENTS, messages)
+
+
+@pytest.fixture
+async def databases(
+    make_database: DatabaseFactory, directory: Directory
+) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:
+    """Two fresh databases with the same seminars and the same state before the batch."""
+    conns = [await asyncpg.connect(await make_database("registration")) for _ in range(2)]
+    topics = Topics()
+    try:
+        for conn in conns:
+            await apply_migrations(conn, MIGRATIONS, "registration")
+            for applier, events in (
+                (PortalSeminarsApplier(topics), seminars()),
+                (PortalRegistrationsApplier(topics, directory), before()),
+            ):
+                async with conn.transaction():
+                    await applier.lock(conn, events)
+                    await apply_each(applier, conn, events)
+        yield conns[0], conns[1]
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+def published(messages: Sequence[OutboxMessage]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Everything but the time of writing."""
+    return [(m.topic, m.key, m.envelope.model_dump(mode="json", exclude={"occurred_at"})) for m in messages]
+
+
+async def state(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of the service, but the times of writing."""
+    queries = {
+        "registrations": """
+            SELECT registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
+                   participant_email, contact_email, status, waitlist_seq, rejection_reason,
+                   withdrawal_reason
+            FROM registrations ORDER BY registration_id""",
+        "seminars": """
+            SELECT seminar_id, title, capacity, accepted_count, kept_seats, cancelled
+            FROM seminars ORDER BY seminar_id""",
+        "pending_withdrawals": """
+            SELECT registration_id, given_kommune_key, event_id
+            FROM pending_withdrawals ORDER BY registration_id""",
+        "waitlist_order": "SELECT last_value FROM waitlist_order",
+    }
+    return {name: [tuple(row.values()) for row in await conn.fetch(sql)] for name, sql in queries.items()}
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 4], ids=["one-batch", "batches-of-one", "batches-of-four"])
+async def test_a_batch_decides_what_the_events_decide_one_at_a_time(
+    databases: tuple[asyncpg.Connection, asyncpg.Connection], directory: Directory, batch_size: int | None
+) -> None:
+    events = scenario()
+    applier = PortalRegistrationsApplier(Topics(), directory)
+    whole, single = databases
+    size = batch_size or len(events)
+    at_once: list[OutboxMessage] = []
+    for start in range(0, len(events), size):
+        batch = events[start : start + size]
+        async with whole.transaction():
+            await applier.lock(whole, batch)
+            at_once += await applier.apply_batch(whole, batch)
+    async with single.transaction():
+        await applier.lock(single, events)
+        one_by_one = await apply_each(applier, single, events)
+
+    assert published(at_once) == published(one_by_one)
+    assert await state(whole) == await state(single)
+
+    # The scenario reaches what it is meant to reach, so the comparison covers those paths.
+    outcomes = [(m.envelope.event_type.removeprefix("registration."), m.envelope.data) for m in at_once]
+    decided = {(kind, data.registration_id, getattr(data, "reason", None)) for kind, data in outcomes}
+    assert {
+        ("rejected", "R-5", "duplicate_participant"),
+        ("rejected", "R-2", "registration_id_conflict"),
+        ("rejected", "R-6", "unknown_seminar"),
+        ("rejected", "R-7", "invalid_kommune_key"),
+        ("rejected", "R-7", "registration_id_conflict"),
+        ("rejected", "R-8", "seminar_cancelled"),
+        ("rejected", "R-X", "unknown_seminar"),
+        ("rejected", "R-50", "duplicate_participant"),
+        ("rejected", "R-13", "duplicate_participant"),
+        ("waitlisted", "R-P", None),
+        ("withdrawn", "R-P", "withdrawn_by_portal"),
+        ("accepted", "R-Q", None),
+        ("withdrawn", "R-Q", "withdrawn_by_portal"),
+        ("withdrawn", "R-1", "withdrawn_by_portal"),
+        ("accepted", "R-3", None),  # promoted
+        ("accepted", "R-33", None),  # promoted after R-31 withdrew
+        ("waitlisted", "R-14", None),
+    } <= decided
+    assert sum(1 for _, data in outcomes if data.registration_id == "R-1") == 2  # accepted, withdrawn
+    positions = {data.registration_id: data.position for kind, data in outcomes if kind == "waitlisted"}
+    assert positions["R-3"] == 1
+    assert positions["R-4"] == 2
+    assert positions["R-34"] == 2  # behind R-33
+    assert positions["R-12"] == 1  # R-3 was promoted, R-4 withdrew
+    assert positions["R-14"] == 2
+    rows = await whole.fetch("SELECT seminar_id, accepted_count FROM seminars ORDER BY seminar_id")
+    assert {row["seminar_id"]: row["accepted_count"] for row in rows} == {
+        "S-1": 2,
+        "S-2": 1,
+        "S-3": 3,
+        "S-4": 5,
+        "S-C": 0,
+    }
+    assert await whole.fetchval("SELECT count(*) FROM pending_withdrawals") == 0
+
+
+async def test_a_run_of_submissions_costs_the_same_queries_whatever_its_length(
+    databases: tuple[asyncpg.Connection, asyncpg.Connection], directory: Directory
+) -> None:
+    applier = PortalRegistrationsApplier(Topics(), directory)
+    queries: list[str] = []
+
+    def submissions(prefix: str, count: int) -> list[Envelope[Any]]:
+        # Accepted, waitlisted, rejected for several reasons, into several seminars.
+        seminar_ids = ("S-1", "S-2", "S-3", "S-4", "S-C", "S-404")
+        messages = [
+            submission(f"{prefix}-{n}", KEYS[n % 4] if n % 7 else "0324", seminar_ids[n % 6])
+            for n in range(count)
+        ]
+        return decode("portal.registrations", PORTAL_REGISTRATION_EVENTS, messages)
+
+    def record(query: Any) -> None:
+        queries.append(query.query)
+
+    async def count_queries(conn: asyncpg.Connection, events: Sequence[Envelope[Any]]) -> int:
+        async with conn.transaction():
+            await applier.lock(conn, events)
+            queries.clear()
+            conn.add_query_logger(record)
+            try:
+                messages = await applier.apply_batch(conn, events)
+            finally:
+                conn.remove_query_logger(record)
+        assert len(messages) == len(events)  # one outcome each
+        return len(queries)
+
+    short, long = databases
+    for conn in databases:  # asyncpg looks up the array types once per connection
+        await count_queries(conn, submissions("W", 24))
+
+    few = await count_queries(short, submissions("A", 24))
+    many = await count_queries(long, submissions("A", 240))
+    assert few == many <= 8
+
+
+async def test_seats_are_taken_in_bulk_only_while_enough_are_free(
+    databases: tuple[asyncpg.Connection, asyncpg.Connection],
+) -> None:
+    conn, _ = databases
+    async with conn.transaction():
+        await store.take_seats(conn, {"S-1": 2, "S-4": 4})  # S-4: R-0 holds one of five
+    with pytest.raises(store.SeatUnavailableError, match="S-3"):
+        async with conn.transaction():
+            await store.take_seats(conn, {"S-2": 1, "S-3": 4})
+    with pytest.raises(store.SeatUnavailableError, match="S-C"):
+        async with conn.transaction():
+            await store.take_seats(conn, {"S-C": 1})  # cancelled
+    rows = await conn.fetch("SELECT seminar_id, accepted_count FROM seminars ORDER BY seminar_id")
+    assert [tuple(row.values()) for row in rows] == [
+        ("S-1", 2),
+        ("S-2", 0),
+        ("S-3", 0),
+        ("S-4", 5),
+        ("S-C", 0),
+    ]
