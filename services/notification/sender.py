@@ -1,27 +1,33 @@
-"""The sender loop: claim due emails, send them over reused SMTP connections, record the outcome.
+"""The sender loop: claim due emails, send them over reused SMTP connections, record the outcomes.
 
 Independent of the Kafka consumers, so a slow or failing SMTP server never holds up a partition.
 Several instances share the work through leases taken with FOR UPDATE SKIP LOCKED. An email is
 marked sent, with its `notification.sent` event, only after the server accepted it: a crash in
-between sends it again (docs/adr/0004-email-delivery-duplicate-over-loss.md).
+between sends it again (docs/adr/0004-email-delivery-duplicate-over-loss.md). The outcomes of a
+round of emails are recorded together, in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
 import asyncpg
+from aiosmtplib.typing import SMTPStatus
 
 from services.notification import store
-from services.notification.backoff import Park, after_failure
-from services.notification.settings import RECORD_GIVE_UP_SECONDS, NotificationSettings
+from services.notification.backoff import Park, Retry, after_failure
+from services.notification.compose import UnsafeAddressError, plain_address
+from services.notification.settings import (
+    RECORD_GIVE_UP_SECONDS,
+    SENDER_START_WINDOW_SECONDS,
+    NotificationSettings,
+)
 from shared.db import TRANSIENT_ERRORS, retry_transient
 from shared.events import ContractModel, NotificationFailed, NotificationSent, derived_event_id, new_envelope
 from shared.logging import get_logger
@@ -44,7 +50,12 @@ class Failure:
 
 
 def classify(exc: BaseException) -> Failure:
-    """5xx replies are permanent; 4xx replies, timeouts and lost connections are temporary."""
+    """5xx replies are permanent; 4xx replies, timeouts and lost connections are temporary.
+
+    An address that is not a plain addr-spec is refused before anything is sent, for good.
+    """
+    if isinstance(exc, UnsafeAddressError):
+        return Failure(True, None, "address refused: not a plain email address")
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [refused.code for refused in exc.recipients]
         code = max(codes, default=None)
@@ -75,10 +86,11 @@ class SmtpConnections:
         )
 
     async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        envelope = (plain_address(sender).encode("ascii"), plain_address(recipient).encode("ascii"))
         reused = self._idle.pop() if self._idle else None
         if reused is not None and reused.is_connected:
             try:
-                await reused.sendmail(sender, [recipient], message)
+                await _transfer(reused, envelope, message)
             except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
                 # The server closed an idle session: that says nothing about this email.
                 reused.close()
@@ -91,7 +103,7 @@ class SmtpConnections:
         client = self._new_client()
         try:
             await client.connect()
-            await client.sendmail(sender, [recipient], message)
+            await _transfer(client, envelope, message)
         except BaseException:
             # After an error the session's state is unclear: never hand it to the next email.
             client.close()
@@ -113,7 +125,45 @@ class SmtpConnections:
             client.close()
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one claimed email in a round."""
+
+    email: store.ClaimedEmail
+    failure: Failure | None = None  # None: the server accepted it (unless released)
+    released: bool = False  # never tried: the round was stopping, or its start window had passed
+
+
+async def _transfer(client: aiosmtplib.SMTP, envelope: tuple[bytes, bytes], message: bytes) -> None:
+    """MAIL, RCPT and DATA for one message to one recipient, with the replies aiosmtplib's
+    `sendmail` would raise, but without its four parses of the two addresses per message (they
+    are plain addr-specs, checked by `send`). A session with an error is closed, not reset."""
+    sender, recipient = envelope
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            if not client.is_connected:
+                raise
+            await client.helo()
+    reply = await client.execute_command(b"MAIL", b"FROM:<" + sender + b">")
+    if reply.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender.decode())
+    reply = await client.execute_command(b"RCPT", b"TO:<" + recipient + b">")
+    if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+        refused = aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient.decode())
+        raise aiosmtplib.SMTPRecipientsRefused([refused])
+    await client.data(message)
+
+
 class Sender:
+    """Sends in rounds: claim up to a batch of due emails, deliver them over at most
+    `sender_concurrency` pooled SMTP sessions, then record every outcome of the round in one
+    transaction. The next round is claimed as soon as a session is free and every email of the
+    current one has started, so a slow delivery holds up its own round's recording, not the
+    sending of the emails behind it.
+    """
+
     def __init__(
         self,
         *,
@@ -129,10 +179,15 @@ class Sender:
         self._smtp = SmtpConnections(settings)
         self._envelope_sender = settings.sender.addr_spec
         self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
-        # The emails those tasks deliver: never claimed again while under way, even once their
-        # lease ran out (a delivery longer than the lease would otherwise be sent twice at once).
+        self._sessions = asyncio.Semaphore(settings.sender_concurrency)
+        self._rounds: set[asyncio.Task[None]] = set()
+        # The emails of the rounds under way, until recorded: never claimed again meanwhile, even
+        # once their lease ran out (a delivery longer than the lease would be sent twice at once).
         self._sending: set[uuid.UUID] = set()
+        self._waiting = 0  # claimed emails that wait for a session
+        self._delivering = 0
+        self._changed = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="notification-sender")
@@ -140,14 +195,16 @@ class Sender:
     async def stop(self) -> None:
         """Stop claiming, let deliveries under way finish and be recorded, then close the sessions.
 
-        A delivery cut off here is sent again once its lease ends: a duplicate rather than a loss.
+        Claimed emails not yet started are handed back, due at once. A delivery cut off here is
+        sent again once its lease ends: a duplicate rather than a loss.
         """
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._in_flight:
+        if self._rounds:
             _, unfinished = await asyncio.wait(
-                set(self._in_flight), timeout=self._settings.smtp_timeout_seconds * 2
+                set(self._rounds), timeout=self._settings.smtp_timeout_seconds * 2
             )
             for task in unfinished:
                 task.cancel()
@@ -183,85 +240,133 @@ class Sender:
                 await asyncio.sleep(self._settings.sender_poll_interval_seconds)
 
     async def _claim_and_start(self) -> bool:
-        """Claim due emails and start delivering them; True when fewer were due than wanted."""
+        """Claim a round of due emails and start it; True when fewer were due than wanted."""
         settings = self._settings
-        free = settings.sender_concurrency - len(self._in_flight)
-        if free <= 0:
-            await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
+        if self._waiting or self._delivering >= settings.sender_concurrency:
+            # Claim when a session is free and no claimed email waits for one any more.
+            self._changed.clear()
+            await self._changed.wait()
             return False
-        wanted = min(free, settings.sender_batch_size)
+        wanted = settings.sender_batch_size
         claimed = await store.claim_due(
             self._pool(), wanted, settings.sender_lease_seconds, exclude=set(self._sending)
         )
-        for email in claimed:
-            if email.id in self._sending:
-                continue
-            self._sending.add(email.id)
-            task = asyncio.create_task(self._deliver(email))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-            task.add_done_callback(functools.partial(self._delivered, email.id))
+        emails = [email for email in claimed if email.id not in self._sending]
+        if emails:
+            self._sending.update(email.id for email in emails)
+            self._waiting += len(emails)
+            task = asyncio.create_task(self._round(emails))
+            self._rounds.add(task)
+            task.add_done_callback(self._rounds.discard)
         return len(claimed) < wanted
 
-    def _delivered(self, email_id: uuid.UUID, _: asyncio.Task[None]) -> None:
-        self._sending.discard(email_id)
-
-    async def _deliver(self, email: store.ClaimedEmail) -> None:
+    async def _round(self, emails: list[store.ClaimedEmail]) -> None:
+        claimed_at = asyncio.get_running_loop().time()
         try:
-            try:
-                # Within the lease, whatever the server does: past it another sender may claim it.
-                async with asyncio.timeout(self._settings.sender_delivery_deadline_seconds):
-                    await self._smtp.send(self._envelope_sender, email.recipient, email.message)
-            except Exception as exc:
-                failure = classify(exc)
-                await retry_transient(
-                    lambda: self._record_failure(email, failure), give_up_after=RECORD_GIVE_UP_SECONDS
-                )
-            else:
-                await retry_transient(lambda: self._record_sent(email), give_up_after=RECORD_GIVE_UP_SECONDS)
+            deliveries = await asyncio.gather(*(self._deliver(email, claimed_at) for email in emails))
+            await retry_transient(lambda: self._record(deliveries), give_up_after=RECORD_GIVE_UP_SECONDS)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # The lease runs out and the email is sent again: a duplicate, never a loss.
-            log.error("could not record a delivery", registration_id=email.registration_id, error=repr(exc))
+            # The leases run out and the emails are sent again: duplicates, never a loss.
+            log.error("could not record a round of deliveries", emails=len(emails), error=repr(exc))
+        finally:
+            self._sending.difference_update(email.id for email in emails)
+            self._changed.set()
 
-    async def _record_sent(self, email: store.ClaimedEmail) -> None:
-        async with self._pool().acquire() as conn, conn.transaction():
-            if await store.mark_sent(conn, email.id):
-                await enqueue(conn, [self._sent_event(email)])
-        log.info("email sent", registration_id=email.registration_id, template=email.template)
+    async def _deliver(self, email: store.ClaimedEmail, claimed_at: float) -> Delivery:
+        waiting = True
+        try:
+            async with self._sessions:
+                waiting = False
+                self._waiting -= 1
+                self._changed.set()
+                late = asyncio.get_running_loop().time() - claimed_at > SENDER_START_WINDOW_SECONDS
+                if self._stopping or late:
+                    return Delivery(email, released=True)
+                self._delivering += 1
+                try:
+                    # Within the lease, whatever the server does: past it another sender may claim it.
+                    async with asyncio.timeout(self._settings.sender_delivery_deadline_seconds):
+                        await self._smtp.send(self._envelope_sender, email.recipient, email.message)
+                except Exception as exc:
+                    return Delivery(email, failure=classify(exc))
+                finally:
+                    self._delivering -= 1
+                    self._changed.set()
+                return Delivery(email)
+        finally:
+            if waiting:
+                self._waiting -= 1
+                self._changed.set()
 
-    async def _record_failure(self, email: store.ClaimedEmail, failure: Failure) -> None:
+    async def _record(self, deliveries: Sequence[Delivery]) -> None:
+        """Every outcome of a round, with its notification.sent / notification.failed events, in
+        one transaction; then the logs."""
         s = self._settings
-        attempts = email.attempts + 1
-        decision = after_failure(
-            attempts,
-            permanent=failure.permanent,
-            max_permanent_attempts=s.notification_max_permanent_attempts,
-            base=s.notification_backoff_base_seconds,
-            maximum=s.notification_backoff_max_seconds,
-            jitter=self._jitter(),
-        )
-        error = failure.description[:MAX_ERROR_LENGTH]
-        async with self._pool().acquire() as conn, conn.transaction():
+        sent = [d.email for d in deliveries if d.failure is None and not d.released]
+        released = [d.email.id for d in deliveries if d.released]
+        failed: list[tuple[store.ClaimedEmail, Failure, Park | Retry]] = []
+        to_park: list[tuple[uuid.UUID, str]] = []
+        retries: list[store.ScheduledRetry] = []
+        for d in deliveries:
+            if d.failure is None:
+                continue
+            decision = after_failure(
+                d.email.attempts + 1,
+                permanent=d.failure.permanent,
+                max_permanent_attempts=s.notification_max_permanent_attempts,
+                base=s.notification_backoff_base_seconds,
+                maximum=s.notification_backoff_max_seconds,
+                jitter=self._jitter(),
+            )
+            failed.append((d.email, d.failure, decision))
+            error = _error(d.failure)
             if isinstance(decision, Park):
-                if await store.mark_parked(conn, email.id, error):
-                    await enqueue(conn, [self._failed_event(email, error)])
-                log.warning(
-                    "email parked",
-                    registration_id=email.registration_id,
-                    template=email.template,
-                    smtp_code=failure.code,
-                    attempts=attempts,
-                )
-                return
-            await store.schedule_retry(conn, email.id, error, decision.delay_seconds)
+                to_park.append((d.email.id, error))
+            else:
+                retries.append(store.ScheduledRetry(d.email.id, error, decision.delay_seconds))
+        async with self._pool().acquire() as conn, conn.transaction():
+            newly_sent = await store.mark_all_sent(conn, [email.id for email in sent])
+            parked = await store.park_all(conn, to_park)
+            await store.schedule_retries(conn, retries)
+            await store.release(conn, released)
+            await enqueue(
+                conn,
+                [
+                    *(self._sent_event(email) for email in sent if email.id in newly_sent),
+                    *(
+                        self._failed_event(email, _error(failure))
+                        for email, failure, _ in failed
+                        if email.id in parked
+                    ),
+                ],
+            )
+        for email in sent:
+            log.debug("email sent", registration_id=email.registration_id, template=email.template)
+        if sent:
+            log.info("emails sent", count=len(sent), recorded=len(newly_sent))
+        if released:
+            log.info("claimed emails handed back untried", count=len(released))
+        for email, failure, decision in failed:
+            self._log_failure(email, failure, decision)
+
+    def _log_failure(self, email: store.ClaimedEmail, failure: Failure, decision: Park | Retry) -> None:
+        attempts = email.attempts + 1
+        if isinstance(decision, Park):
+            log.warning(
+                "email parked",
+                registration_id=email.registration_id,
+                template=email.template,
+                smtp_code=failure.code,
+                attempts=attempts,
+            )
+            return
         # Never parked for a temporary failure, but after this many attempts someone should look.
-        report = log.error if attempts >= s.notification_max_attempts else log.info
+        still = attempts >= self._settings.notification_max_attempts
+        report = log.error if still else log.info
         report(
-            "email still undelivered, retrying later"
-            if attempts >= s.notification_max_attempts
-            else "email delivery failed, retrying later",
+            "email still undelivered, retrying later" if still else "email delivery failed, retrying later",
             registration_id=email.registration_id,
             template=email.template,
             smtp_code=failure.code,
@@ -286,6 +391,10 @@ class Sender:
             event_id=derived_event_id(email.id, f"{event_type}:{email.resends}"),
         )
         return OutboxMessage(self._topics.notification_events, email.kommune_key, envelope)
+
+
+def _error(failure: Failure) -> str:
+    return failure.description[:MAX_ERROR_LENGTH]
 
 
 def _identity(email: store.ClaimedEmail) -> dict[str, str]:

@@ -17,6 +17,9 @@ DEFAULT_OFFICE_ORGANISATION = "Niedersächsisches Studieninstitut für kommunale
 # exchanges), MAIL, RCPT, DATA, the message, QUIT. aiosmtplib's timeout holds per round trip.
 # How long the sender keeps trying to record a delivery's outcome while the database is away.
 RECORD_GIVE_UP_SECONDS = 60.0
+# The sender claims a round of emails at once and delivers them over a few sessions: an email
+# not started this long after its claim is handed back untried, so that the lease still covers it.
+SENDER_START_WINDOW_SECONDS = 10.0
 LEASE_MARGIN_SECONDS = 30.0
 
 
@@ -103,8 +106,14 @@ class NotificationSettings(CommonSettings):
 
     @property
     def sender_lease_seconds(self) -> float:
-        """How long a claimed email is hidden from other senders: the delivery, then its recording.
+        """How long a claimed email is hidden from other senders: the wait for a session, the
+        delivery, then the recording of its round.
 
         A lease that ran out during a live delivery would let another sender send it again.
         """
-        return self.sender_delivery_deadline_seconds + RECORD_GIVE_UP_SECONDS + LEASE_MARGIN_SECONDS
+        return (
+            SENDER_START_WINDOW_SECONDS
+            + self.sender_delivery_deadline_seconds
+            + RECORD_GIVE_UP_SECONDS
+            + LEASE_MARGIN_SECONDS
+        )

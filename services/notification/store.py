@@ -25,6 +25,11 @@ SELECT registration_id, kommune_key, contact_email, given_name, family_name, sem
        seminar_title, seminar_starts_on, seminar_ends_on, fee_cents
 FROM registrations WHERE registration_id = $1
 """
+SELECT_REGISTRATIONS = """
+SELECT registration_id, kommune_key, contact_email, given_name, family_name, seminar_id,
+       seminar_title, seminar_starts_on, seminar_ends_on, fee_cents
+FROM registrations WHERE registration_id = ANY($1::text[])
+"""
 UPSERT_REGISTRATION = """
 INSERT INTO registrations (registration_id, kommune_key, contact_email, given_name, family_name,
                            seminar_id, seminar_title, seminar_starts_on, seminar_ends_on, fee_cents)
@@ -36,19 +41,50 @@ ON CONFLICT (registration_id) DO UPDATE SET
     seminar_starts_on = EXCLUDED.seminar_starts_on, seminar_ends_on = EXCLUDED.seminar_ends_on,
     fee_cents = EXCLUDED.fee_cents, updated_at = now()
 """
+# One row per registration id: ON CONFLICT DO UPDATE may touch a row only once per statement.
+UPSERT_REGISTRATIONS = """
+INSERT INTO registrations (registration_id, kommune_key, contact_email, given_name, family_name,
+                           seminar_id, seminar_title, seminar_starts_on, seminar_ends_on, fee_cents)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::date[], $9::date[], $10::bigint[])
+ON CONFLICT (registration_id) DO UPDATE SET
+    kommune_key = EXCLUDED.kommune_key, contact_email = EXCLUDED.contact_email,
+    given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
+    seminar_id = EXCLUDED.seminar_id, seminar_title = EXCLUDED.seminar_title,
+    seminar_starts_on = EXCLUDED.seminar_starts_on, seminar_ends_on = EXCLUDED.seminar_ends_on,
+    fee_cents = EXCLUDED.fee_cents, updated_at = now()
+"""
 INSERT_PENDING_DECISION = """
 INSERT INTO pending_decisions (event_id, registration_id, envelope) VALUES ($1, $2, $3)
+ON CONFLICT (event_id) DO NOTHING
+"""
+INSERT_PENDING_DECISIONS = """
+INSERT INTO pending_decisions (event_id, registration_id, envelope)
+SELECT event_id, registration_id, envelope::jsonb
+FROM unnest($1::uuid[], $2::text[], $3::text[]) AS decision (event_id, registration_id, envelope)
 ON CONFLICT (event_id) DO NOTHING
 """
 TAKE_PENDING_DECISIONS = """
 DELETE FROM pending_decisions WHERE registration_id = $1
 RETURNING envelope::text AS envelope, received_at
 """
+TAKE_PENDING_DECISIONS_OF = """
+DELETE FROM pending_decisions WHERE registration_id = ANY($1::text[])
+RETURNING registration_id, envelope::text AS envelope, received_at
+"""
 INSERT_EMAIL = """
 INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
                     message, correlation_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (event_id, template) DO NOTHING
+"""
+INSERT_EMAILS = """
+INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
+                    message, correlation_id)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::bytea[], $9::uuid[])
+ON CONFLICT (event_id, template) DO NOTHING
+RETURNING id
 """
 # A claim is a lease: the row is hidden from other senders until the lease ends, so no
 # transaction stays open during SMTP; a sender that dies mid-way leaves it to the next one. A
@@ -67,16 +103,25 @@ RETURNING id, registration_id, kommune_key, template, recipient, message, correl
 """
 MARK_SENT = """
 UPDATE emails SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL
-WHERE id = $1 AND status = 'pending'
-"""
-SCHEDULE_RETRY = """
-UPDATE emails SET attempts = attempts + 1, last_error = $2,
-                  next_attempt_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND status = 'pending'
+WHERE id = ANY($1::uuid[]) AND status = 'pending'
+RETURNING id
 """
 MARK_PARKED = """
-UPDATE emails SET status = 'parked', parked_at = now(), attempts = attempts + 1, last_error = $2
-WHERE id = $1 AND status = 'pending'
+UPDATE emails SET status = 'parked', parked_at = now(), attempts = emails.attempts + 1,
+                  last_error = failed.error
+FROM unnest($1::uuid[], $2::text[]) AS failed (id, error)
+WHERE emails.id = failed.id AND emails.status = 'pending'
+RETURNING emails.id
+"""
+SCHEDULE_RETRY = """
+UPDATE emails SET attempts = emails.attempts + 1, last_error = failed.error,
+                  next_attempt_at = now() + make_interval(secs => failed.delay)
+FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS failed (id, error, delay)
+WHERE emails.id = failed.id AND emails.status = 'pending'
+"""
+# Claimed, never tried: due again at once, its attempts unchanged.
+RELEASE_CLAIMED = """
+UPDATE emails SET next_attempt_at = now() WHERE id = ANY($1::uuid[]) AND status = 'pending'
 """
 RESEND_PARKED = """
 UPDATE emails SET status = 'pending', attempts = 0, resends = resends + 1, parked_at = NULL,
@@ -136,6 +181,35 @@ async def get_registration(conn: asyncpg.Connection, registration_id: str) -> Re
     return RegistrationData(**dict(row)) if row is not None else None
 
 
+async def get_registrations(
+    conn: asyncpg.Connection, registration_ids: Collection[str]
+) -> dict[str, RegistrationData]:
+    """The stored registrations among these ids, by id."""
+    if not registration_ids:
+        return {}
+    rows = await conn.fetch(SELECT_REGISTRATIONS, list(registration_ids))
+    return {row["registration_id"]: RegistrationData(**dict(row)) for row in rows}
+
+
+async def save_registrations(conn: asyncpg.Connection, registrations: Collection[RegistrationData]) -> None:
+    """Insert or replace these registrations; each id at most once."""
+    if not registrations:
+        return
+    await conn.execute(
+        UPSERT_REGISTRATIONS,
+        [r.registration_id for r in registrations],
+        [r.kommune_key for r in registrations],
+        [r.contact_email for r in registrations],
+        [r.given_name for r in registrations],
+        [r.family_name for r in registrations],
+        [r.seminar_id for r in registrations],
+        [r.seminar_title for r in registrations],
+        [r.seminar_starts_on for r in registrations],
+        [r.seminar_ends_on for r in registrations],
+        [r.fee_cents for r in registrations],
+    )
+
+
 async def save_registration(conn: asyncpg.Connection, data: RegistrationData) -> None:
     await conn.execute(
         UPSERT_REGISTRATION,
@@ -156,6 +230,37 @@ async def keep_pending(
     conn: asyncpg.Connection, event_id: uuid.UUID, registration_id: str, envelope_json: str
 ) -> None:
     await conn.execute(INSERT_PENDING_DECISION, event_id, registration_id, json.loads(envelope_json))
+
+
+@dataclass(frozen=True)
+class PendingDecision:
+    event_id: uuid.UUID
+    registration_id: str
+    envelope_json: str
+
+
+async def keep_all_pending(conn: asyncpg.Connection, decisions: Sequence[PendingDecision]) -> None:
+    if decisions:
+        await conn.execute(
+            INSERT_PENDING_DECISIONS,
+            [d.event_id for d in decisions],
+            [d.registration_id for d in decisions],
+            [d.envelope_json for d in decisions],
+        )
+
+
+async def take_pending_of(
+    conn: asyncpg.Connection, registration_ids: Collection[str]
+) -> list[tuple[str, bytes]]:
+    """(registration id, raw envelope) of the decisions waiting for these registrations, in arrival
+    order; removes them."""
+    if not registration_ids:
+        return []
+    rows = await conn.fetch(TAKE_PENDING_DECISIONS_OF, list(registration_ids))
+    return [
+        (row["registration_id"], row["envelope"].encode())
+        for row in sorted(rows, key=lambda row: row["received_at"])
+    ]
 
 
 async def take_pending(conn: asyncpg.Connection, registration_id: str) -> list[bytes]:
@@ -181,6 +286,26 @@ async def record_email(conn: asyncpg.Connection, email: NewEmail) -> bool:
     return bool(result == "INSERT 0 1")
 
 
+async def record_emails(conn: asyncpg.Connection, emails: Sequence[NewEmail]) -> set[uuid.UUID]:
+    """Record emails to send, each (event, template) at most once; returns the ids new here (the
+    others were recorded before)."""
+    if not emails:
+        return set()
+    rows = await conn.fetch(
+        INSERT_EMAILS,
+        [e.id for e in emails],
+        [e.event_id for e in emails],
+        [e.template for e in emails],
+        [e.registration_id for e in emails],
+        [e.kommune_key for e in emails],
+        [e.recipient for e in emails],
+        [e.subject for e in emails],
+        [e.message for e in emails],
+        [e.correlation_id for e in emails],
+    )
+    return {row["id"] for row in rows}
+
+
 async def claim_due(
     pool: asyncpg.Pool, limit: int, lease_seconds: float, exclude: Collection[uuid.UUID] = ()
 ) -> list[ClaimedEmail]:
@@ -190,18 +315,42 @@ async def claim_due(
     return [ClaimedEmail(**dict(row)) for row in rows]
 
 
-async def mark_sent(conn: asyncpg.Connection, email_id: uuid.UUID) -> bool:
-    return bool(await conn.execute(MARK_SENT, email_id) == "UPDATE 1")
+@dataclass(frozen=True)
+class ScheduledRetry:
+    email_id: uuid.UUID
+    error: str
+    delay_seconds: float
 
 
-async def schedule_retry(
-    conn: asyncpg.Connection, email_id: uuid.UUID, error: str, delay_seconds: float
-) -> bool:
-    return bool(await conn.execute(SCHEDULE_RETRY, email_id, error, delay_seconds) == "UPDATE 1")
+async def mark_all_sent(conn: asyncpg.Connection, email_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Mark these emails sent; returns those that were still pending (the others were recorded)."""
+    if not email_ids:
+        return set()
+    return {row["id"] for row in await conn.fetch(MARK_SENT, list(email_ids))}
 
 
-async def mark_parked(conn: asyncpg.Connection, email_id: uuid.UUID, error: str) -> bool:
-    return bool(await conn.execute(MARK_PARKED, email_id, error) == "UPDATE 1")
+async def park_all(conn: asyncpg.Connection, failed: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
+    """Park these (email id, error); returns those that were still pending."""
+    if not failed:
+        return set()
+    rows = await conn.fetch(MARK_PARKED, [email_id for email_id, _ in failed], [error for _, error in failed])
+    return {row["id"] for row in rows}
+
+
+async def schedule_retries(conn: asyncpg.Connection, retries: Sequence[ScheduledRetry]) -> None:
+    if retries:
+        await conn.execute(
+            SCHEDULE_RETRY,
+            [r.email_id for r in retries],
+            [r.error for r in retries],
+            [r.delay_seconds for r in retries],
+        )
+
+
+async def release(conn: asyncpg.Connection, email_ids: Sequence[uuid.UUID]) -> None:
+    """Hand claimed emails back untried: due again at once."""
+    if email_ids:
+        await conn.execute(RELEASE_CLAIMED, list(email_ids))
 
 
 async def resend_parked(conn: asyncpg.Connection, email_id: uuid.UUID) -> bool:

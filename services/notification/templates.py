@@ -167,6 +167,8 @@ def _html_only(name: str | None) -> bool:
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+    # The templates ship with the package: no need to look at the files again for every letter.
+    auto_reload=False,
     autoescape=_html_only,
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,

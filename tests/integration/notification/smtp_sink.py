@@ -39,6 +39,8 @@ class RecordingHandler:
         self.rejected_data = 0
         self.refused_rcpt: Counter[str] = Counter()
         self._stalls: list[float] = []
+        # The client end of every SMTP session that sent a message: one per connection.
+        self.sessions: set[Any] = set()
 
     def fail_next(self, replies: list[str]) -> None:
         """Answer the next DATA commands with these replies, in order, then accept again."""
@@ -78,6 +80,7 @@ class RecordingHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         with self._lock:
+            self.sessions.add(session.peer)
             if self._temporary_replies:
                 self.rejected_data += 1
                 return self._temporary_replies.pop(0)

@@ -149,6 +149,17 @@ async def test_every_outcome_is_emailed_once_to_the_kommune_and_reported(
     assert sorted(v["correlation_id"] for v in reported) == sorted(e["event_id"] for e in events)
 
 
+async def test_emails_share_a_few_reused_smtp_sessions(
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory
+) -> None:
+    events = [registration_event("registration.accepted", f"R-{n}") for n in range(1, 21)]
+    async with notification_service(sender_concurrency=2):
+        await bus.registrations(*events)
+        sent = await bus.sent(len(events), settle=1)
+    assert_each_sent_once(sink, events, sent)
+    assert 1 <= len(sink.handler.sessions) <= 2
+
+
 async def test_a_redelivered_event_sends_nothing_new(
     bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
 ) -> None:

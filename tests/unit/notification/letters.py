@@ -39,4 +39,4 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 
 def letter_bytes(planned: PlannedEmail) -> bytes:
-    return letter(planned, OFFICE).as_bytes()
+    return letter(planned, OFFICE).message

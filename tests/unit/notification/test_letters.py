@@ -122,7 +122,7 @@ def test_html_escapes_what_the_events_say() -> None:
     event = envelope("registration.accepted", data)
     planned = plan_email(event, registration_data(event), GOETTINGEN)
     assert planned is not None
-    text, html = parts(parse(letter(planned, OFFICE).as_bytes()))
+    text, html = parts(parse(letter(planned, OFFICE).message))
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
     assert "<script>alert(1)</script> & Co" in text
@@ -132,7 +132,7 @@ def test_a_letter_without_known_participant_or_seminar_leaves_those_lines_out() 
     event = envelope("registration.rejected")
     planned = plan_email(event, registration_data(event), GOETTINGEN)
     assert planned is not None
-    text, html = parts(parse(letter(planned, OFFICE).as_bytes()))
+    text, html = parts(parse(letter(planned, OFFICE).message))
     for body in (text, html):
         assert "Teilnehmende Person" not in body
         assert "Termin" not in body
@@ -144,7 +144,7 @@ def test_a_withdrawal_of_a_registration_never_seen_names_the_seminar_by_its_id()
     event = envelope("registration.withdrawn")
     planned = plan_email(event, registration_data(event), GOETTINGEN)
     assert planned is not None
-    text, html = parts(parse(letter(planned, OFFICE).as_bytes()))
+    text, html = parts(parse(letter(planned, OFFICE).message))
     for body in (text, html):
         assert "die Anmeldung R-1 zum Seminar S-2023-02" in body
 
@@ -165,6 +165,6 @@ def test_the_kommune_is_named_with_its_kind_and_key(kommune: Kommune, label: str
     event = envelope("registration.accepted")
     planned = plan_email(event, registration_data(event), kommune)
     assert planned is not None
-    text, html = parts(parse(letter(planned, OFFICE).as_bytes()))
+    text, html = parts(parse(letter(planned, OFFICE).message))
     assert f"Kommune:             {label}\r\n" in text
     assert f"<td>{label}</td>" in html

@@ -1,17 +1,23 @@
-"""The sender loop without SMTP or database: what it claims, and that it survives its own errors."""
+"""The sender loop without SMTP or database: what it claims, what it records in which transaction,
+and that it survives its own errors."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
+import aiosmtplib
 import pytest
 
+from services.notification import sender as sender_module
 from services.notification import store
-from services.notification.sender import Sender, SmtpConnections
+from services.notification.compose import UnsafeAddressError
+from services.notification.sender import Sender, SmtpConnections, classify
 from services.notification.settings import NotificationSettings
+from shared.outbox import OutboxMessage
 from shared.topics import Topics
 from tests.support.waiting import wait_until
 
@@ -19,12 +25,13 @@ SETTINGS = NotificationSettings(sender_poll_interval_seconds=0.01, sender_concur
 
 
 def claimed_email() -> store.ClaimedEmail:
+    email_id = uuid.uuid4()
     return store.ClaimedEmail(
-        id=uuid.uuid4(),
+        id=email_id,
         registration_id="R-1",
         kommune_key="03159",
         template="registration_accepted",
-        recipient="kontakt@kommune.example",
+        recipient=f"kontakt-{email_id.hex[:8]}@kommune.example",
         message=b"Subject: Test\r\n\r\nHallo\r\n",
         correlation_id=uuid.uuid4(),
         attempts=0,
@@ -108,3 +115,181 @@ async def test_an_unexpected_error_in_the_loop_is_survived(monkeypatch: pytest.M
         assert running.running
     finally:
         await running.stop()
+
+
+class Recorded:
+    """What the sender wrote, transaction by transaction, through the store and the outbox."""
+
+    def __init__(self) -> None:
+        self.transactions: list[dict[str, Any]] = []
+
+    def write(self, what: str, values: Sequence[Any]) -> None:
+        if values:  # as the store, which writes nothing for nothing
+            self.transactions[-1].setdefault(what, []).extend(values)
+
+
+class FakeDatabase:
+    def __init__(self, recorded: Recorded) -> None:
+        self._recorded = recorded
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        yield self
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        self._recorded.transactions.append({})
+        yield
+
+
+def recording_store(monkeypatch: pytest.MonkeyPatch) -> Recorded:
+    recorded = Recorded()
+
+    async def mark_all_sent(conn: Any, email_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        recorded.write("sent", email_ids)
+        return set(email_ids)
+
+    async def park_all(conn: Any, failed: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
+        recorded.write("parked", [email_id for email_id, _ in failed])
+        return {email_id for email_id, _ in failed}
+
+    async def schedule_retries(conn: Any, retries: Sequence[store.ScheduledRetry]) -> None:
+        recorded.write("retried", [retry.email_id for retry in retries])
+
+    async def release(conn: Any, email_ids: Sequence[uuid.UUID]) -> None:
+        recorded.write("released", email_ids)
+
+    async def enqueue(conn: Any, messages: Sequence[OutboxMessage]) -> None:
+        recorded.write("events", [(m.envelope.event_type, m.envelope.data.notification_id) for m in messages])
+
+    for name, function in {
+        "mark_all_sent": mark_all_sent,
+        "park_all": park_all,
+        "schedule_retries": schedule_retries,
+        "release": release,
+    }.items():
+        monkeypatch.setattr(store, name, function)
+    monkeypatch.setattr(sender_module, "enqueue", enqueue)
+    return recorded
+
+
+def claiming_once(emails: list[store.ClaimedEmail]) -> Any:
+    async def claim_due(
+        pool: Any, limit: int, lease_seconds: float, exclude: Collection[uuid.UUID] = ()
+    ) -> list[store.ClaimedEmail]:
+        due, emails[:] = emails[:limit], emails[limit:]
+        return due
+
+    return claim_due
+
+
+async def test_a_rounds_outcomes_are_recorded_together_in_one_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emails = [claimed_email() for _ in range(6)]
+    temporary, permanent = emails[1], emails[4]
+    recorded = recording_store(monkeypatch)
+
+    async def send(self: SmtpConnections, sender: str, recipient: str, message: bytes) -> None:
+        await asyncio.sleep(0.01)
+        if recipient == temporary.recipient:
+            raise aiosmtplib.SMTPResponseException(451, "4.3.0 Try again later")
+        if recipient == permanent.recipient:
+            raise aiosmtplib.SMTPResponseException(554, "5.7.1 Refused")
+
+    monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
+    monkeypatch.setattr(SmtpConnections, "send", send)
+    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=SETTINGS, topics=Topics())
+    await sender.start()
+    try:
+
+        async def recorded_once() -> bool:
+            return bool(recorded.transactions)
+
+        await wait_until(recorded_once, timeout=10)
+    finally:
+        await sender.stop()
+    (transaction,) = recorded.transactions
+    ids = [email.id for email in emails]
+    assert sorted(transaction["sent"]) == sorted(set(ids) - {temporary.id, permanent.id})
+    assert transaction["retried"] == [temporary.id]
+    assert transaction["parked"] == [permanent.id]
+    assert sorted(transaction["events"]) == sorted(
+        [("notification.sent", str(i)) for i in transaction["sent"]]
+        + [("notification.failed", str(permanent.id))]
+    )
+    assert "released" not in transaction
+
+
+async def test_an_email_that_waits_too_long_for_a_session_is_handed_back_untried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lease covers a round only so long: what cannot start in time goes back, due at once."""
+    emails = [claimed_email() for _ in range(3)]
+    recorded = recording_store(monkeypatch)
+    sends: list[str] = []
+
+    async def send(self: SmtpConnections, sender: str, recipient: str, message: bytes) -> None:
+        sends.append(recipient)
+        await asyncio.sleep(0.3)
+
+    monkeypatch.setattr(sender_module, "SENDER_START_WINDOW_SECONDS", 0.1)
+    monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
+    monkeypatch.setattr(SmtpConnections, "send", send)
+    one_session = NotificationSettings(sender_poll_interval_seconds=0.01, sender_concurrency=1)
+    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=one_session, topics=Topics())
+    await sender.start()
+    try:
+
+        async def recorded_once() -> bool:
+            return bool(recorded.transactions)
+
+        await wait_until(recorded_once, timeout=10)
+    finally:
+        await sender.stop()
+    (transaction,) = recorded.transactions
+    assert len(sends) == 1
+    assert transaction["sent"] == [emails[0].id]
+    assert transaction["released"] == [emails[1].id, emails[2].id]
+
+
+async def test_a_stopping_sender_finishes_deliveries_under_way_and_hands_back_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emails = [claimed_email() for _ in range(5)]
+    recorded = recording_store(monkeypatch)
+    started = asyncio.Event()
+
+    async def send(self: SmtpConnections, sender: str, recipient: str, message: bytes) -> None:
+        started.set()
+        await asyncio.sleep(0.2)
+
+    monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
+    monkeypatch.setattr(SmtpConnections, "send", send)
+    two_sessions = NotificationSettings(sender_poll_interval_seconds=0.01, sender_concurrency=2)
+    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=two_sessions, topics=Topics())
+    await sender.start()
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await sender.stop()
+    (transaction,) = recorded.transactions
+    assert transaction["sent"] == [emails[0].id, emails[1].id]
+    assert transaction["released"] == [email.id for email in emails[2:]]
+    assert sorted(transaction["events"]) == sorted(("notification.sent", str(e.id)) for e in emails[:2])
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "kontakt@kommune.example>\r\nRCPT TO:<attacker@evil.example",
+        "kontakt@kommune.example, a@evil.example",
+        "",
+    ],
+)
+async def test_an_address_that_is_not_plain_is_refused_for_good_before_any_session(recipient: str) -> None:
+    # Nothing listens on port 9: a connection attempt would fail otherwise.
+    connections = SmtpConnections(NotificationSettings(smtp_port=9))
+    with pytest.raises(UnsafeAddressError) as refused:
+        await connections.send("digitallotsen@nsi-hannover.de", recipient, b"Subject: x\r\n\r\nx\r\n")
+    failure = classify(refused.value)
+    assert failure.permanent
+    assert "evil" not in failure.description

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.notification.settings import RECORD_GIVE_UP_SECONDS, NotificationSettings
+from services.notification.settings import (
+    RECORD_GIVE_UP_SECONDS,
+    SENDER_START_WINDOW_SECONDS,
+    NotificationSettings,
+)
 
 
 def test_smtp_and_sender_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,10 +62,11 @@ def test_a_permanent_failure_parks_at_the_first_attempt_unless_configured_otherw
 @pytest.mark.parametrize("deadline", [1.0, 60.0, 600.0])
 def test_the_lease_outlasts_the_delivery_deadline_and_the_recording(deadline: float) -> None:
     """A lease that ends while the SMTP exchange may still be alive lets another sender send it
-    again; the sender cuts every delivery off at its deadline, then retries recording for a minute."""
+    again; a claimed email starts within the start window or is handed back, the sender cuts every
+    delivery off at its deadline, then retries recording the round for a minute."""
     settings = NotificationSettings(notification_delivery_deadline_seconds=deadline)
     assert settings.sender_delivery_deadline_seconds == deadline
-    assert settings.sender_lease_seconds >= deadline + RECORD_GIVE_UP_SECONDS
+    assert settings.sender_lease_seconds >= SENDER_START_WINDOW_SECONDS + deadline + RECORD_GIVE_UP_SECONDS
 
 
 def test_a_crashed_senders_emails_are_taken_over_within_minutes_by_default() -> None:

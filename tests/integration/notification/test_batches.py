@@ -1,0 +1,290 @@
+"""A batch applied at once records exactly what the same events record one at a time.
+
+`apply_batch` reads the registrations a batch names once, decides every event in order against
+an in-memory copy, and writes each table with one statement. This applies one mixed scenario
+that way and, in a second database, event by event with `apply_each`, and compares every table.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.notification.app import MIGRATIONS
+from services.notification.compose import notification_id
+from services.notification.handlers import FundingDecisionsApplier, Letters, RegistrationEventsApplier
+from services.notification.settings import NotificationSettings
+from services.notification.templates import template_for
+from shared.consumer import EventApplier, apply_each
+from shared.db import create_pool
+from shared.directory import load_directory
+from shared.events import Envelope
+from shared.migrations import apply_migrations
+from shared.outbox import OutboxMessage
+from shared.settings import DEFAULT_DIRECTORY_FILE
+from tests.conftest import DatabaseFactory
+from tests.unit.notification.letters import parse, parts
+from tests.unit.notification.samples import envelope, event_data, registered
+
+pytestmark = pytest.mark.integration
+
+GOETTINGEN_STADT = "031590016016"
+
+
+def contact(registration_id: str) -> str:
+    return f"kontakt-{registration_id.lower()}@kommune.example"
+
+
+def registration(event_type: str, registration_id: str, **overrides: Any) -> Envelope[Any]:
+    data = event_data(event_type, registration_id, contact_email=contact(registration_id))
+    return envelope(event_type, {**data, **overrides})
+
+
+def decision(event_type: str, registration_id: str, **overrides: Any) -> Envelope[Any]:
+    return envelope(event_type, event_data(event_type, registration_id, **overrides))
+
+
+def scenario() -> list[tuple[str, list[Envelope[Any]]]]:
+    """Steps of (topic, events); each step is one batch, or is split into smaller ones."""
+    before = [registration("registration.accepted", "R-0", kommune_key=GOETTINGEN_STADT)]
+    early = [
+        decision("funding.approved", "R-P1", amount_cents=123_456),  # before its registration
+        decision("funding.waitlisted", "R-P2"),
+        decision("funding.approved", "R-P3", promoted=True),
+        decision("funding.declined", "R-0", reason="period_closed"),  # its registration is known
+        decision("funding.released", "R-P1"),  # a second decision waiting for R-P1
+        decision("funding.approved", "R-U"),  # its registration never comes
+    ]
+    registrations = [
+        registration("registration.accepted", "R-1"),
+        registration("registration.waitlisted", "R-2"),
+        registration("registration.rejected", "R-3", kommune_key="0324", reason="invalid_kommune_key"),
+        registration("registration.withdrawn", "R-1", reason="seminar_cancelled"),  # sees R-1 accepted
+        registration("registration.accepted", "R-P1"),  # releases two decisions
+        # Rejected first (nothing kept, nothing released), then accepted: released with that.
+        registration("registration.rejected", "R-P2", reason="registration_id_conflict"),
+        registration("registration.accepted", "R-P2", seminar_title="Digitallotsen – Aufbau"),
+        # Waitlisted, then accepted with other facts: released with what the waitlisting told.
+        registration("registration.waitlisted", "R-P3", seminar_title="Grundlagen, Gruppe A"),
+        registration("registration.accepted", "R-P3", seminar_title="Grundlagen, Gruppe B"),
+        registration("registration.withdrawn", "R-0", kommune_key=GOETTINGEN_STADT),  # stored before
+        registration("registration.withdrawn", "R-W"),  # never seen: named by its seminar id
+        # Another Kommune reused R-1's id: the rejection keeps nothing, R-1 stays as it was.
+        registration(
+            "registration.rejected",
+            "R-1",
+            kommune_key="03241",
+            contact_email="anmeldung@andere-kommune.example",
+            reason="registration_id_conflict",
+        ),
+        registration("registration.accepted", "R-4", participant=registered()["participant"]),
+        registration("registration.waitlisted", "R-4", position=1),  # the same registration again
+    ]
+    late = [
+        decision("funding.approved", "R-1"),  # after its registration
+        decision("funding.waitlisted", "R-2", reason="budget_exhausted"),
+        decision("funding.declined", "R-3"),  # rejected registration: waits
+        decision("funding.approved", "R-4", promoted=True),
+        decision("funding.released", "R-1"),
+        decision("funding.approved", "R-P4"),  # before its registration, in the next step
+    ]
+    last = [registration("registration.accepted", "R-P4")]
+    return [
+        ("registration.events", before),
+        ("funding.decisions", early),
+        ("registration.events", registrations),
+        ("funding.decisions", late),
+        ("registration.events", last),
+    ]
+
+
+@pytest.fixture(scope="module")
+def letters() -> Letters:
+    return Letters(load_directory(str(DEFAULT_DIRECTORY_FILE)), NotificationSettings().office)
+
+
+def appliers(letters: Letters) -> dict[str, RegistrationEventsApplier | FundingDecisionsApplier]:
+    return {
+        "registration.events": RegistrationEventsApplier(letters),
+        "funding.decisions": FundingDecisionsApplier(letters),
+    }
+
+
+@pytest.fixture
+async def databases(make_database: DatabaseFactory) -> AsyncIterator[tuple[asyncpg.Connection, ...]]:
+    """Two fresh databases, each with a connection set up as the service sets up its own."""
+    pools = [await create_pool(await make_database("notification"), max_size=1) for _ in range(2)]
+    try:
+        conns = [await pool.acquire() for pool in pools]
+        for conn in conns:
+            await apply_migrations(conn, MIGRATIONS, "notification")
+        yield tuple(conns)
+        for pool, conn in zip(pools, conns, strict=True):
+            await pool.release(conn)
+    finally:
+        for pool in pools:
+            await pool.close()
+
+
+async def one_by_one(
+    applier: EventApplier, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
+) -> list[OutboxMessage]:
+    async with conn.transaction():
+        await applier.lock(conn, events)
+        return await apply_each(applier, conn, events)
+
+
+async def at_once(
+    applier: RegistrationEventsApplier | FundingDecisionsApplier,
+    conn: asyncpg.Connection,
+    events: Sequence[Envelope[Any]],
+) -> list[OutboxMessage]:
+    async with conn.transaction():
+        await applier.lock(conn, events)
+        return list(await applier.apply_batch(conn, events))
+
+
+async def state(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of the service, but the times of writing."""
+    queries = {
+        "emails": """
+            SELECT id, event_id, template, registration_id, kommune_key, recipient, subject, message,
+                   correlation_id, status, attempts, resends, last_error, sent_at, parked_at
+            FROM emails ORDER BY id""",
+        "registrations": """
+            SELECT registration_id, kommune_key, contact_email, given_name, family_name, seminar_id,
+                   seminar_title, seminar_starts_on, seminar_ends_on, fee_cents
+            FROM registrations ORDER BY registration_id""",
+        "pending_decisions": """
+            SELECT event_id, registration_id, envelope::text FROM pending_decisions ORDER BY event_id""",
+        "outbox": "SELECT topic, message_key, payload FROM outbox ORDER BY id",
+    }
+    return {name: [tuple(row.values()) for row in await conn.fetch(sql)] for name, sql in queries.items()}
+
+
+def email_id(event: Envelope[Any]) -> uuid.UUID:
+    return notification_id(
+        event.event_id, template_for(event.event_type, getattr(event.data, "promoted", False))
+    )
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 3], ids=["one-batch", "batches-of-one", "batches-of-three"])
+async def test_a_batch_records_what_the_events_record_one_at_a_time(
+    databases: tuple[asyncpg.Connection, asyncpg.Connection], letters: Letters, batch_size: int | None
+) -> None:
+    whole, single = databases
+    by_topic = appliers(letters)
+    steps = scenario()
+    for topic, events in steps:
+        applier = by_topic[topic]
+        size = batch_size or len(events)
+        for start in range(0, len(events), size):
+            assert await at_once(applier, whole, events[start : start + size]) == []
+        assert await one_by_one(applier, single, events) == []
+
+    batched = await state(whole)
+    assert batched == await state(single)
+
+    # The scenario reaches what it is meant to reach, so the comparison covers those paths.
+    by_kind = {(e.event_type, e.data.registration_id): e for _, step in steps for e in step}
+    emails = {row[0]: row for row in batched["emails"]}
+    every_event = [e for _, step in steps for e in step]
+    waiting = {("funding.declined", "R-3"), ("funding.approved", "R-U")}
+    assert set(emails) == {
+        email_id(e) for e in every_event if (e.event_type, e.data.registration_id) not in waiting
+    }
+    assert {(row[0], row[1]) for row in batched["pending_decisions"]} == {
+        (by_kind[w].event_id, w[1]) for w in waiting
+    }
+    assert {json.loads(row[2])["event_id"] for row in batched["pending_decisions"]} == {
+        str(by_kind[w].event_id) for w in waiting
+    }
+
+    def letter_of(event_type: str, registration_id: str) -> tuple[str, str, str]:
+        row = emails[email_id(by_kind[(event_type, registration_id)])]
+        message = parse(row[7])
+        text, _ = parts(message)
+        assert row[5] == message["To"].addresses[0].addr_spec
+        return row[5], str(message["Subject"]), text
+
+    to, subject, text = letter_of("registration.withdrawn", "R-1")  # saw R-1 accepted
+    assert to == contact("R-1") and subject.startswith("Absage") and "Jürgen Weiß" in text
+    to, _, text = letter_of("funding.approved", "R-P1")  # released in the registration's batch
+    assert to == contact("R-P1") and "1.234,56 €" in text and "Jürgen Weiß" in text
+    assert letter_of("funding.released", "R-P1")[0] == contact("R-P1")
+    to, _, text = letter_of("funding.waitlisted", "R-P2")  # released by the acceptance, not the rejection
+    assert to == contact("R-P2") and "Digitallotsen – Aufbau" in text
+    text = letter_of("funding.approved", "R-P3")[2]  # released with what the waitlisting told
+    assert "Gruppe A" in text and "Gruppe B" not in text
+    assert letter_of("funding.approved", "R-P4")[0] == contact("R-P4")
+    to, _, text = letter_of("funding.approved", "R-1")  # after the conflicting rejection
+    assert to == contact("R-1") and "Jürgen Weiß" in text
+    to, _, text = letter_of("registration.rejected", "R-1")
+    assert to == "anmeldung@andere-kommune.example" and "Jürgen" not in text
+    assert "zum Seminar S-2023-02" in letter_of("registration.withdrawn", "R-W")[2]
+    assert "Göttingen, Stadt" in letter_of("registration.withdrawn", "R-0")[2]
+    registrations = {row[0]: row for row in batched["registrations"]}
+    assert set(registrations) == {"R-0", "R-1", "R-2", "R-4", "R-P1", "R-P2", "R-P3", "R-P4", "R-W"}
+    assert registrations["R-1"][2] == contact("R-1")  # not the conflicting rejection's contact
+    assert registrations["R-P3"][6] == "Grundlagen, Gruppe B"  # the last event's facts are kept
+    assert registrations["R-P2"][6] == "Digitallotsen – Aufbau"
+    assert batched["outbox"] == []
+
+
+async def test_a_batch_costs_the_same_queries_whatever_its_length(
+    databases: tuple[asyncpg.Connection, asyncpg.Connection], letters: Letters
+) -> None:
+    by_topic = appliers(letters)
+    queries: list[str] = []
+
+    def record(query: Any) -> None:
+        queries.append(query.query)
+
+    async def count_queries(conn: asyncpg.Connection, topic: str, events: Sequence[Envelope[Any]]) -> int:
+        applier = by_topic[topic]
+        async with conn.transaction():
+            await applier.lock(conn, events)
+            queries.clear()
+            conn.add_query_logger(record)
+            try:
+                await applier.apply_batch(conn, events)
+            finally:
+                conn.remove_query_logger(record)
+        return len(queries)
+
+    def accepted(prefix: str, count: int) -> list[Envelope[Any]]:
+        return [registration("registration.accepted", f"{prefix}-{n}") for n in range(count)]
+
+    def decisions(count: int) -> list[Envelope[Any]]:
+        """Half for known registrations, half waiting for theirs."""
+        known = [decision("funding.approved", f"K-{n}") for n in range(count // 2)]
+        return [*known, *(decision("funding.waitlisted", f"P-{n}") for n in range(count // 2))]
+
+    def registrations(count: int) -> list[Envelope[Any]]:
+        """Releases for half of them, every kind of outcome, one registration twice."""
+        kinds = ("registration.waitlisted", "registration.rejected", "registration.withdrawn")
+        others = [registration(kinds[n % 3], f"O-{n}") for n in range(count // 2)]
+        return [*accepted("P", count // 2), *others, registration("registration.withdrawn", "P-0")]
+
+    short, long = databases
+    for conn in databases:  # asyncpg looks up the array types once per connection
+        await count_queries(conn, "registration.events", accepted("W", 2))
+        await count_queries(conn, "funding.decisions", [decision("funding.approved", "W-0")])
+    await count_queries(short, "registration.events", accepted("K", 2))
+    await count_queries(long, "registration.events", accepted("K", 20))
+
+    funding_queries = await count_queries(short, "funding.decisions", decisions(4))
+    assert funding_queries == await count_queries(long, "funding.decisions", decisions(40))
+    assert funding_queries == 3  # registrations, pending decisions, emails
+    registration_queries = await count_queries(short, "registration.events", registrations(4))
+    assert registration_queries == await count_queries(long, "registration.events", registrations(40))
+    assert registration_queries == 4  # registrations, saved registrations, pending decisions, emails
+    for conn, count in ((short, 4), (long, 40)):
+        assert await conn.fetchval("SELECT count(*) FROM pending_decisions") == 0
+        released = await conn.fetchval("SELECT count(*) FROM emails WHERE template = 'funding_waitlisted'")
+        assert released == count // 2
