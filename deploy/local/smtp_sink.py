@@ -31,13 +31,27 @@ class MailSink:
         self.mail_dir = mail_dir
         self.mail_dir.mkdir(parents=True, exist_ok=True)
         self.stored = 0
+        self._faults_file = str(mail_dir / FAULTS_FILE)
+        self._faults_seen: tuple[int, int, int] | None = None
+        self._faults: dict[str, Any] = {}
 
     def faults(self) -> dict[str, Any]:
+        """The fault file as it is now; read again only when it changed (a stat per command is
+        much cheaper than a read, and the sink answers several commands per email)."""
         try:
-            loaded: dict[str, Any] = json.loads((self.mail_dir / FAULTS_FILE).read_text("utf-8"))
-            return loaded
-        except (FileNotFoundError, ValueError):
-            return {}
+            stat = os.stat(self._faults_file)
+        except FileNotFoundError:
+            self._faults_seen, self._faults = None, {}
+            return self._faults
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if seen != self._faults_seen:
+            try:
+                with open(self._faults_file, encoding="utf-8") as file:
+                    loaded = json.load(file)
+            except (FileNotFoundError, ValueError):
+                return {}  # half written: read it again at the next command
+            self._faults_seen, self._faults = seen, loaded if isinstance(loaded, dict) else {}
+        return self._faults
 
     def _tempfail(self) -> str | None:
         faults = self.faults()
@@ -77,7 +91,13 @@ class MailSink:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         final = self.mail_dir / f"{stamp}-{uuid.uuid4().hex}.eml"
         partial = final.with_suffix(".part")
-        partial.write_bytes(content)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            remaining = memoryview(content)
+            while remaining:
+                remaining = remaining[os.write(descriptor, remaining) :]
+        finally:
+            os.close(descriptor)
         os.replace(partial, final)
         self.stored += 1
         return "250 Message accepted for delivery"

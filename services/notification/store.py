@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -20,26 +19,10 @@ LOCK_REGISTRATIONS = """
 SELECT pg_advisory_xact_lock($2::int, key)
 FROM (SELECT DISTINCT hashtext(id) AS key FROM unnest($1::text[]) AS id ORDER BY key) AS ordered
 """
-SELECT_REGISTRATION = """
-SELECT registration_id, kommune_key, contact_email, given_name, family_name, seminar_id,
-       seminar_title, seminar_starts_on, seminar_ends_on, fee_cents
-FROM registrations WHERE registration_id = $1
-"""
 SELECT_REGISTRATIONS = """
 SELECT registration_id, kommune_key, contact_email, given_name, family_name, seminar_id,
        seminar_title, seminar_starts_on, seminar_ends_on, fee_cents
 FROM registrations WHERE registration_id = ANY($1::text[])
-"""
-UPSERT_REGISTRATION = """
-INSERT INTO registrations (registration_id, kommune_key, contact_email, given_name, family_name,
-                           seminar_id, seminar_title, seminar_starts_on, seminar_ends_on, fee_cents)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (registration_id) DO UPDATE SET
-    kommune_key = EXCLUDED.kommune_key, contact_email = EXCLUDED.contact_email,
-    given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
-    seminar_id = EXCLUDED.seminar_id, seminar_title = EXCLUDED.seminar_title,
-    seminar_starts_on = EXCLUDED.seminar_starts_on, seminar_ends_on = EXCLUDED.seminar_ends_on,
-    fee_cents = EXCLUDED.fee_cents, updated_at = now()
 """
 # One row per registration id: ON CONFLICT DO UPDATE may touch a row only once per statement.
 UPSERT_REGISTRATIONS = """
@@ -54,29 +37,15 @@ ON CONFLICT (registration_id) DO UPDATE SET
     seminar_starts_on = EXCLUDED.seminar_starts_on, seminar_ends_on = EXCLUDED.seminar_ends_on,
     fee_cents = EXCLUDED.fee_cents, updated_at = now()
 """
-INSERT_PENDING_DECISION = """
-INSERT INTO pending_decisions (event_id, registration_id, envelope) VALUES ($1, $2, $3)
-ON CONFLICT (event_id) DO NOTHING
-"""
 INSERT_PENDING_DECISIONS = """
 INSERT INTO pending_decisions (event_id, registration_id, envelope)
 SELECT event_id, registration_id, envelope::jsonb
 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS decision (event_id, registration_id, envelope)
 ON CONFLICT (event_id) DO NOTHING
 """
-TAKE_PENDING_DECISIONS = """
-DELETE FROM pending_decisions WHERE registration_id = $1
-RETURNING envelope::text AS envelope, received_at
-"""
 TAKE_PENDING_DECISIONS_OF = """
 DELETE FROM pending_decisions WHERE registration_id = ANY($1::text[])
 RETURNING registration_id, envelope::text AS envelope, received_at
-"""
-INSERT_EMAIL = """
-INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
-                    message, correlation_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (event_id, template) DO NOTHING
 """
 INSERT_EMAILS = """
 INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
@@ -177,8 +146,7 @@ async def lock_registrations(conn: asyncpg.Connection, registration_ids: Sequenc
 
 
 async def get_registration(conn: asyncpg.Connection, registration_id: str) -> RegistrationData | None:
-    row = await conn.fetchrow(SELECT_REGISTRATION, registration_id)
-    return RegistrationData(**dict(row)) if row is not None else None
+    return (await get_registrations(conn, [registration_id])).get(registration_id)
 
 
 async def get_registrations(
@@ -211,25 +179,13 @@ async def save_registrations(conn: asyncpg.Connection, registrations: Collection
 
 
 async def save_registration(conn: asyncpg.Connection, data: RegistrationData) -> None:
-    await conn.execute(
-        UPSERT_REGISTRATION,
-        data.registration_id,
-        data.kommune_key,
-        data.contact_email,
-        data.given_name,
-        data.family_name,
-        data.seminar_id,
-        data.seminar_title,
-        data.seminar_starts_on,
-        data.seminar_ends_on,
-        data.fee_cents,
-    )
+    await save_registrations(conn, [data])
 
 
 async def keep_pending(
     conn: asyncpg.Connection, event_id: uuid.UUID, registration_id: str, envelope_json: str
 ) -> None:
-    await conn.execute(INSERT_PENDING_DECISION, event_id, registration_id, json.loads(envelope_json))
+    await keep_all_pending(conn, [PendingDecision(event_id, registration_id, envelope_json)])
 
 
 @dataclass(frozen=True)
@@ -265,25 +221,12 @@ async def take_pending_of(
 
 async def take_pending(conn: asyncpg.Connection, registration_id: str) -> list[bytes]:
     """The raw envelopes of decisions waiting for this registration, in arrival order; removes them."""
-    rows = await conn.fetch(TAKE_PENDING_DECISIONS, registration_id)
-    return [row["envelope"].encode() for row in sorted(rows, key=lambda row: row["received_at"])]
+    return [envelope for _, envelope in await take_pending_of(conn, [registration_id])]
 
 
 async def record_email(conn: asyncpg.Connection, email: NewEmail) -> bool:
     """Record an email to send; False when this (event, template) was recorded before."""
-    result = await conn.execute(
-        INSERT_EMAIL,
-        email.id,
-        email.event_id,
-        email.template,
-        email.registration_id,
-        email.kommune_key,
-        email.recipient,
-        email.subject,
-        email.message,
-        email.correlation_id,
-    )
-    return bool(result == "INSERT 0 1")
+    return email.id in await record_emails(conn, [email])
 
 
 async def record_emails(conn: asyncpg.Connection, emails: Sequence[NewEmail]) -> set[uuid.UUID]:

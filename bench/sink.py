@@ -1,0 +1,101 @@
+"""The SMTP sink's own ceiling: how many emails/s it takes with nothing else to do.
+
+`python -m bench.sink [--emails N] [--sessions C]` starts the sink (`deploy.local.smtp_sink`,
+aiosmtpd) on a free port with a scratch mail folder, sends N emails of the size and shape of the
+service's letters (about 4.4 KB in 103 lines) over C reused SMTP sessions, and prints emails/s
+and the sink's CPU time per email. The burst's emails/s cannot exceed this on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiosmtplib
+
+from shared.settings import REPO_ROOT
+
+LINE = b"Sehr geehrte Damen und Herren, die Anmeldung wurde =C3=BCbernommen.=\r\n"
+HEADERS = b"From: sender@example.org\r\nTo: kontakt@kommune.example\r\nSubject: Bench\r\n\r\n"
+
+
+def letter() -> bytes:
+    return HEADERS + LINE * 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def send_all(port: int, emails: int, sessions: int) -> float:
+    message = letter()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for number in range(emails):
+        queue.put_nowait(number)
+
+    async def session() -> None:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port) as client:
+            while not queue.empty():
+                queue.get_nowait()
+                await client.sendmail("sender@example.org", ["kontakt@kommune.example"], message)
+
+    began = time.monotonic()
+    await asyncio.gather(*(session() for _ in range(sessions)))
+    return time.monotonic() - began
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sink", description=__doc__)
+    parser.add_argument("--emails", type=int, default=5_000)
+    parser.add_argument("--sessions", type=int, default=4)
+    args = parser.parse_args(argv)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as mail_dir:
+        env = {**os.environ, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "MAIL_DIR": mail_dir}
+        command = [sys.executable, "-m", "deploy.local.smtp_sink"]
+        sink = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL)
+        try:
+            asyncio.run(wait_for_port(port))
+            cpu_before = cpu_seconds(sink.pid)
+            seconds = asyncio.run(send_all(port, args.emails, args.sessions))
+            cpu = cpu_seconds(sink.pid) - cpu_before
+            stored = sum(1 for name in os.listdir(mail_dir) if name.endswith(".eml"))
+        finally:
+            sink.terminate()
+            sink.wait(timeout=10)
+    print(f"sink: {stored:,} of {args.emails:,} emails stored over {args.sessions} sessions")
+    per_email = cpu / args.emails * 1e6
+    print(f"sink: {args.emails / seconds:,.0f} emails/s, {per_email:,.0f} µs sink CPU per email")
+    return 0 if stored == args.emails else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
