@@ -4,7 +4,7 @@ Every value that ends up in a header passes through here: display names and subj
 breaks and control characters (`single_line`), addresses must be plain addr-specs
 (`safe_address`). The message is written out directly rather than through
 `email.message.EmailMessage`, whose header policy machinery cost milliseconds per letter: header
-lines are folded at spaces to at most 78 characters, text that is not plain ASCII goes into
+lines are folded at spaces to at most 76 characters, text that is not plain ASCII goes into
 RFC 2047 encoded words, and both bodies are UTF-8 in quoted-printable, so the message is 7-bit
 clean. Nothing in a header value can end its line: the only line breaks are the folds written
 here, each followed by a space.
@@ -35,11 +35,12 @@ _ADDR_SPEC = re.compile(
 # RFC 5322 atext: a display name made of such words needs no quoting.
 _ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+$")
 
-# Header lines are folded before 78 characters (RFC 5322 2.1.1), never right after the colon (a
-# reader would keep the fold's space in a text). Encoded words are short enough to fit on the
-# first line of the longest field name. An ASCII word of a text stays as it is, however long:
-# an id is meant to be read by programs as written; a line must only stay within 998 characters.
-_MAX_LINE = 78
+# Header lines are folded before 76 characters (RFC 2047 2; RFC 5322 2.1.1 allows 78), never
+# right after the colon (a reader would keep the fold's space in a text). Encoded words are
+# short enough to fit on the first line of the longest field name. An ASCII word of a text stays
+# as it is, however long: an id is meant to be read by programs as written; a line must only stay
+# within 998 characters.
+_MAX_LINE = 76  # RFC 2047 2: a line with encoded words holds at most 76 characters
 _MAX_WORD = _MAX_LINE - len("X-Registration-ID: ")
 _MAX_ASCII_WORD = 900
 # RFC 2047 Q encoding with only the characters allowed in a phrase (5.3): the same words then
@@ -132,7 +133,7 @@ def _encoded_words(text: str) -> list[str]:
 
 def _header(name: str, tokens: Sequence[str]) -> str:
     """One header field, its tokens separated by spaces and folded before the space that would
-    make a line longer than 78 characters (a longer token, an address, keeps a line of its own)."""
+    make a line longer than 76 characters (a longer token, an address, keeps a line of its own)."""
     line = name + ":"
     lines: list[str] = []
     for index, token in enumerate(tokens):
@@ -204,7 +205,9 @@ def _mailbox(name: str, display_name: str, addr_spec: str) -> str:
 
 def _text_part(subtype: str, text: str) -> bytes:
     """A UTF-8 text part in quoted-printable, its line breaks made CRLF, ending in a line break."""
-    body = b"\r\n".join(text.encode().splitlines()) + b"\r\n"
+    # Trailing white space carries nothing in a text or HTML line, and binascii would encode it
+    # past the 76 characters a quoted-printable line may have.
+    body = b"\r\n".join(line.rstrip() for line in text.encode().splitlines()) + b"\r\n"
     headers = (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: quoted-printable\r\n\r\n"

@@ -156,6 +156,11 @@ async def _transfer(client: aiosmtplib.SMTP, envelope: tuple[bytes, bytes], mess
     await client.data(message)
 
 
+# A round's outcomes are recorded once this long has passed and then when its slowest delivery
+# ends: a slow server holds up only its own emails' recording.
+RECORD_EARLY_SECONDS = 2.0
+
+
 class Sender:
     """Sends in rounds: claim up to a batch of due emails, deliver them over at most
     `sender_concurrency` pooled SMTP sessions, then record every outcome of the round in one
@@ -261,18 +266,30 @@ class Sender:
         return len(claimed) < wanted
 
     async def _round(self, emails: list[store.ClaimedEmail]) -> None:
+        """Deliver a round; record what is done after RECORD_EARLY_SECONDS, then the rest, so a
+        slow delivery cannot leave the round's accepted emails unrecorded until a stop or crash
+        (they would be sent again)."""
         claimed_at = asyncio.get_running_loop().time()
+        tasks = [asyncio.create_task(self._deliver(email, claimed_at)) for email in emails]
         try:
-            deliveries = await asyncio.gather(*(self._deliver(email, claimed_at) for email in emails))
-            await retry_transient(lambda: self._record(deliveries), give_up_after=RECORD_GIVE_UP_SECONDS)
+            early, rest = await asyncio.wait(tasks, timeout=RECORD_EARLY_SECONDS)
+            for part in (early, rest):
+                if part:
+                    await asyncio.wait(part)
+                    await self._record_retrying([task.result() for task in tasks if task in part])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             # The leases run out and the emails are sent again: duplicates, never a loss.
             log.error("could not record a round of deliveries", emails=len(emails), error=repr(exc))
         finally:
+            for task in tasks:
+                task.cancel()
             self._sending.difference_update(email.id for email in emails)
             self._changed.set()
+
+    async def _record_retrying(self, deliveries: Sequence[Delivery]) -> None:
+        await retry_transient(lambda: self._record(deliveries), give_up_after=RECORD_GIVE_UP_SECONDS)
 
     async def _deliver(self, email: store.ClaimedEmail, claimed_at: float) -> Delivery:
         waiting = True
