@@ -221,6 +221,36 @@ async def test_a_rounds_outcomes_are_recorded_together_in_one_transaction(
     assert "released" not in transaction
 
 
+async def test_a_slow_delivery_does_not_hold_up_recording_the_rest_of_its_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Accepted emails left unrecorded would be sent again after a stop or crash."""
+    emails = [claimed_email() for _ in range(4)]
+    slow = emails[2]
+    recorded = recording_store(monkeypatch)
+
+    async def send(self: SmtpConnections, sender: str, recipient: str, message: bytes) -> None:
+        await asyncio.sleep(1.0 if recipient == slow.recipient else 0.01)
+
+    monkeypatch.setattr(sender_module, "RECORD_EARLY_SECONDS", 0.2)
+    monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
+    monkeypatch.setattr(SmtpConnections, "send", send)
+    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=SETTINGS, topics=Topics())
+    await sender.start()
+    try:
+
+        async def recorded_twice() -> bool:
+            return len(recorded.transactions) == 2
+
+        await wait_until(recorded_twice, timeout=10)
+    finally:
+        await sender.stop()
+    first, second = recorded.transactions
+    assert first["sent"] == [email.id for email in emails if email is not slow]
+    assert second["sent"] == [slow.id]
+    assert second["events"] == [("notification.sent", str(slow.id))]
+
+
 async def test_an_email_that_waits_too_long_for_a_session_is_handed_back_untried(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
