@@ -63,14 +63,6 @@ class Letters:
             correlation_id=planned.correlation_id,
         )
 
-    async def record(self, conn: asyncpg.Connection, planned: PlannedEmail) -> None:
-        recorded = await store.record_email(conn, self.email(planned))
-        log.info(
-            "email recorded" if recorded else "email was recorded before",
-            registration_id=planned.registration_id,
-            template=str(planned.template),
-        )
-
     async def record_all(self, conn: asyncpg.Connection, planned: Sequence[PlannedEmail]) -> None:
         """Record these emails in one statement; the first of two with the same id wins, as the
         first INSERT would, event by event."""
@@ -108,31 +100,14 @@ class RegistrationEventsApplier:
         await store.lock_registrations(conn, [event.data.registration_id for event in events])
 
     async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
-        registration_id = event.data.registration_id
-        update = registration_update(event, await store.get_registration(conn, registration_id))
-        kommune = self._letters.kommune(event.data.kommune_key)
-        planned = plan_email(event, update.letter, kommune)
-        assert planned is not None, "a registration event always names its contact"
-        await self._letters.record(conn, planned)
-        known = update.keep
-        if known is None:
-            # A rejection: the stored registration, if any, and its waiting decisions stay as they are.
-            return []
-        await store.save_registration(conn, known)
-        for raw in await store.take_pending(conn, registration_id):
-            decision = self._decisions.decode(raw)
-            waiting = plan_email(decision, known, self._letters.kommune(decision.data.kommune_key))
-            assert waiting is not None
-            log.info("pending funding decision released", registration_id=registration_id)
-            await self._letters.record(conn, waiting)
-        return []
+        return await self.apply_batch(conn, [event])
 
     async def apply_batch(
         self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
     ) -> Sequence[OutboxMessage]:
-        """As `apply` for each event in order: a registration named twice is seen by its second
-        event as the first one left it, and its waiting decisions are released, once, with what
-        its first kept event made known (later events find them taken, as they would one by one)."""
+        """The events in order: a registration named twice is seen by its second event as the
+        first one left it, and its waiting decisions are released, once, with what its first kept
+        event made known (later events find them taken, as they would one by one)."""
         known = await store.get_registrations(conn, _registration_ids(events))
         planned: list[PlannedEmail] = []
         saved: dict[str, RegistrationData] = {}
@@ -173,20 +148,12 @@ class FundingDecisionsApplier:
         await store.lock_registrations(conn, [event.data.registration_id for event in events])
 
     async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
-        registration_id = event.data.registration_id
-        known = await store.get_registration(conn, registration_id)
-        planned = plan_email(event, known, self._letters.kommune(event.data.kommune_key))
-        if planned is None:
-            log.info("funding decision waits for its registration", registration_id=registration_id)
-            await store.keep_pending(conn, event.event_id, registration_id, event.model_dump_json())
-            return []
-        await self._letters.record(conn, planned)
-        return []
+        return await self.apply_batch(conn, [event])
 
     async def apply_batch(
         self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
     ) -> Sequence[OutboxMessage]:
-        """As `apply` for each event: decisions change no registration, so one read serves all."""
+        """Decisions change no registration, so one read serves every event of the batch."""
         known = await store.get_registrations(conn, _registration_ids(events))
         planned: list[PlannedEmail] = []
         waiting: list[store.PendingDecision] = []

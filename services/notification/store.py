@@ -145,10 +145,6 @@ async def lock_registrations(conn: asyncpg.Connection, registration_ids: Sequenc
         await conn.execute(LOCK_REGISTRATIONS, list(registration_ids), _LOCK_NAMESPACE)
 
 
-async def get_registration(conn: asyncpg.Connection, registration_id: str) -> RegistrationData | None:
-    return (await get_registrations(conn, [registration_id])).get(registration_id)
-
-
 async def get_registrations(
     conn: asyncpg.Connection, registration_ids: Collection[str]
 ) -> dict[str, RegistrationData]:
@@ -176,16 +172,6 @@ async def save_registrations(conn: asyncpg.Connection, registrations: Collection
         [r.seminar_ends_on for r in registrations],
         [r.fee_cents for r in registrations],
     )
-
-
-async def save_registration(conn: asyncpg.Connection, data: RegistrationData) -> None:
-    await save_registrations(conn, [data])
-
-
-async def keep_pending(
-    conn: asyncpg.Connection, event_id: uuid.UUID, registration_id: str, envelope_json: str
-) -> None:
-    await keep_all_pending(conn, [PendingDecision(event_id, registration_id, envelope_json)])
 
 
 @dataclass(frozen=True)
@@ -217,16 +203,6 @@ async def take_pending_of(
         (row["registration_id"], row["envelope"].encode())
         for row in sorted(rows, key=lambda row: row["received_at"])
     ]
-
-
-async def take_pending(conn: asyncpg.Connection, registration_id: str) -> list[bytes]:
-    """The raw envelopes of decisions waiting for this registration, in arrival order; removes them."""
-    return [envelope for _, envelope in await take_pending_of(conn, [registration_id])]
-
-
-async def record_email(conn: asyncpg.Connection, email: NewEmail) -> bool:
-    """Record an email to send; False when this (event, template) was recorded before."""
-    return email.id in await record_emails(conn, [email])
 
 
 async def record_emails(conn: asyncpg.Connection, emails: Sequence[NewEmail]) -> set[uuid.UUID]:

@@ -13,11 +13,11 @@ there is nothing to withdraw.
 A seminar cancelled once stays cancelled: a later `seminar.published` updates its details but
 does not reopen it (its registrations were already withdrawn).
 
-Batches. `apply_batch` decides a run of submissions against one read of the state they need
-(`SubmissionRun`) and writes the run with one statement per table; withdrawals, and a placed
-submission with a pending withdrawal, take the per-event path after the run before them is
-written. Outputs and state are those of `apply` event by event; each event still logs its own
-lines, with its ids bound.
+Batches. A submission is always decided as part of a run (`apply` makes a run of one): one read
+of the state the run needs (`SubmissionRun`), one statement per table to write it. Withdrawals
+are applied one by one after the run before them is written, and so is the withdrawal a placed
+submission finds pending (it may promote from the waitlist). Outputs and state do not depend on
+how events are batched; each event still logs its own lines, with its ids bound.
 
 Logs carry registration and seminar ids, never names or email addresses.
 """
@@ -42,7 +42,6 @@ from services.registration.domain import (
     SubmissionRun,
     WithdrawalDecision,
     canonical_kommune_key,
-    decide_submission,
     decide_withdrawal,
 )
 from shared.consumer import apply_each
@@ -236,10 +235,12 @@ class PortalRegistrationsApplier:
         await store.lock_seminars(conn, seminar_ids)
 
     async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
-        out = Outputs(self._topic, event)
         if isinstance(event.data, RegistrationSubmitted):
-            await self._submit(conn, event.data, out)
-        elif isinstance(event.data, RegistrationWithdrawalRequested):
+            outgoing: list[OutboxMessage] = []
+            await self._submit_run(conn, [event], outgoing)
+            return outgoing
+        out = Outputs(self._topic, event)
+        if isinstance(event.data, RegistrationWithdrawalRequested):
             await self._withdraw(conn, event.data, event.event_id, out)
         return out.messages
 
@@ -249,7 +250,7 @@ class PortalRegistrationsApplier:
         """What `apply` gives event by event, with bulk reads and writes for runs of submissions.
 
         A withdrawal ends the run before it: what the run decided is written, and the withdrawal
-        takes the per-event path, as does a placed submission with a pending withdrawal.
+        takes the per-event path.
         """
         outgoing: list[OutboxMessage] = []
         start = 0
@@ -270,7 +271,8 @@ class PortalRegistrationsApplier:
         """Decide submissions in order from one read of their state, write them together.
 
         Returns how many of the events it applied: it stops after a placed submission with a
-        pending withdrawal, which it applies alone (withdrawing may promote from the waitlist).
+        pending withdrawal, which it withdraws once the run is written (withdrawing may promote
+        from the waitlist, which the run's copy of the state does not follow).
         """
         submissions = [(event, *self._content(event.data)) for event in events]
         registration_ids = [event.data.registration_id for event in events]
@@ -289,7 +291,7 @@ class PortalRegistrationsApplier:
         seats: dict[str, int] = defaultdict(int)
         withdrawals_dropped: list[str] = []
         applied = 0
-        alone: Envelope[Any] | None = None
+        to_withdraw: tuple[Envelope[Any], store.Registration] | None = None
         for event, content, key_well_shaped in submissions:
             registration_id = event.data.registration_id
             with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):
@@ -299,9 +301,6 @@ class PortalRegistrationsApplier:
                     key_well_shaped=key_well_shaped,
                     participant=participant_keys[(content.seminar_id, content.participant_email)],
                 )
-                if isinstance(decision, Placed) and registration_id in pending:
-                    alone = event
-                    break
                 applied += 1
                 pending_withdrawal = False
                 if not isinstance(decision, Redelivered):
@@ -310,22 +309,28 @@ class PortalRegistrationsApplier:
                         new.append(registration)
                     if isinstance(decision, Placed) and decision.status is Status.ACCEPTED:
                         seats[content.seminar_id] += 1
-                    if registration_id in pending:  # rejected: nothing to withdraw
+                    if registration_id in pending:
                         pending.discard(registration_id)
                         withdrawals_dropped.append(registration_id)
                         pending_withdrawal = True
                 out = Outputs(self._topic, event)
                 seminar = seminars.get(content.seminar_id)
-                _announce(
+                placed = _announce(
                     out, registration_id, content, decision, seminar, pending_withdrawal=pending_withdrawal
                 )
                 outgoing += out.messages
+                if placed is not None and pending_withdrawal:  # a rejection has nothing to withdraw
+                    to_withdraw = (event, placed)
+                    break
         await store.insert_registrations(conn, new)
         await store.take_seats(conn, seats)
         await store.delete_pending_withdrawals(conn, withdrawals_dropped)
-        if alone is not None:
-            outgoing += await apply_each(self, conn, [alone])
-            applied += 1
+        if to_withdraw is not None:
+            event, placed = to_withdraw
+            with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):
+                out = Outputs(self._topic, event)
+                await _withdraw(conn, placed, "withdrawn_by_portal", out)
+                outgoing += out.messages
         return applied
 
     def _content(self, data: RegistrationSubmitted) -> tuple[RegistrationContent, bool]:
@@ -340,34 +345,6 @@ class PortalRegistrationsApplier:
             contact_email=data.contact_email,
         )
         return content, canonical is not None
-
-    async def _submit(self, conn: asyncpg.Connection, data: RegistrationSubmitted, out: Outputs) -> None:
-        content, key_well_shaped = self._content(data)
-        existing = await store.get_registration(conn, data.registration_id)
-        seminar = await store.get_seminar(conn, data.seminar_id)
-        decision = decide_submission(
-            content=content,
-            key_well_shaped=key_well_shaped,
-            existing=existing.content if existing is not None else None,
-            seminar=seminar.view if seminar is not None else None,
-            participant_already_registered=(
-                seminar is not None
-                and await store.participant_registered(conn, data.seminar_id, data.participant.email)
-            ),
-        )
-        pending_withdrawal = False
-        if not isinstance(decision, Redelivered):
-            registration = _new_registration(data, content, decision)
-            if registration is not None:
-                await store.insert_registration(conn, registration)
-            pending_withdrawal = await store.take_pending_withdrawal(conn, data.registration_id)
-            if isinstance(decision, Placed) and decision.status is Status.ACCEPTED:
-                await store.take_seat(conn, data.seminar_id)
-        placed = _announce(
-            out, data.registration_id, content, decision, seminar, pending_withdrawal=pending_withdrawal
-        )
-        if placed is not None and pending_withdrawal:
-            await _withdraw(conn, placed, "withdrawn_by_portal", out)
 
     async def _withdraw(
         self,

@@ -98,13 +98,6 @@ registration_id, seminar_id, kommune_key, given_name, family_name, participant_e
 contact_email, status
 """
 GET_REGISTRATION = f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE registration_id = $1"
-PARTICIPANT_REGISTERED = """
-SELECT EXISTS (
-    SELECT 1 FROM registrations
-    WHERE seminar_id = $1 AND lower(participant_email) = lower($2)
-      AND status IN ('accepted', 'waitlisted')
-)
-"""
 GET_REGISTRATIONS = f"""
 SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE registration_id = ANY($1::text[])
 """
@@ -117,14 +110,6 @@ SELECT p.seminar_id, p.email, lower(p.email) AS email_key,
              AND r.status IN ('accepted', 'waitlisted')
        ) AS registered
 FROM unnest($1::text[], $2::text[]) AS p (seminar_id, email)
-"""
-INSERT_REGISTRATION = """
-INSERT INTO registrations (
-    registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
-    participant_email, contact_email, status, waitlist_seq, rejection_reason
-)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-        CASE WHEN $9 = 'waitlisted' THEN nextval('waitlist_order') END, $10)
 """
 # Values for a run's waitlist entries; the caller hands them out in arrival order.
 NEXT_WAITLIST_SEQS = "SELECT nextval('waitlist_order') AS seq FROM generate_series(1, $1)"
@@ -161,7 +146,6 @@ INSERT INTO pending_withdrawals (registration_id, given_kommune_key, event_id)
 VALUES ($1, $2, $3)
 ON CONFLICT (registration_id) DO NOTHING
 """
-TAKE_PENDING_WITHDRAWAL = "DELETE FROM pending_withdrawals WHERE registration_id = $1 RETURNING event_id"
 PENDING_WITHDRAWALS = (
     "SELECT registration_id FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
 )
@@ -329,27 +313,6 @@ async def participants(
     return keys, active
 
 
-async def participant_registered(conn: asyncpg.Connection, seminar_id: str, email: str) -> bool:
-    return bool(await conn.fetchval(PARTICIPANT_REGISTERED, seminar_id, email))
-
-
-async def insert_registration(conn: asyncpg.Connection, registration: NewRegistration) -> None:
-    content = registration.content
-    await conn.execute(
-        INSERT_REGISTRATION,
-        registration.registration_id,
-        content.seminar_id,
-        registration.given_kommune_key,
-        content.kommune_key,
-        content.given_name,
-        content.family_name,
-        content.participant_email,
-        content.contact_email,
-        registration.status.value,
-        registration.rejection_reason,
-    )
-
-
 async def insert_registrations(conn: asyncpg.Connection, registrations: Sequence[NewRegistration]) -> None:
     """Insert in one statement; the waitlisted ones take waitlist places in the order given."""
     if not registrations:
@@ -401,10 +364,6 @@ async def remember_withdrawal(
     conn: asyncpg.Connection, registration_id: str, given_kommune_key: str, event_id: object
 ) -> None:
     await conn.execute(REMEMBER_WITHDRAWAL, registration_id, given_kommune_key, event_id)
-
-
-async def take_pending_withdrawal(conn: asyncpg.Connection, registration_id: str) -> bool:
-    return await conn.fetchval(TAKE_PENDING_WITHDRAWAL, registration_id) is not None
 
 
 async def pending_withdrawals(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> set[str]:

@@ -2,7 +2,8 @@
 
 `apply_batch` reads the registrations a batch names once, decides every event in order against
 an in-memory copy, and writes each table with one statement. This applies one mixed scenario
-that way and, in a second database, event by event with `apply_each`, and compares every table.
+that way and, in a second database, event by event with `apply_each` (each event a batch of one
+that reads what the one before it wrote), and compares every table.
 """
 
 from __future__ import annotations
