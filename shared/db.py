@@ -33,9 +33,21 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# Plan every execution with its parameters. asyncpg prepares each statement once per connection,
+# and PostgreSQL would soon settle on a generic plan made while a table was still small: a batch
+# lookup by `= ANY($1)` then stays a sequential scan as the table grows (110 ms instead of 1 ms
+# per 500 keys at 35,000 rows, measured with pg_stat_statements in the benchmark).
+SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+
+
 async def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=60,
+        server_settings=SESSION_SETTINGS,
     )
     assert pool is not None
     return pool
