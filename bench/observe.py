@@ -1,4 +1,5 @@
-"""What the benchmark watches while it runs: a topic's tail, the SMTP sink's folder, the RSS."""
+"""What the benchmark watches while it runs: a topic's tail, the SMTP sink's folder, the RSS and
+the CPU time of each process of the stack."""
 
 from __future__ import annotations
 
@@ -165,3 +166,76 @@ class RssSampler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+# CPU seconds by process name, and of the whole machine, at one moment; None: the process is gone.
+Snapshot = dict[str, float | None]
+WHOLE_MACHINE = "whole machine"
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        # The command name may hold spaces and parentheses: the fields start after the last ")".
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None and int(fields[1]) == parent:
+                found.append(int(entry))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a process, its live descendants and the children it already reaped (for
+    PostgreSQL: the postmaster, its backends and the backends that have ended)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    # utime, stime, cutime, cstime: fields 14-17 of proc(5), here from the third field on.
+    ticks = sum(int(value) for value in fields[11:15])
+    seconds = ticks / os.sysconf("SC_CLK_TCK")
+    for child in _children(pid):
+        seconds += tree_cpu_seconds(child) or 0.0
+    return seconds
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idling and waiting for I/O, since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle, iowait = values[3], values[4]
+    return (sum(values[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms_per_event(before: Snapshot, after: Snapshot, events: int) -> dict[str, float]:
+    """What each process spent per event between two snapshots, in milliseconds of CPU."""
+    spent = {}
+    for name, start in before.items():
+        end = after.get(name)
+        if start is not None and end is not None and events > 0:
+            spent[name] = (end - start) * 1000 / events
+    return spent
+
+
+def cores_busy(before: Snapshot, after: Snapshot, seconds: float) -> float | None:
+    """How many cores the whole machine kept busy on average between two snapshots."""
+    start, end = before.get(WHOLE_MACHINE), after.get(WHOLE_MACHINE)
+    return None if start is None or end is None or seconds <= 0 else (end - start) / seconds
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """CPU seconds of the stack's processes (and of the benchmark itself) at a moment."""
+
+    pids: dict[str, int]
+
+    def snapshot(self) -> Snapshot:
+        taken = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
+        taken["benchmark"] = tree_cpu_seconds(os.getpid())
+        taken[WHOLE_MACHINE] = machine_busy_seconds()
+        return taken

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ def table(results: Results) -> Table:
         out.add_row(label, shown, f"{'≥' if higher else '≤'} {goal:g}")
     out.add_row("burst: registrations fully emailed/s", _fmt(burst.get("registrations_emailed_per_s")), "")
     out.add_row("burst: emailed / floor", _fmt(burst.get("emailed_ratio_to_floor"), digits=2), "")
+    out.add_row(f"burst: cores busy (of {os.cpu_count()})", _fmt(burst.get("cores_busy"), digits=2), "")
+    spent = burst.get("cpu_ms_per_registration", {})
+    for name, ms in sorted(spent.items(), key=lambda item: -item[1]):
+        out.add_row(f"burst: CPU ms per registration, {name}", _fmt(ms, digits=2), "")
     out.add_row("steady: offered/s", _fmt(steady.get("offered_per_s")), "")
     out.add_row("steady: complete", _fmt(steady.get("complete")), "")
     for kind in ("decision", "email"):

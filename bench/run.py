@@ -13,7 +13,16 @@ from typing import Any
 import asyncpg
 
 from bench.floor import FloorResult, run_floor
-from bench.observe import RssSampler, TopicTail, mail_names, mails, phase_of
+from bench.observe import (
+    CpuMeter,
+    RssSampler,
+    TopicTail,
+    cores_busy,
+    cpu_ms_per_event,
+    mail_names,
+    mails,
+    phase_of,
+)
 from bench.stats import Latencies, per_second, percentile_series, rate, ratio
 from bench.workload import Portal, Workload, bench_seminars
 from shared.directory import load_directory
@@ -96,6 +105,7 @@ class Bench:
     tail: TopicTail
     results: Results
     log: Callable[[str], None]
+    cpu: CpuMeter
 
     @property
     def mail_dir(self) -> Path:
@@ -133,9 +143,12 @@ class Bench:
         self.log(f"burst: {count:,} registrations")
         before = mail_names(self.mail_dir)
         topic = self.portal.topics.portal_registrations
+        cpu_before = self.cpu.snapshot()
         start = await self.portal.burst(topic, self.workload.registrations(count, "burst"))
         published = time.time()
         drain = await self.drain(before, "burst", count)
+        cpu_after = self.cpu.snapshot()
+        drained = time.time()
         decided = [s.kafka_ts for s in self.tail.of_phase("burst")]
         accepted = [m.accepted for m in mails(self.mail_dir, mail_names(self.mail_dir) - before)]
         decisions_per_s = rate(len(decided), start, max(decided, default=None))
@@ -151,6 +164,9 @@ class Bench:
             "registrations_emailed_per_s": emailed_per_s,
             "ratio_to_floor": ratio(decisions_per_s, floor.per_second),
             "emailed_ratio_to_floor": ratio(emailed_per_s, floor.per_second),
+            # Where the machine's time went: per registration, and the cores busy on average.
+            "cpu_ms_per_registration": cpu_ms_per_event(cpu_before, cpu_after, count),
+            "cores_busy": cores_busy(cpu_before, cpu_after, drained - start),
         }
         self.log(f"burst: {self.results.burst}")
         self.results.series["decisions_per_s"] = per_second(decided, start)
@@ -213,7 +229,7 @@ async def run(stack: Stack, options: Options, tuning: dict[str, str], log: Calla
     await tail.start()
     try:
         async with Portal(stack.bootstrap, topics) as portal:
-            bench = Bench(stack, options, workload, portal, tail, results, log)
+            bench = Bench(stack, options, workload, portal, tail, results, log, CpuMeter(stack.pids()))
             await bench.warm_up()
             await bench.burst(floor)
             await bench.steady()
