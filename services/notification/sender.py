@@ -322,9 +322,9 @@ class Sender:
         one transaction; then the logs."""
         s = self._settings
         sent = [d.email for d in deliveries if d.failure is None and not d.released]
-        released = [d.email.id for d in deliveries if d.released]
+        released = [d.email for d in deliveries if d.released]
         failed: list[tuple[store.ClaimedEmail, Failure, Park | Retry]] = []
-        to_park: list[tuple[uuid.UUID, str]] = []
+        to_park: list[tuple[store.ClaimedEmail, str]] = []
         retries: list[store.ScheduledRetry] = []
         for d in deliveries:
             if d.failure is None:
@@ -340,9 +340,9 @@ class Sender:
             failed.append((d.email, d.failure, decision))
             error = _error(d.failure)
             if isinstance(decision, Park):
-                to_park.append((d.email.id, error))
+                to_park.append((d.email, error))
             else:
-                retries.append(store.ScheduledRetry(d.email.id, error, decision.delay_seconds))
+                retries.append(store.ScheduledRetry(d.email, error, decision.delay_seconds))
         async with self._pool().acquire() as conn, conn.transaction():
             newly_sent = await store.mark_all_sent(conn, [email.id for email in sent])
             parked = await store.park_all(conn, to_park)

@@ -59,7 +59,7 @@ RETURNING id
 # transaction stays open during SMTP; a sender that dies mid-way leaves it to the next one. A
 # sender leaves out the emails it is still delivering ($3), should their lease have run out.
 CLAIM_DUE = """
-UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2)
+UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2), claim_token = $4
 WHERE id IN (
     SELECT id FROM emails
     WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (id = ANY($3::uuid[]))
@@ -68,7 +68,7 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, registration_id, kommune_key, template, recipient, message, correlation_id,
-          attempts, resends
+          attempts, resends, claim_token
 """
 MARK_SENT = """
 UPDATE emails SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL
@@ -78,19 +78,21 @@ RETURNING id
 MARK_PARKED = """
 UPDATE emails SET status = 'parked', parked_at = now(), attempts = emails.attempts + 1,
                   last_error = failed.error
-FROM unnest($1::uuid[], $2::text[]) AS failed (id, error)
-WHERE emails.id = failed.id AND emails.status = 'pending'
+FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS failed (id, error, claim_token)
+WHERE emails.id = failed.id AND emails.status = 'pending' AND emails.claim_token = failed.claim_token
 RETURNING emails.id
 """
 SCHEDULE_RETRY = """
 UPDATE emails SET attempts = emails.attempts + 1, last_error = failed.error,
                   next_attempt_at = now() + make_interval(secs => failed.delay)
-FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS failed (id, error, delay)
-WHERE emails.id = failed.id AND emails.status = 'pending'
+FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::uuid[]) AS failed (id, error, delay, claim_token)
+WHERE emails.id = failed.id AND emails.status = 'pending' AND emails.claim_token = failed.claim_token
 """
 # Claimed, never tried: due again at once, its attempts unchanged.
 RELEASE_CLAIMED = """
-UPDATE emails SET next_attempt_at = now() WHERE id = ANY($1::uuid[]) AND status = 'pending'
+UPDATE emails SET next_attempt_at = now()
+FROM unnest($1::uuid[], $2::uuid[]) AS claimed (id, claim_token)
+WHERE emails.id = claimed.id AND emails.status = 'pending' AND emails.claim_token = claimed.claim_token
 """
 RESEND_PARKED = """
 UPDATE emails SET status = 'pending', attempts = 0, resends = resends + 1, parked_at = NULL,
@@ -138,6 +140,7 @@ class ClaimedEmail:
     correlation_id: uuid.UUID
     attempts: int  # failed attempts so far
     resends: int
+    claim_token: uuid.UUID  # the claim that holds the lease; failures are recorded under it only
 
 
 async def lock_registrations(conn: asyncpg.Connection, registration_ids: Sequence[str]) -> None:
@@ -228,15 +231,16 @@ async def record_emails(conn: asyncpg.Connection, emails: Sequence[NewEmail]) ->
 async def claim_due(
     pool: asyncpg.Pool, limit: int, lease_seconds: float, exclude: Collection[uuid.UUID] = ()
 ) -> list[ClaimedEmail]:
-    """Lease up to `limit` due emails, except those in `exclude` (the caller's own in flight)."""
+    """Lease up to `limit` due emails, except those in `exclude` (the caller's own in flight),
+    under a new claim token."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds, list(exclude))
+        rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds, list(exclude), uuid.uuid4())
     return [ClaimedEmail(**dict(row)) for row in rows]
 
 
 @dataclass(frozen=True)
 class ScheduledRetry:
-    email_id: uuid.UUID
+    email: ClaimedEmail
     error: str
     delay_seconds: float
 
@@ -248,11 +252,16 @@ async def mark_all_sent(conn: asyncpg.Connection, email_ids: Sequence[uuid.UUID]
     return {row["id"] for row in await conn.fetch(MARK_SENT, list(email_ids))}
 
 
-async def park_all(conn: asyncpg.Connection, failed: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
-    """Park these (email id, error); returns those that were still pending."""
+async def park_all(conn: asyncpg.Connection, failed: Sequence[tuple[ClaimedEmail, str]]) -> set[uuid.UUID]:
+    """Park these (email, error) that are still pending under their claim; returns those parked."""
     if not failed:
         return set()
-    rows = await conn.fetch(MARK_PARKED, [email_id for email_id, _ in failed], [error for _, error in failed])
+    rows = await conn.fetch(
+        MARK_PARKED,
+        [email.id for email, _ in failed],
+        [error for _, error in failed],
+        [email.claim_token for email, _ in failed],
+    )
     return {row["id"] for row in rows}
 
 
@@ -260,16 +269,17 @@ async def schedule_retries(conn: asyncpg.Connection, retries: Sequence[Scheduled
     if retries:
         await conn.execute(
             SCHEDULE_RETRY,
-            [r.email_id for r in retries],
+            [r.email.id for r in retries],
             [r.error for r in retries],
             [r.delay_seconds for r in retries],
+            [r.email.claim_token for r in retries],
         )
 
 
-async def release(conn: asyncpg.Connection, email_ids: Sequence[uuid.UUID]) -> None:
-    """Hand claimed emails back untried: due again at once."""
-    if email_ids:
-        await conn.execute(RELEASE_CLAIMED, list(email_ids))
+async def release(conn: asyncpg.Connection, emails: Sequence[ClaimedEmail]) -> None:
+    """Hand claimed emails back untried, due again at once, if their claim still holds them."""
+    if emails:
+        await conn.execute(RELEASE_CLAIMED, [e.id for e in emails], [e.claim_token for e in emails])
 
 
 async def resend_parked(conn: asyncpg.Connection, email_id: uuid.UUID) -> bool:

@@ -36,6 +36,7 @@ def claimed_email() -> store.ClaimedEmail:
         correlation_id=uuid.uuid4(),
         attempts=0,
         resends=0,
+        claim_token=uuid.uuid4(),
     )
 
 
@@ -149,15 +150,15 @@ def recording_store(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         recorded.write("sent", email_ids)
         return set(email_ids)
 
-    async def park_all(conn: Any, failed: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
-        recorded.write("parked", [email_id for email_id, _ in failed])
-        return {email_id for email_id, _ in failed}
+    async def park_all(conn: Any, failed: Sequence[tuple[store.ClaimedEmail, str]]) -> set[uuid.UUID]:
+        recorded.write("parked", [email.id for email, _ in failed])
+        return {email.id for email, _ in failed}
 
     async def schedule_retries(conn: Any, retries: Sequence[store.ScheduledRetry]) -> None:
-        recorded.write("retried", [retry.email_id for retry in retries])
+        recorded.write("retried", [retry.email.id for retry in retries])
 
-    async def release(conn: Any, email_ids: Sequence[uuid.UUID]) -> None:
-        recorded.write("released", email_ids)
+    async def release(conn: Any, emails: Sequence[store.ClaimedEmail]) -> None:
+        recorded.write("released", [email.id for email in emails])
 
     async def enqueue(conn: Any, messages: Sequence[OutboxMessage]) -> None:
         recorded.write("events", [(m.envelope.event_type, m.envelope.data.notification_id) for m in messages])

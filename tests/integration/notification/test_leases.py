@@ -1,0 +1,92 @@
+"""A sender records failures and hands emails back only under the claim that holds their lease."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.notification import store
+from services.notification.app import MIGRATIONS
+from shared.db import create_pool
+from shared.migrations import apply_migrations
+from tests.conftest import DatabaseFactory
+
+LEASE_SECONDS = 600.0
+
+
+@pytest.fixture
+async def pool(make_database: DatabaseFactory) -> AsyncIterator[asyncpg.Pool]:
+    created = await create_pool(await make_database("notification"), max_size=2)
+    try:
+        async with created.acquire() as conn:
+            await apply_migrations(conn, MIGRATIONS, "notification")
+        yield created
+    finally:
+        await created.close()
+
+
+async def record_email(pool: asyncpg.Pool) -> uuid.UUID:
+    email = store.NewEmail(
+        id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        template="registration_accepted",
+        registration_id="R-1",
+        kommune_key="03159",
+        recipient="kontakt@kommune.example",
+        subject="Anmeldung",
+        message=b"Subject: Anmeldung\r\n\r\nHallo\r\n",
+        correlation_id=uuid.uuid4(),
+    )
+    async with pool.acquire() as conn:
+        assert await store.record_emails(conn, [email]) == {email.id}
+    return email.id
+
+
+async def taken_over(pool: asyncpg.Pool) -> tuple[store.ClaimedEmail, store.ClaimedEmail]:
+    """An email claimed by a sender whose lease ran out, then claimed by another sender."""
+    await record_email(pool)
+    [late] = await store.claim_due(pool, 10, lease_seconds=0.0)
+    [live] = await store.claim_due(pool, 10, lease_seconds=LEASE_SECONDS)
+    assert late.id == live.id and late.claim_token != live.claim_token
+    return late, live
+
+
+async def state(pool: asyncpg.Pool, email_id: uuid.UUID) -> asyncpg.Record:
+    row = await pool.fetchrow(
+        "SELECT status, attempts, next_attempt_at > now() + interval '1 minute' AS leased FROM emails"
+        " WHERE id = $1",
+        email_id,
+    )
+    assert row is not None
+    return row
+
+
+async def test_a_late_sender_cannot_hand_back_park_or_retry_an_email_another_sender_holds(
+    pool: asyncpg.Pool,
+) -> None:
+    late, live = await taken_over(pool)
+    async with pool.acquire() as conn, conn.transaction():
+        await store.release(conn, [late])
+        await store.schedule_retries(conn, [store.ScheduledRetry(late, "451 try again", 0.0)])
+        assert await store.park_all(conn, [(late, "550 no such user")]) == set()
+    after = await state(pool, live.id)
+    assert (after["status"], after["attempts"], after["leased"]) == ("pending", 0, True)
+    assert await store.claim_due(pool, 10, LEASE_SECONDS) == []  # still hidden behind the live lease
+
+
+async def test_the_sender_holding_the_lease_records_its_outcomes(pool: asyncpg.Pool) -> None:
+    _, live = await taken_over(pool)
+    async with pool.acquire() as conn, conn.transaction():
+        await store.release(conn, [live])
+    assert not (await state(pool, live.id))["leased"]
+    [again] = await store.claim_due(pool, 10, LEASE_SECONDS)
+    async with pool.acquire() as conn, conn.transaction():
+        await store.schedule_retries(conn, [store.ScheduledRetry(again, "451 try again", 0.0)])
+    assert (await state(pool, again.id))["attempts"] == 1
+    [last] = await store.claim_due(pool, 10, LEASE_SECONDS)
+    async with pool.acquire() as conn, conn.transaction():
+        assert await store.park_all(conn, [(last, "550 no such user")]) == {last.id}
+    assert (await state(pool, last.id))["status"] == "parked"
