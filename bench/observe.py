@@ -173,36 +173,37 @@ Snapshot = dict[str, float | None]
 WHOLE_MACHINE = "whole machine"
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        # The command name may hold spaces and parentheses: the fields start after the last ")".
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _children(parent: int) -> list[int]:
-    found = []
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, CPU ticks of the process and of the children it reaped), read once."""
+    table = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields is not None and int(fields[1]) == parent:
-                found.append(int(entry))
-    return found
+        if not entry.isdigit():
+            continue
+        try:
+            # The command name may hold spaces and parentheses: the fields start after the last ")".
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        # ppid, then utime, stime, cutime, cstime: fields 4 and 14-17 of proc(5).
+        table[int(entry)] = (int(fields[1]), sum(int(value) for value in fields[11:15]))
+    return table
 
 
-def tree_cpu_seconds(pid: int) -> float | None:
+def tree_cpu_seconds(pid: int, table: dict[int, tuple[int, int]] | None = None) -> float | None:
     """CPU seconds of a process, its live descendants and the children it already reaped (for
     PostgreSQL: the postmaster, its backends and the backends that have ended)."""
-    fields = _stat_fields(pid)
-    if fields is None:
+    table = _processes() if table is None else table
+    if pid not in table:
         return None
-    # utime, stime, cutime, cstime: fields 14-17 of proc(5), here from the third field on.
-    ticks = sum(int(value) for value in fields[11:15])
-    seconds = ticks / os.sysconf("SC_CLK_TCK")
-    for child in _children(pid):
-        seconds += tree_cpu_seconds(child) or 0.0
-    return seconds
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    ticks, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        ticks += table[current][1]
+        pending.extend(children.get(current, []))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:
@@ -235,7 +236,8 @@ class CpuMeter:
     pids: dict[str, int]
 
     def snapshot(self) -> Snapshot:
-        taken = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
-        taken["benchmark"] = tree_cpu_seconds(os.getpid())
+        table = _processes()
+        taken = {name: tree_cpu_seconds(pid, table) for name, pid in self.pids.items()}
+        taken["benchmark"] = tree_cpu_seconds(os.getpid(), table)
         taken[WHOLE_MACHINE] = machine_busy_seconds()
         return taken

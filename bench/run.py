@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from bench.floor import FloorResult, run_floor
 from bench.observe import (
     CpuMeter,
@@ -25,6 +23,7 @@ from bench.observe import (
 )
 from bench.stats import Latencies, per_second, percentile_series, rate, ratio
 from bench.workload import Portal, Workload, bench_seminars
+from lotse.status import wait_until_consumed
 from shared.directory import load_directory
 from shared.topics import Topics
 from tests.support.stack import Stack
@@ -63,18 +62,6 @@ class Results:
     steady: dict[str, Any] = field(default_factory=dict)
     peak_rss_mb: dict[str, float | None] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)
-
-
-async def _wait_for_seminars(url: str, count: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    conn = await asyncpg.connect(url)
-    try:
-        while await conn.fetchval("SELECT count(*) FROM seminars") < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the registration service did not store the bench seminars")
-            await asyncio.sleep(0.2)
-    finally:
-        await conn.close()
 
 
 def _email_latencies(
@@ -216,7 +203,7 @@ async def run(stack: Stack, options: Options, tuning: dict[str, str], log: Calla
     async with Portal(stack.bootstrap, topics) as portal:
         log(f"publishing {len(workload.seminars)} seminars")
         await portal.publish_seminars(workload.seminars)
-        await _wait_for_seminars(stack.env["REGISTRATION_DATABASE_URL"], len(workload.seminars), 120)
+        await wait_until_consumed(stack.bootstrap, topics, "registration", "portal.seminars")
 
     log(f"floor: {options.floor_events:,} events through three FastStream pass-through hops")
     floor = await run_floor(stack.env, options.floor_events, workload, options.timeout_seconds)

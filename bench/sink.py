@@ -16,10 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import aiosmtplib
 
+from bench.observe import tree_cpu_seconds
 from shared.settings import REPO_ROOT
 
 LINE = b"Sehr geehrte Damen und Herren, die Anmeldung wurde =C3=BCbernommen.=\r\n"
@@ -35,11 +35,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_for_port(port: int, timeout: float = 30) -> None:
@@ -84,9 +79,9 @@ def main(argv: list[str]) -> int:
         sink = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL)
         try:
             asyncio.run(wait_for_port(port))
-            cpu_before = cpu_seconds(sink.pid)
+            cpu_before = tree_cpu_seconds(sink.pid) or 0.0
             seconds = asyncio.run(send_all(port, args.emails, args.sessions))
-            cpu = cpu_seconds(sink.pid) - cpu_before
+            cpu = (tree_cpu_seconds(sink.pid) or 0.0) - cpu_before
             stored = sum(1 for name in os.listdir(mail_dir) if name.endswith(".eml"))
         finally:
             sink.terminate()

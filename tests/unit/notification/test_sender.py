@@ -184,6 +184,31 @@ def claiming_once(emails: list[store.ClaimedEmail]) -> Any:
     return claim_due
 
 
+async def run_until_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+    recorded: Recorded,
+    emails: list[store.ClaimedEmail],
+    send: Any,
+    *,
+    transactions: int = 1,
+    settings: NotificationSettings = SETTINGS,
+) -> list[dict[str, Any]]:
+    """Run a sender on these claimed emails until it recorded that many transactions, then stop it."""
+    monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
+    monkeypatch.setattr(SmtpConnections, "send", send)
+    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=settings, topics=Topics())
+    await sender.start()
+    try:
+
+        async def recorded_enough() -> bool:
+            return len(recorded.transactions) >= transactions
+
+        await wait_until(recorded_enough, timeout=10)
+    finally:
+        await sender.stop()
+    return recorded.transactions
+
+
 async def test_a_rounds_outcomes_are_recorded_together_in_one_transaction(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -198,19 +223,7 @@ async def test_a_rounds_outcomes_are_recorded_together_in_one_transaction(
         if recipient == permanent.recipient:
             raise aiosmtplib.SMTPResponseException(554, "5.7.1 Refused")
 
-    monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
-    monkeypatch.setattr(SmtpConnections, "send", send)
-    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=SETTINGS, topics=Topics())
-    await sender.start()
-    try:
-
-        async def recorded_once() -> bool:
-            return bool(recorded.transactions)
-
-        await wait_until(recorded_once, timeout=10)
-    finally:
-        await sender.stop()
-    (transaction,) = recorded.transactions
+    (transaction,) = await run_until_recorded(monkeypatch, recorded, emails, send)
     ids = [email.id for email in emails]
     assert sorted(transaction["sent"]) == sorted(set(ids) - {temporary.id, permanent.id})
     assert transaction["retried"] == [temporary.id]
@@ -234,19 +247,7 @@ async def test_a_slow_delivery_does_not_hold_up_recording_the_rest_of_its_round(
         await asyncio.sleep(1.0 if recipient == slow.recipient else 0.01)
 
     monkeypatch.setattr(sender_module, "RECORD_EARLY_SECONDS", 0.2)
-    monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
-    monkeypatch.setattr(SmtpConnections, "send", send)
-    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=SETTINGS, topics=Topics())
-    await sender.start()
-    try:
-
-        async def recorded_twice() -> bool:
-            return len(recorded.transactions) == 2
-
-        await wait_until(recorded_twice, timeout=10)
-    finally:
-        await sender.stop()
-    first, second = recorded.transactions
+    first, second = await run_until_recorded(monkeypatch, recorded, emails, send, transactions=2)
     assert first["sent"] == [email.id for email in emails if email is not slow]
     assert second["sent"] == [slow.id]
     assert second["events"] == [("notification.sent", str(slow.id))]
@@ -265,20 +266,8 @@ async def test_an_email_that_waits_too_long_for_a_session_is_handed_back_untried
         await asyncio.sleep(0.3)
 
     monkeypatch.setattr(sender_module, "SENDER_START_WINDOW_SECONDS", 0.1)
-    monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
-    monkeypatch.setattr(SmtpConnections, "send", send)
     one_session = NotificationSettings(sender_poll_interval_seconds=0.01, sender_concurrency=1)
-    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=one_session, topics=Topics())
-    await sender.start()
-    try:
-
-        async def recorded_once() -> bool:
-            return bool(recorded.transactions)
-
-        await wait_until(recorded_once, timeout=10)
-    finally:
-        await sender.stop()
-    (transaction,) = recorded.transactions
+    (transaction,) = await run_until_recorded(monkeypatch, recorded, emails, send, settings=one_session)
     assert len(sends) == 1
     assert transaction["sent"] == [emails[0].id]
     assert transaction["released"] == [emails[1].id, emails[2].id]
