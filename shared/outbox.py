@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from shared.db import TRANSIENT_ERRORS
 from shared.events import ContractModel, Envelope
+from shared.kafka import retry_concurrent_transactions_sooner
 from shared.logging import get_logger
 from shared.topics import Topics
 
@@ -134,12 +135,15 @@ class OutboxRelay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
                 await asyncio.sleep(self._poll_interval)
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            retry_concurrent_transactions_sooner()
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
                 transactional_id=self._transactional_id,
                 enable_idempotence=True,
                 acks="all",
-                linger_ms=5,
+                # A batch's sends are queued before the sender task runs, and the commit waits
+                # for them: a linger would only delay every commit.
+                linger_ms=0,
             )
             await producer.start()
             try:
