@@ -20,6 +20,7 @@ import time
 import aiosmtplib
 
 from bench.observe import tree_cpu_seconds
+from deploy.local.stack import smtp_ready, wait_for
 from shared.settings import REPO_ROOT
 
 LINE = b"Sehr geehrte Damen und Herren, die Anmeldung wurde =C3=BCbernommen.=\r\n"
@@ -35,19 +36,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-async def wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def send_all(port: int, emails: int, sessions: int) -> float:
@@ -78,7 +66,7 @@ def main(argv: list[str]) -> int:
         command = [sys.executable, "-m", "deploy.local.smtp_sink"]
         sink = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL)
         try:
-            asyncio.run(wait_for_port(port))
+            wait_for("the SMTP sink", lambda: smtp_ready(env), logfile=None, timeout=30)
             cpu_before = tree_cpu_seconds(sink.pid) or 0.0
             seconds = asyncio.run(send_all(port, args.emails, args.sessions))
             cpu = (tree_cpu_seconds(sink.pid) or 0.0) - cpu_before

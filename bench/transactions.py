@@ -46,16 +46,18 @@ async def probe(transactions: int, records: int) -> None:
     bootstrap = CommonSettings().kafka_bootstrap_servers
     await ensure_topics(bootstrap, [TopicSpec(TOPIC, 6)])
     aiokafka_default = aiokafka_sender.BACKOFF_OVERRIDE
-    for label, relay_retry in (
-        (f"aiokafka's retry ({aiokafka_default * 1000:.0f} ms)", False),
-        ("the relay's retry", True),
-    ):
-        if relay_retry:
-            retry_concurrent_transactions_sooner()
-        seconds = await time_transactions(bootstrap, transactions, records)
-        figures = " / ".join(f"{(percentile(seconds, q) or 0.0) * 1000:.1f}" for q in (50, 90, 99))
-        print(f"{label:28} {transactions} transactions of {records}: p50 / p90 / p99 {figures} ms")
-    aiokafka_sender.BACKOFF_OVERRIDE = aiokafka_default
+    try:
+        for label, relay_retry in (
+            (f"aiokafka's retry ({aiokafka_default * 1000:.0f} ms)", False),
+            ("the relay's retry", True),
+        ):
+            if relay_retry:
+                retry_concurrent_transactions_sooner()
+            seconds = await time_transactions(bootstrap, transactions, records)
+            figures = " / ".join(f"{(percentile(seconds, q) or 0.0) * 1000:.1f}" for q in (50, 90, 99))
+            print(f"{label:28} {transactions} transactions of {records}: p50 / p90 / p99 {figures} ms")
+    finally:
+        aiokafka_sender.BACKOFF_OVERRIDE = aiokafka_default
 
 
 def main(argv: list[str]) -> int:

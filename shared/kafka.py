@@ -23,7 +23,7 @@ Headers = Sequence[tuple[str, bytes]]
 # A transaction begun right after a commit is often refused with CONCURRENT_TRANSACTIONS: the
 # broker is still writing the last one's markers (KAFKA-5477). aiokafka then retries after a
 # fixed 20 ms that no option sets, and a relay that commits back to back paid it on most batches
-# (a probe of 3-record transactions: p90 25 ms, 5 ms with 2 ms retries). Each retry costs the
+# (`python -m bench.transactions`: p90 25 ms, 6-7 ms with 2 ms retries). Each retry costs the
 # broker one small request.
 CONCURRENT_TRANSACTIONS_RETRY_SECONDS = 0.002
 
