@@ -23,7 +23,7 @@ from lotse import dlq as dead_letters
 from lotse.db import with_pool
 from lotse.present import euros
 from lotse.status import check_database, check_kafka, check_service, check_smtp, consumer_lag
-from services.funding.program import DEFAULT_PROGRAM_FILE
+from shared.program import DEFAULT_PROGRAM_FILE
 from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
 from shared.topics import Topics
 
@@ -194,7 +194,8 @@ def kommune(key: Annotated[str, typer.Argument(help="kommune_key: 5, 8, 9 or 12 
     from lotse.figures import load_programme
     from services.funding import operations as funding
     from services.registration import operations as registration
-    from shared.directory import KIND_LABELS_DE, is_well_shaped
+    from shared.directory import KIND_LABELS_DE
+    from shared.kommune_key import is_well_shaped
 
     config = settings()
     if not is_well_shaped(key):

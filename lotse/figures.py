@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from lotse.db import with_pool
 from lotse.log import read_all
 from lotse.report import Report, build_report
-from services.funding.program import Program, load_program
 from services.notification import operations as mail
 from shared.directory import KIND_LABELS_DE, Directory, Kommune, KommuneKind, load_directory
+from shared.program import Program, load_program
 
 if TYPE_CHECKING:
     from lotse.cli import OperatorSettings

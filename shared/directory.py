@@ -1,11 +1,12 @@
-"""The official municipality directory (Destatis GV100AD), parsed strictly, and kommune_key rules.
+"""The official municipality directory (Destatis GV100AD), parsed strictly, and canonical kommune_keys.
+
+A key's shapes are defined in `shared.kommune_key`.
 
 Layout: ../shared/data/README.md. Positions are characters of the UTF-8 decoded line.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,10 +14,11 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+from shared import kommune_key
+
 LINE_LENGTH = 220
 ATTRIBUTION = "Quelle: Statistisches Bundesamt (Destatis), Gemeindeverzeichnis GV100AD"
 
-KEY_SHAPE = re.compile(r"(\d{5}|\d{8}|\d{9}|\d{12})", re.ASCII)  # use with fullmatch
 
 _SATZARTEN = {"10", "20", "30", "40", "50", "60"}
 _KREISFREIE_STADT_KREIS = {"41", "42"}
@@ -74,25 +76,25 @@ class Directory:
 
     def canonical_key(self, key: str) -> str:
         """The canonical form of a well-shaped key; a key not in the directory stays as given."""
-        if not KEY_SHAPE.fullmatch(key):
-            raise ValueError(f"kommune_key {key!r} has the wrong shape")
-        if len(key) == 5:
+        if not kommune_key.is_well_shaped(key):
+            raise ValueError("kommune_key has the wrong shape")
+        if len(key) == kommune_key.KREIS_LENGTH:
             return self._kreisfreie_by_kreis.get(key, key)
-        if len(key) == 8:
+        if len(key) == kommune_key.AGS_LENGTH:
             return self._by_ags.get(key, key)
-        if len(key) == 9:
+        if len(key) == kommune_key.VERBAND_LENGTH:
             return self._einheitsgemeinde_by_verband.get(key, key)
         return key
+
+    def canonical_or_none(self, given: str) -> str | None:
+        """The canonical form of any given key; None if its shape is wrong."""
+        return self.canonical_key(given) if kommune_key.is_well_shaped(given) else None
 
     def get(self, key: str) -> Kommune | None:
         return self.kommunen.get(key)
 
     def in_land(self, land: str) -> list[Kommune]:
         return [kommune for kommune in self.kommunen.values() if kommune.land == land]
-
-
-def is_well_shaped(key: str) -> bool:
-    return bool(KEY_SHAPE.fullmatch(key))
 
 
 @dataclass

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.kommune_key import WellShapedKey
+
 SCHEMA_VERSION: Literal[1] = 1
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -65,7 +67,7 @@ ContractDate = Annotated[date, AfterValidator(_date_in_range)]
 RawKommuneKey = Annotated[
     str, StringConstraints(min_length=1, max_length=32), AfterValidator(_no_control_chars)
 ]
-KommuneKey = Annotated[str, StringConstraints(pattern=r"^(\d{5}|\d{8}|\d{9}|\d{12})$")]
+KommuneKey = WellShapedKey  # ASCII digits only: shared.kommune_key
 Cents = Annotated[int, Field(ge=0, le=10**11)]
 
 
@@ -288,10 +290,6 @@ class EventDecoder:
             event_type: TypeAdapter(_envelope(event_type, model))
             for event_type, model in event_models.items()
         }
-
-    @property
-    def event_types(self) -> list[str]:
-        return list(self._adapters)
 
     def decode(self, raw: bytes | None) -> Envelope[Any]:
         if raw is None:

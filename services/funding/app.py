@@ -6,11 +6,11 @@ from pathlib import Path
 
 from services.funding import store
 from services.funding.handlers import RegistrationEventsApplier
-from services.funding.program import load_program
 from services.funding.settings import FundingSettings
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.logging import get_logger
+from shared.program import load_program
 from shared.runtime import ServiceRuntime
 
 SERVICE = "funding"

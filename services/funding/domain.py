@@ -29,9 +29,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
-from services.funding.program import Program
 from shared.directory import Kommune
 from shared.events import FundingDeclineReason, FundingWaitlistReason
+from shared.program import Program
 
 
 class Status(StrEnum):

@@ -31,7 +31,6 @@ from services.funding.domain import (
     decide,
     on_withdrawn,
 )
-from services.funding.program import Program
 from shared.directory import Directory
 from shared.events import (
     Envelope,
@@ -46,6 +45,7 @@ from shared.events import (
 )
 from shared.logging import bound_event, get_logger
 from shared.outbox import OutboxMessage
+from shared.program import Program
 from shared.topics import Topics
 
 log = get_logger(__name__)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from services.funding.program import DEFAULT_PROGRAM_FILE
+from shared.program import DEFAULT_PROGRAM_FILE
 from shared.settings import CommonSettings
 
 

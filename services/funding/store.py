@@ -30,8 +30,8 @@ from services.funding.domain import (
     Status,
     Waitlist,
 )
-from services.funding.program import Program
 from shared.directory import Directory
+from shared.program import Program
 
 # An arbitrary namespace for this service's advisory locks on registration ids.
 REGISTRATION_LOCK_SPACE = 0x66756E64

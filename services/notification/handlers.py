@@ -26,7 +26,7 @@ from services.notification.domain import (
     plan_email,
     registration_update,
 )
-from shared.directory import KIND_LABELS_DE, Directory, is_well_shaped
+from shared.directory import KIND_LABELS_DE, Directory
 from shared.events import FUNDING_DECISION_EVENTS, Envelope, EventDecoder
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage
@@ -43,7 +43,7 @@ class Letters:
 
     def kommune(self, key: str) -> Kommune:
         # A rejected registration may carry a key of any shape: it is named as it was given.
-        canonical = self._directory.canonical_key(key) if is_well_shaped(key) else key
+        canonical = self._directory.canonical_or_none(key) or key
         known = self._directory.get(canonical)
         if known is None:
             return Kommune(canonical, canonical)

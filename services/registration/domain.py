@@ -15,30 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from shared.directory import Directory
 from shared.events import RejectionReason
-
-
-def canonical_kommune_key(directory: Directory, given: str) -> str | None:
-    """The key's canonical form from the directory; None if the key has the wrong shape.
-
-    A well-shaped key the directory does not know stays as given: funding declines it later.
-    """
-    if not is_well_shaped_key(given):
-        return None
-    return directory.canonical_key(given)
-
-
-KEY_LENGTHS = frozenset({5, 8, 9, 12})
-
-
-def is_well_shaped_key(given: str) -> bool:
-    """ASCII digits only, in one of the four lengths.
-
-    Checked here rather than with the directory's `KEY_SHAPE`: its digit class also matches
-    non-ASCII digits such as "３２４１０", and its `$` also matches before a trailing newline.
-    """
-    return given.isascii() and given.isdigit() and len(given) in KEY_LENGTHS
 
 
 class Status(StrEnum):

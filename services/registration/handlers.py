@@ -41,7 +41,6 @@ from services.registration.domain import (
     SubmissionDecision,
     SubmissionRun,
     WithdrawalDecision,
-    canonical_kommune_key,
     decide_withdrawal,
 )
 from shared.consumer import apply_each
@@ -335,7 +334,7 @@ class PortalRegistrationsApplier:
 
     def _content(self, data: RegistrationSubmitted) -> tuple[RegistrationContent, bool]:
         """The submission's content, and whether its Kommune key is well shaped."""
-        canonical = canonical_kommune_key(self._directory, data.kommune_key)
+        canonical = self._directory.canonical_or_none(data.kommune_key)
         content = RegistrationContent(
             kommune_key=canonical if canonical is not None else data.kommune_key,
             seminar_id=data.seminar_id,

@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 
 from services.funding import operations
-from services.funding.program import DEFAULT_PROGRAM_FILE, load_program
 from shared.events import derived_event_id
+from shared.program import DEFAULT_PROGRAM_FILE, load_program
 from shared.runtime import ServiceRuntime
 from shared.topics import Topics
 from tests.integration.funding.conftest import accepted, withdrawn

@@ -25,8 +25,8 @@ from services.funding.domain import (
     decide,
     on_withdrawn,
 )
-from services.funding.program import Program
 from shared.directory import Directory
+from shared.program import Program
 
 
 class ConstraintViolationError(AssertionError):

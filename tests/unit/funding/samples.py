@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from services.funding.domain import Application
-from services.funding.program import Program, parse_program
 from shared.directory import Directory, load_directory
+from shared.program import Program, parse_program
 from shared.settings import DEFAULT_DIRECTORY_FILE
 
 SAMTGEMEINDE = "033595403"  # Harsefeld

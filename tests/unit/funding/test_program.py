@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from services.funding.program import DEFAULT_PROGRAM_FILE, ProgramError, load_program, parse_program
 from services.funding.settings import FundingSettings
 from shared.directory import KommuneKind
+from shared.program import DEFAULT_PROGRAM_FILE, ProgramError, load_program, parse_program
 from tests.unit.funding.samples import SMALL_BUDGET_TOML, directory
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lotse.figures import Programme, load_programme
-from services.funding.program import DEFAULT_PROGRAM_FILE
 from shared.directory import KommuneKind
+from shared.program import DEFAULT_PROGRAM_FILE
 from shared.settings import DEFAULT_DIRECTORY_FILE
 
 

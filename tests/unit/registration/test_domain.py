@@ -19,7 +19,6 @@ from services.registration.domain import (
     Status,
     SubmissionDecision,
     WithdrawalDecision,
-    canonical_kommune_key,
     decide_submission,
     decide_withdrawal,
 )
@@ -54,7 +53,7 @@ def directory() -> Directory:
 def test_every_key_form_normalises_to_its_canonical_form(
     directory: Directory, given_key: str, canonical: str
 ) -> None:
-    assert canonical_kommune_key(directory, given_key) == canonical
+    assert directory.canonical_or_none(given_key) == canonical
 
 
 @pytest.mark.parametrize(
@@ -76,7 +75,7 @@ def test_every_key_form_normalises_to_its_canonical_form(
     ],
 )
 def test_badly_shaped_keys_have_no_canonical_form(directory: Directory, given_key: str) -> None:
-    assert canonical_kommune_key(directory, given_key) is None
+    assert directory.canonical_or_none(given_key) is None
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import pytest
 from shared.directory import (
     DirectoryFormatError,
     KommuneKind,
-    is_well_shaped,
     load_directory,
     parse_directory,
 )
+from shared.kommune_key import is_well_shaped
 from shared.settings import DEFAULT_DIRECTORY_FILE
 
 
@@ -66,7 +66,12 @@ def test_well_shaped_unknown_key_stays_as_given(directory) -> None:  # type: ign
     assert directory.get("03999") is None
 
 
-@pytest.mark.parametrize("key", ["", "0324", "032411", "0324100100", "03241a", " 03241", "0324100100011"])
+# Full-width and Arabic-Indic digits, and a trailing newline, pass `str.isdigit` or `\\d$`.
+BADLY_SHAPED = ["", "0324", "032411", "0324100100", "03241a", " 03241", "0324100100011"]
+OTHER_DIGITS = ["０３２４１", "٠٣٢٤١", "03241\n"]
+
+
+@pytest.mark.parametrize("key", [*BADLY_SHAPED, *OTHER_DIGITS])
 def test_badly_shaped_keys_are_refused(directory, key: str) -> None:  # type: ignore[no-untyped-def]
     assert not is_well_shaped(key)
     with pytest.raises(ValueError, match="wrong shape"):

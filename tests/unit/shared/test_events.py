@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shared.events import (
+    FUNDING_DECISION_EVENTS,
     PORTAL_REGISTRATION_EVENTS,
     PORTAL_SEMINAR_EVENTS,
     ContractError,
@@ -152,3 +153,13 @@ def test_new_envelope_round_trips_through_the_decoder() -> None:
     assert decoded.correlation_id == cause
     assert decoded.event_id == derived_event_id(cause, "x")
     assert derived_event_id(cause, "x") != derived_event_id(cause, "y")
+
+
+@pytest.mark.parametrize("key", ["０３２４１", "٠٣٢٤١", "03241\n", "0324", "032410000"[:8] + "x"])
+def test_decided_events_take_ascii_digit_keys_only(key: str) -> None:
+    decisions = EventDecoder("funding.decisions", FUNDING_DECISION_EVENTS)
+    data = {"registration_id": "R1", "kommune_key": key, "reason": "unknown_kommune"}
+    with pytest.raises(ContractError, match=r"data\.kommune_key"):
+        decisions.decode(raw("funding.declined", data))
+    decoded = decisions.decode(raw("funding.declined", data | {"kommune_key": "03241"}))
+    assert decoded.data.kommune_key == "03241"

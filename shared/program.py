@@ -25,7 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from shared.directory import Kommune, KommuneKind
 
-PROGRAMS_DIR = Path(__file__).parent / "programs"
+# The programme files live with the funding service, which decides by them; every service and
+# lotse read them through this model.
+PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "services" / "funding" / "programs"
 DEFAULT_PROGRAM_FILE = PROGRAMS_DIR / "niedersachsen.toml"
 
 PeriodId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
