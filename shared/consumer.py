@@ -12,7 +12,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Generic, TypeAlias
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -23,9 +23,8 @@ from pydantic import ValidationError
 from shared.db import TRANSIENT_ERRORS, retry_transient
 from shared.dlq import DeadLetter, send_dead_letters
 from shared.events import ContractError, Envelope, EventDecoder
-from shared.inbox import claim_new_events
 from shared.logging import bound_event, get_logger
-from shared.outbox import OutboxMessage, enqueue
+from shared.unit_of_work import BatchApplier, UnitOfWorkFactory, UnitOfWorkT
 
 log = get_logger(__name__)
 
@@ -35,38 +34,6 @@ BATCH_SECONDS = Histogram("lotse_batch_seconds", "Time to apply one consumed bat
 Record: TypeAlias = ConsumerRecord  # of bytes key and value
 # How long a batch waits for the database to come back before the batch is rewound instead.
 TRANSIENT_GIVE_UP_SECONDS = 60.0
-
-
-class EventApplier(Protocol):
-    """A service's handler for one topic: pure decisions in, state and outbox rows out."""
-
-    async def lock(self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]) -> None:
-        """Take the rows this batch will change, in one global order, before applying any event."""
-
-    async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> Sequence[OutboxMessage]:
-        """Apply one new event in the caller's transaction and return what it publishes."""
-
-
-@runtime_checkable
-class BatchApplier(EventApplier, Protocol):
-    """An applier that applies a whole batch at once: bulk reads and writes instead of a round trip
-    per event. It must give the same state and outputs as `apply` event by event, in order."""
-
-    async def apply_batch(
-        self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
-    ) -> Sequence[OutboxMessage]:
-        """Apply the new events of one batch, in order, in the caller's transaction."""
-
-
-async def apply_each(
-    applier: EventApplier, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
-) -> list[OutboxMessage]:
-    """Apply events one at a time, each with its ids bound to the log."""
-    outgoing: list[OutboxMessage] = []
-    for event in events:
-        with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):
-            outgoing.extend(await applier.apply(conn, event))
-    return outgoing
 
 
 def _carries_input(exc: BaseException) -> bool:
@@ -89,13 +56,14 @@ class PoisonMessageError(Exception):
     pass
 
 
-class BatchConsumer:
+class BatchConsumer(Generic[UnitOfWorkT]):
     def __init__(
         self,
         *,
         service: str,
         decoder: EventDecoder,
-        applier: EventApplier,
+        applier: BatchApplier[UnitOfWorkT],
+        unit_of_work: UnitOfWorkFactory[UnitOfWorkT],
         pool: asyncpg.Pool,
         dead_letter_producer: AIOKafkaProducer,
         max_attempts: int = 3,
@@ -105,6 +73,7 @@ class BatchConsumer:
         self.topic = decoder.topic
         self._decoder = decoder
         self._applier = applier
+        self._unit_of_work = unit_of_work
         self._pool = pool
         self._producer = dead_letter_producer
         self._max_attempts = max_attempts
@@ -173,8 +142,8 @@ class BatchConsumer:
                 await asyncio.sleep(random.uniform(delay / 2, delay))
 
     async def _apply_in_transaction(self, events: Sequence[Envelope[Any]]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            new_ids = await claim_new_events(conn, self.topic, [event.event_id for event in events])
+        async with self._unit_of_work(self._pool) as uow:
+            new_ids = await uow.claim_new_events(self.topic, [event.event_id for event in events])
             fresh: list[Envelope[Any]] = []
             seen: set[uuid.UUID] = set()
             for event in events:
@@ -184,11 +153,7 @@ class BatchConsumer:
             duplicates = len(events) - len(fresh)
             if duplicates:
                 log.info("dropped redelivered events", count=duplicates, topic=self.topic)
-            await self._applier.lock(conn, fresh)
-            if isinstance(self._applier, BatchApplier) and fresh:
-                outgoing = await self._applier.apply_batch(conn, fresh)
-            else:
-                outgoing = await apply_each(self._applier, conn, fresh)
-            await enqueue(conn, outgoing)
+            if fresh:
+                await uow.enqueue(await self._applier.apply_batch(uow, fresh))
         EVENTS.labels(self.service, self.topic, "processed").inc(len(fresh))
         EVENTS.labels(self.service, self.topic, "duplicate").inc(duplicates)

@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import WithJsonSchema
 
-from shared.consumer import BatchConsumer, EventApplier
+from shared.consumer import BatchConsumer
 from shared.db import create_pool, retry_transient
 from shared.events import ContractModel, EventDecoder, topic_json_schema
 from shared.health import HealthServer
@@ -30,6 +30,7 @@ from shared.migrations import apply_migrations
 from shared.outbox import OutboxRelay
 from shared.settings import CommonSettings
 from shared.topics import Topics
+from shared.unit_of_work import BatchApplier, UnitOfWorkFactory, UnitOfWorkT
 
 log = get_logger(__name__)
 
@@ -58,8 +59,8 @@ class ServiceRuntime:
         self.app.after_shutdown(self._stop)
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
-        self._consumers: dict[str, BatchConsumer] = {}
-        self._appliers: dict[str, tuple[EventDecoder, EventApplier]] = {}
+        self._consumers: dict[str, BatchConsumer[Any]] = {}
+        self._appliers: dict[str, tuple[EventDecoder, BatchApplier[Any], UnitOfWorkFactory[Any]]] = {}
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._health: HealthServer | None = None
@@ -74,14 +75,16 @@ class ServiceRuntime:
         self,
         topic: str,
         event_models: dict[str, type[ContractModel]],
-        applier: EventApplier,
+        applier: BatchApplier[UnitOfWorkT],
+        unit_of_work: UnitOfWorkFactory[UnitOfWorkT],
         *,
         title: str | None = None,
         description: str | None = None,
     ) -> None:
-        """Subscribe the applier to a topic, in batches, with the service's consumer group."""
+        """Subscribe the applier to a topic, in batches, with the service's consumer group; each
+        batch is applied in one unit of work made with the service's pool."""
         decoder = EventDecoder(topic, event_models)
-        self._appliers[topic] = (decoder, applier)
+        self._appliers[topic] = (decoder, applier, unit_of_work)
 
         async def handle_batch(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
             await self._consumers[topic].process(records)
@@ -126,11 +129,12 @@ class ServiceRuntime:
         log.info("migrations applied", count=len(applied))
         self._producer = make_producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq")
         await self._producer.start()
-        for topic, (decoder, applier) in self._appliers.items():
+        for topic, (decoder, applier, unit_of_work) in self._appliers.items():
             self._consumers[topic] = BatchConsumer(
                 service=self.name,
                 decoder=decoder,
                 applier=applier,
+                unit_of_work=unit_of_work,
                 pool=self._pool,
                 dead_letter_producer=self._producer,
                 max_attempts=self.settings.handler_max_attempts,

@@ -9,7 +9,9 @@ from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, NOTIFICATION_EVENTS, REGISTRATION_OUTCOME_EVENTS
+from shared.legacy_applier import OnConnection
 from shared.runtime import ServiceRuntime
+from shared.unit_of_work import PostgresUnitOfWork
 
 SERVICE = "notification"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,13 +29,15 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
     runtime.consume(
         runtime.topics.registration_events,
         REGISTRATION_OUTCOME_EVENTS,
-        RegistrationEventsApplier(letters),
+        OnConnection(RegistrationEventsApplier(letters)),
+        PostgresUnitOfWork,
         description="Records the letter for every registration outcome and releases waiting decisions.",
     )
     runtime.consume(
         runtime.topics.funding_decisions,
         FUNDING_DECISION_EVENTS,
-        FundingDecisionsApplier(letters),
+        OnConnection(FundingDecisionsApplier(letters)),
+        PostgresUnitOfWork,
         description="Records the letter for every funding decision; keeps it until its registration arrives.",
     )
     runtime.publishes(

@@ -8,7 +8,9 @@ from services.registration.handlers import PortalRegistrationsApplier, PortalSem
 from services.registration.settings import RegistrationSettings
 from shared.directory import load_directory
 from shared.events import PORTAL_REGISTRATION_EVENTS, PORTAL_SEMINAR_EVENTS, REGISTRATION_OUTCOME_EVENTS
+from shared.legacy_applier import OnConnection
 from shared.runtime import ServiceRuntime
+from shared.unit_of_work import PostgresUnitOfWork
 
 SERVICE = "registration"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -26,13 +28,15 @@ def build(settings: RegistrationSettings) -> ServiceRuntime:
     runtime.consume(
         runtime.topics.portal_seminars,
         PORTAL_SEMINAR_EVENTS,
-        PortalSeminarsApplier(runtime.topics),
+        OnConnection(PortalSeminarsApplier(runtime.topics)),
+        PostgresUnitOfWork,
         description="Creates and updates seminar offers; a cancellation withdraws every registration.",
     )
     runtime.consume(
         runtime.topics.portal_registrations,
         PORTAL_REGISTRATION_EVENTS,
-        PortalRegistrationsApplier(runtime.topics, directory),
+        OnConnection(PortalRegistrationsApplier(runtime.topics, directory)),
+        PostgresUnitOfWork,
         description="Accepts, waitlists or rejects submissions; applies withdrawals and promotes.",
     )
     runtime.publishes(

@@ -43,7 +43,6 @@ from services.registration.domain import (
     WithdrawalDecision,
     decide_withdrawal,
 )
-from shared.consumer import apply_each
 from shared.directory import Directory
 from shared.events import (
     Envelope,
@@ -61,6 +60,7 @@ from shared.events import (
     derived_event_id,
     new_envelope,
 )
+from shared.legacy_applier import apply_each
 from shared.logging import bound_event, get_logger
 from shared.outbox import OutboxMessage
 from shared.topics import Topics

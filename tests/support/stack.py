@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.local.config import SERVICES
+from deploy.local.config import SERVICES, local_env
 from shared.settings import REPO_ROOT
 
 # Everything deploy.local.config derives from the ports and the state folder: the outer stack's
@@ -80,14 +80,9 @@ def port_open(port: int) -> bool:
 
 def stack_env(var_dir: Path, port_offset: int) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in DERIVED}
-    ports = {
-        "KAFKA_PORT": 9092,
-        "KAFKA_CONTROLLER_PORT": 9093,
-        "POSTGRES_PORT": 5432,
-        "SMTP_PORT": 1025,
-        **{f"{service.upper()}_HTTP_PORT": 8081 + index for index, service in enumerate(SERVICES)},
-    }
-    env.update({name: str(port + port_offset) for name, port in ports.items()})
+    # Offset from the outer stack's ports, so that stacks of two checkouts can run side by side.
+    outer = {name: int(value) for name, value in local_env().items() if name.endswith("_PORT")}
+    env.update({name: str(port + port_offset) for name, port in outer.items()})
     env["LOTSE_VAR_DIR"] = str(var_dir)
     # Retry quickly: the SMTP sink of this stack never fails on purpose.
     env["NOTIFICATION_BACKOFF_BASE_SECONDS"] = "1"

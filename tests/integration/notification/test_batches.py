@@ -21,10 +21,10 @@ from services.notification.compose import notification_id
 from services.notification.handlers import FundingDecisionsApplier, Letters, RegistrationEventsApplier
 from services.notification.settings import NotificationSettings
 from services.notification.templates import template_for
-from shared.consumer import EventApplier, apply_each
 from shared.db import create_pool
 from shared.directory import load_directory
 from shared.events import Envelope
+from shared.legacy_applier import apply_each
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxMessage
 from shared.settings import DEFAULT_DIRECTORY_FILE
@@ -133,7 +133,7 @@ async def databases(make_database: DatabaseFactory) -> AsyncIterator[tuple[async
 
 
 async def one_by_one(
-    applier: EventApplier, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
+    applier: Any, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
 ) -> list[OutboxMessage]:
     async with conn.transaction():
         await applier.lock(conn, events)

@@ -16,9 +16,9 @@ import pytest
 from services.registration import store
 from services.registration.app import MIGRATIONS
 from services.registration.handlers import PortalRegistrationsApplier, PortalSeminarsApplier
-from shared.consumer import apply_each
 from shared.directory import Directory, load_directory
 from shared.events import PORTAL_REGISTRATION_EVENTS, PORTAL_SEMINAR_EVENTS, Envelope, EventDecoder
+from shared.legacy_applier import apply_each
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxMessage
 from shared.settings import DEFAULT_DIRECTORY_FILE

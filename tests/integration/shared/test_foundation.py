@@ -10,18 +10,21 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from shared.consumer import BatchConsumer
-from shared.events import PORTAL_SEMINAR_EVENTS, EventDecoder, SeminarCancelled, new_envelope
+from shared.events import PORTAL_SEMINAR_EVENTS, Envelope, EventDecoder, SeminarCancelled, new_envelope
 from shared.inbox import claim_new_events
 from shared.kafka import make_producer
 from shared.migrations import MigrationError, apply_migrations
 from shared.outbox import OutboxMessage, OutboxRelay, enqueue
 from shared.topics import Topics
+from shared.unit_of_work import PostgresUnitOfWork
 from tests.conftest import DatabaseFactory
 from tests.support.kafka import envelope, header, publish, read_topic
 
@@ -173,11 +176,10 @@ class RecordingApplier:
     def __init__(self) -> None:
         self.applied: list[str] = []
 
-    async def lock(self, conn: asyncpg.Connection, events: object) -> None:
-        return None
-
-    async def apply(self, conn: asyncpg.Connection, event: object) -> list[OutboxMessage]:
-        self.applied.append(str(event.event_id))  # type: ignore[attr-defined]
+    async def apply_batch(
+        self, uow: PostgresUnitOfWork, events: Sequence[Envelope[Any]]
+    ) -> list[OutboxMessage]:
+        self.applied.extend(str(event.event_id) for event in events)
         return []
 
 
@@ -200,6 +202,7 @@ async def test_batch_consumer_skips_redelivered_events_and_dead_letters_bad_ones
         service="relaytest",
         decoder=EventDecoder(topics.portal_seminars, PORTAL_SEMINAR_EVENTS),
         applier=applier,
+        unit_of_work=PostgresUnitOfWork,
         pool=pool,
         dead_letter_producer=producer,
     )

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from shared.events import PORTAL_SEMINAR_EVENTS, Envelope, SeminarCancelled, derived_event_id, new_envelope
@@ -15,6 +14,7 @@ from shared.outbox import OutboxMessage
 from shared.runtime import ServiceRuntime
 from shared.settings import CommonSettings
 from shared.topics import Topics
+from shared.unit_of_work import PostgresUnitOfWork
 from tests.conftest import DatabaseFactory
 from tests.support.kafka import envelope, header, publish, read_topic, values
 
@@ -27,18 +27,23 @@ class EchoApplier:
     def __init__(self, topics: Topics) -> None:
         self.topics = topics
 
-    async def lock(self, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]) -> None:
-        return None
-
-    async def apply(self, conn: asyncpg.Connection, event: Envelope[Any]) -> list[OutboxMessage]:
-        echo = new_envelope(
-            "seminar.cancelled",
-            SeminarCancelled(seminar_id=event.data.seminar_id),
-            source="echo",
-            correlation_id=event.effective_correlation_id,
-            event_id=derived_event_id(event.event_id, "echo"),
-        )
-        return [OutboxMessage(self.topics.notification_events, event.data.seminar_id, echo)]
+    async def apply_batch(
+        self, uow: PostgresUnitOfWork, events: Sequence[Envelope[Any]]
+    ) -> list[OutboxMessage]:
+        return [
+            OutboxMessage(
+                self.topics.notification_events,
+                event.data.seminar_id,
+                new_envelope(
+                    "seminar.cancelled",
+                    SeminarCancelled(seminar_id=event.data.seminar_id),
+                    source="echo",
+                    correlation_id=event.effective_correlation_id,
+                    event_id=derived_event_id(event.event_id, "echo"),
+                ),
+            )
+            for event in events
+        ]
 
 
 async def http_get(port: int, path: str) -> tuple[int, bytes]:
@@ -58,7 +63,7 @@ async def test_runtime_consumes_relays_and_reports_health(
     runtime = ServiceRuntime(
         name="echo", settings=settings, database_url=dsn, http_port=unused_tcp_port, migrations=tmp_path
     )
-    runtime.consume(topics.portal_seminars, PORTAL_SEMINAR_EVENTS, EchoApplier(topics))
+    runtime.consume(topics.portal_seminars, PORTAL_SEMINAR_EVENTS, EchoApplier(topics), PostgresUnitOfWork)
     app = runtime.finish_setup()
     await app.start()
     try:
