@@ -11,7 +11,7 @@ help:
 	@echo "make test      run every test against real Kafka, PostgreSQL and SMTP"
 	@echo "make up|down   start / stop Kafka, PostgreSQL, the SMTP sink and the three services"
 	@echo "make status    what runs"
-	@echo "make lint      ruff and mypy --strict"
+	@echo "make lint      import-linter (architecture contracts), ruff, mypy --strict on all code"
 	@echo "make asyncapi  regenerate docs/asyncapi.yaml"
 	@echo "make bench     throughput and latency against the framework floor (bench/results/)"
 	@echo "make chaos     the full fault suite: kills, broker and database stops, SMTP faults"
@@ -43,9 +43,10 @@ test: venv
 	$(PY) -m deploy.local.stack test
 
 lint: venv
-	$(VENV)/bin/ruff check shared services deploy lotse tests
-	$(VENV)/bin/ruff format --check shared services deploy lotse tests
-	$(VENV)/bin/mypy shared services deploy lotse
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check shared services deploy lotse tests bench
+	$(VENV)/bin/ruff format --check shared services deploy lotse tests bench
+	$(VENV)/bin/mypy shared services deploy lotse tests bench
 
 demo: venv
 	$(PY) -m deploy.local.stack up

@@ -20,7 +20,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from shared.db import TRANSIENT_ERRORS, retry_transient
+from shared.db import TRANSIENT_ERRORS, Pool, retry_transient
 from shared.dlq import DeadLetter, send_dead_letters
 from shared.events import ContractError, Envelope, EventDecoder
 from shared.logging import bound_event, get_logger
@@ -64,7 +64,7 @@ class BatchConsumer(Generic[UnitOfWorkT]):
         decoder: EventDecoder,
         applier: BatchApplier[UnitOfWorkT],
         unit_of_work: UnitOfWorkFactory[UnitOfWorkT],
-        pool: asyncpg.Pool,
+        pool: Pool,
         dead_letter_producer: AIOKafkaProducer,
         max_attempts: int = 3,
         retry_base_seconds: float = 0.2,

@@ -6,11 +6,16 @@ import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 T = TypeVar("T")
+
+# A connection of our own or one lent by a pool: what every store function takes.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
 # Failures after which the same work, tried again, can succeed: the message was fine.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
+from shared.db import Connection
 
 CLAIM_EVENTS = """
 INSERT INTO inbox (event_id, topic)
@@ -15,9 +15,7 @@ RETURNING event_id
 """
 
 
-async def claim_new_events(
-    conn: asyncpg.Connection, topic: str, event_ids: Sequence[uuid.UUID]
-) -> set[uuid.UUID]:
+async def claim_new_events(conn: Connection, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Record the events as processed; returns those seen for the first time (the rest are redeliveries).
 
     Must run inside the transaction that applies the events, so a rollback forgets the claim too.

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
+from shared.db import Connection
 
 SHARED_MIGRATIONS = Path(__file__).parent / "sql"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -63,7 +63,7 @@ def discover(namespace: str, folder: Path) -> list[Migration]:
     return migrations
 
 
-async def apply_migrations(conn: asyncpg.Connection, service_folder: Path, service: str) -> list[Migration]:
+async def apply_migrations(conn: Connection, service_folder: Path, service: str) -> list[Migration]:
     """Apply the shared and the service's pending migrations; returns what was applied."""
     pending = discover("shared", SHARED_MIGRATIONS) + discover(service, service_folder)
     applied: list[Migration] = []

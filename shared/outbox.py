@@ -22,7 +22,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from shared.db import TRANSIENT_ERRORS
+from shared.db import TRANSIENT_ERRORS, Connection, Pool
 from shared.events import ContractModel, Envelope
 from shared.kafka import retry_concurrent_transactions_sooner
 from shared.logging import get_logger
@@ -72,7 +72,7 @@ def outbox_message(topic: str, key: str, envelope: Envelope[ContractModel]) -> O
     return OutboxMessage(topic, key, envelope)
 
 
-async def enqueue(conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
+async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
     """Write messages to the outbox in the caller's transaction; the relay wakes on commit."""
     if not messages:
         return
@@ -94,7 +94,7 @@ class OutboxRelay:
         *,
         service: str,
         dsn: str,
-        pool: asyncpg.Pool,
+        pool: Pool,
         bootstrap_servers: str,
         topics: Topics,
         batch_size: int = 500,
@@ -164,7 +164,7 @@ class OutboxRelay:
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _wait_for_work(self, conn: asyncpg.Connection) -> None:
+    async def _wait_for_work(self, conn: Connection) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
         self._wake.clear()
@@ -194,7 +194,7 @@ class OutboxRelay:
         self.published += len(ids)
         return len(ids)
 
-    async def _mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+    async def _mark_published(self, conn: Connection, ids: list[int]) -> None:
         await conn.execute(MARK_PUBLISHED, ids)
 
     async def _recover(self) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from faststream import FastStream
@@ -21,7 +20,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import WithJsonSchema
 
 from shared.consumer import BatchConsumer
-from shared.db import create_pool, retry_transient
+from shared.db import Pool, create_pool, retry_transient
 from shared.events import ContractModel, EventDecoder, topic_json_schema
 from shared.health import HealthServer
 from shared.kafka import SUBSCRIBER_ACK_POLICY, make_broker, make_producer
@@ -57,7 +56,7 @@ class ServiceRuntime:
         self.app = FastStream(self.broker)
         self.app.on_startup(self._start)
         self.app.after_shutdown(self._stop)
-        self._pool: asyncpg.Pool | None = None
+        self._pool: Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumers: dict[str, BatchConsumer[Any]] = {}
         self._appliers: dict[str, tuple[EventDecoder, BatchApplier[Any], UnitOfWorkFactory[Any]]] = {}
@@ -66,7 +65,7 @@ class ServiceRuntime:
         self._health: HealthServer | None = None
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> Pool:
         if self._pool is None:
             raise RuntimeError("the service has not started")
         return self._pool

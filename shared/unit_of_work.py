@@ -15,7 +15,10 @@ from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from asyncpg.transaction import Transaction
 
+from shared.db import Connection, Pool
 from shared.events import Envelope
 from shared.inbox import claim_new_events
 from shared.outbox import OutboxMessage, enqueue
@@ -54,19 +57,19 @@ class UnitOfWorkContext(Protocol[UnitOfWorkT_co]):
 
 
 # Made with the service's pool once it has started.
-UnitOfWorkFactory = Callable[[asyncpg.Pool], UnitOfWorkContext[UnitOfWorkT]]
+UnitOfWorkFactory = Callable[[Pool], UnitOfWorkContext[UnitOfWorkT]]
 
 
 class PostgresUnitOfWork:
     """A pooled connection in one transaction: committed on a clean exit, rolled back otherwise."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
-        self._connection: asyncpg.Connection | None = None
-        self._transaction: Any = None
+        self._connection: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._transaction: Transaction | None = None
 
     @property
-    def connection(self) -> asyncpg.Connection:
+    def connection(self) -> Connection:
         if self._connection is None:
             raise RuntimeError("the unit of work has not begun")
         return self._connection
@@ -84,6 +87,7 @@ class PostgresUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        assert self._transaction is not None
         try:
             if exc_type is None:
                 await self._transaction.commit()

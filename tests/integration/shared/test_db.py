@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from shared.db import create_pool
+from shared.db import Connection, create_pool
 from tests.conftest import DatabaseFactory
 
 LOOKUP = "SELECT id FROM items WHERE id = ANY($1::text[])"
@@ -13,7 +13,7 @@ EXECUTIONS = 8  # PostgreSQL weighs a generic plan from the sixth execution on
 BATCH_KEYS = [f"registration-{n}" for n in range(500)]  # a consumer batch's keys
 
 
-async def _plans_after_lookups(conn: asyncpg.Connection) -> tuple[int, int]:
+async def _plans_after_lookups(conn: Connection) -> tuple[int, int]:
     await conn.execute("CREATE TABLE IF NOT EXISTS items (id text PRIMARY KEY)")
     for _ in range(EXECUTIONS):
         await conn.fetch(LOOKUP, BATCH_KEYS)
@@ -35,9 +35,9 @@ async def test_batch_lookups_are_planned_with_their_own_keys_every_time(
     finally:
         await pool.close()
     # The same statement on a default session settles on a generic plan: the check above can fail.
-    conn = await asyncpg.connect(dsn)
+    own = await asyncpg.connect(dsn)
     try:
-        generic, _ = await _plans_after_lookups(conn)
+        generic, _ = await _plans_after_lookups(own)
         assert generic > 0
     finally:
-        await conn.close()
+        await own.close()

@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from shared.consumer import BatchConsumer
+from shared.db import Connection
 from shared.events import PORTAL_SEMINAR_EVENTS, Envelope, EventDecoder, SeminarCancelled, new_envelope
 from shared.inbox import claim_new_events
 from shared.kafka import make_producer
@@ -33,7 +34,7 @@ REPO = Path(__file__).resolve().parents[3]
 NO_MIGRATIONS = REPO / "tests" / "integration" / "shared" / "no_migrations"
 
 
-async def migrated(make_database: DatabaseFactory) -> tuple[str, asyncpg.Connection]:
+async def migrated(make_database: DatabaseFactory) -> tuple[str, Connection]:
     dsn = await make_database("registration")
     conn = await asyncpg.connect(dsn)
     NO_MIGRATIONS.mkdir(exist_ok=True)
@@ -51,7 +52,7 @@ async def test_round_trip_through_kafka(kafka_bootstrap: str, topics: Topics) ->
     assert decoded.data == SeminarCancelled(seminar_id="NSI-1")
 
 
-async def write_outbox(conn: asyncpg.Connection, topic: str, count: int, keys: int) -> list[str]:
+async def write_outbox(conn: Connection, topic: str, count: int, keys: int) -> list[str]:
     event_ids = []
     async with conn.transaction():
         messages = []
@@ -69,12 +70,12 @@ async def write_outbox(conn: asyncpg.Connection, topic: str, count: int, keys: i
 
 
 def assert_exactly_once_in_order(records: list, event_ids: list[str]) -> None:  # type: ignore[type-arg]
-    published = [header(r, "event_id") for r in records]
+    published = [header(r, "event_id") or "" for r in records]
     assert sorted(published) == sorted(event_ids), "every row published exactly once"
     position = {event_id: index for index, event_id in enumerate(event_ids)}
     per_key: dict[bytes, list[int]] = defaultdict(list)
     for record in records:
-        per_key[record.key].append(position[header(record, "event_id")])
+        per_key[record.key].append(position[header(record, "event_id") or ""])
     for key, order in per_key.items():
         assert order == sorted(order), f"order of key {key!r} kept"
 
@@ -122,7 +123,7 @@ async def test_outbox_relay_publishes_each_row_once_across_sigkill(
 class CrashAfterKafkaCommit(OutboxRelay):
     """Dies in the window between the Kafka commit and marking the rows in PostgreSQL."""
 
-    async def _mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+    async def _mark_published(self, conn: Connection, ids: list[int]) -> None:
         raise asyncpg.PostgresConnectionError("simulated crash after the Kafka commit")
 
 
@@ -223,7 +224,7 @@ async def test_batch_consumer_skips_redelivered_events_and_dead_letters_bad_ones
     await conn.close()
 
 
-async def schema_of(conn: asyncpg.Connection) -> str:
+async def schema_of(conn: Connection) -> str:
     rows = await conn.fetch(
         """
         SELECT table_name, column_name, data_type, is_nullable, column_default

@@ -2,7 +2,7 @@ import os
 import subprocess
 import sys
 
-from bench.observe import WHOLE_MACHINE, CpuMeter, cores_busy, cpu_ms_per_event, tree_cpu_seconds
+from bench.observe import WHOLE_MACHINE, CpuMeter, Snapshot, cores_busy, cpu_ms_per_event, tree_cpu_seconds
 
 BURN = """
 import time
@@ -15,8 +15,8 @@ input()
 
 
 def test_cpu_per_event_skips_processes_without_both_snapshots() -> None:
-    before = {"funding": 10.0, "gone": 1.0, "late": None}
-    after = {"funding": 12.5, "late": 3.0}
+    before: Snapshot = {"funding": 10.0, "gone": 1.0, "late": None}
+    after: Snapshot = {"funding": 12.5, "late": 3.0}
     assert cpu_ms_per_event(before, after, 1000) == {"funding": 2.5}
     assert cpu_ms_per_event(before, after, 0) == {}
 
