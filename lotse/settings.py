@@ -30,6 +30,9 @@ class MailSinkSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class OperatorSettings:
+    """Each part is the owning service's settings class, read from the same environment; an
+    invalid value there (say MAIL_FROM) stops lotse as it would stop that service."""
+
     common: CommonSettings
     registration: RegistrationSettings
     funding: FundingSettings
