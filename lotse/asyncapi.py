@@ -48,11 +48,11 @@ def render() -> str:
     return yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100)
 
 
-def main() -> None:
+def write_document() -> None:
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCUMENT
     target.write_text(render(), "utf-8")
     sys.stdout.write(f"wrote {target}\n")
 
 
 if __name__ == "__main__":
-    main()
+    write_document()

@@ -7,27 +7,28 @@ import csv
 import json
 import sys
 import uuid
-from collections.abc import Coroutine
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import asyncpg
 import typer
 from aiokafka.errors import KafkaError
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Table
 
-from lotse import dlq as dead_letters
+from lotse import dlq
 from lotse.db import with_pool
-from lotse.present import euros
-from lotse.status import check_database, check_kafka, check_service, check_smtp, consumer_lag
-from shared.program import DEFAULT_PROGRAM_FILE
-from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
-from shared.topics import Topics
+from lotse.present import ATTRIBUTION, euros
+from lotse.settings import OperatorSettings
+from lotse.status import (
+    ConsumerLag,
+    HealthCheck,
+    check_database,
+    check_kafka,
+    check_service,
+    check_smtp,
+    consumer_lag,
+)
 
-T = TypeVar("T")
 app = typer.Typer(
     help="Operate the Digitallotsen services.",
     no_args_is_help=True,
@@ -41,66 +42,30 @@ app.add_typer(mail_app, name="mail")
 console = Console()
 
 
-class OperatorSettings(BaseSettings):
-    """The same environment the services read; see the README's configuration table."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
-    kafka_topic_prefix: str = Field("", validation_alias="KAFKA_TOPIC_PREFIX")
-    registration_database_url: str = Field(
-        "postgresql://registration:registration@127.0.0.1:5432/registration",
-        validation_alias="REGISTRATION_DATABASE_URL",
-    )
-    funding_database_url: str = Field(
-        "postgresql://funding:funding@127.0.0.1:5432/funding", validation_alias="FUNDING_DATABASE_URL"
-    )
-    notification_database_url: str = Field(
-        "postgresql://notification:notification@127.0.0.1:5432/notification",
-        validation_alias="NOTIFICATION_DATABASE_URL",
-    )
-    smtp_host: str = Field("127.0.0.1", validation_alias="SMTP_HOST")
-    smtp_port: int = Field(1025, validation_alias="SMTP_PORT")
-    registration_http_port: int = Field(8081, validation_alias="REGISTRATION_HTTP_PORT")
-    funding_http_port: int = Field(8082, validation_alias="FUNDING_HTTP_PORT")
-    notification_http_port: int = Field(8083, validation_alias="NOTIFICATION_HTTP_PORT")
-    gv100ad_file: Path = Field(DEFAULT_DIRECTORY_FILE, validation_alias="GV100AD_FILE")
-    mail_dir: Path = Field(REPO_ROOT / "var" / "mail", validation_alias="MAIL_DIR")
-    funding_program_file: Path = Field(DEFAULT_PROGRAM_FILE, validation_alias="FUNDING_PROGRAM_FILE")
-
-    @property
-    def topics(self) -> Topics:
-        return Topics(self.kafka_topic_prefix)
-
-
-def settings() -> OperatorSettings:
-    return OperatorSettings()
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
-
-
-@app.command()
-def status() -> None:
+@app.command("status")
+def status_command() -> None:
     """Health of the broker, the databases, the SMTP server and each service; consumer lag."""
-    config = settings()
+    config = OperatorSettings.from_environment()
 
-    async def gather() -> tuple[list[Any], list[Any]]:
+    async def check_health() -> tuple[list[HealthCheck], list[ConsumerLag]]:
         checks = [
-            await check_kafka(config.kafka_bootstrap_servers),
-            await check_database("registration", config.registration_database_url),
-            await check_database("funding", config.funding_database_url),
-            await check_database("notification", config.notification_database_url),
-            check_smtp(config.smtp_host, config.smtp_port),
-            await check_service("registration", "127.0.0.1", config.registration_http_port),
-            await check_service("funding", "127.0.0.1", config.funding_http_port),
-            await check_service("notification", "127.0.0.1", config.notification_http_port),
+            await check_kafka(config.common.kafka_bootstrap_servers),
+            await check_database("registration", config.registration.database_url),
+            await check_database("funding", config.funding.database_url),
+            await check_database("notification", config.notification.database_url),
+            check_smtp(config.notification.smtp_host, config.notification.smtp_port),
+            await check_service("registration", "127.0.0.1", config.registration.http_port),
+            await check_service("funding", "127.0.0.1", config.funding.http_port),
+            await check_service("notification", "127.0.0.1", config.notification.http_port),
         ]
-        lags = await consumer_lag(config.kafka_bootstrap_servers, config.topics) if checks[0].healthy else []
+        lags = (
+            await consumer_lag(config.common.kafka_bootstrap_servers, config.topics)
+            if checks[0].healthy
+            else []
+        )
         return checks, lags
 
-    checks, lags = run(gather())
+    checks, lags = asyncio.run(check_health())
     table = Table(title="Health")
     for column in ("component", "state", "detail"):
         table.add_column(column)
@@ -118,13 +83,13 @@ def status() -> None:
 
 
 @dlq_app.command("list")
-def dlq_list(
+def dlq_list_command(
     topic: Annotated[str, typer.Argument(help="the source topic, e.g. portal.registrations")],
 ) -> None:
     """The dead letters of a topic, with why they failed."""
-    config = settings()
-    letters = run(
-        dead_letters.read_letters(config.kafka_bootstrap_servers, config.kafka_topic_prefix + topic)
+    config = OperatorSettings.from_environment()
+    letters = asyncio.run(
+        dlq.read_dead_letters(config.common.kafka_bootstrap_servers, config.common.kafka_topic_prefix + topic)
     )
     table = Table(title=f"Dead letters of {topic}")
     for column in ("id", "key", "service", "failed at", "bytes", "error"):
@@ -137,15 +102,17 @@ def dlq_list(
 
 
 @dlq_app.command("replay")
-def dlq_replay(
+def dlq_replay_command(
     topic: Annotated[str, typer.Argument(help="the source topic, e.g. portal.registrations")],
     ids: Annotated[list[str] | None, typer.Option("--id", help="partition:offset, repeatable")] = None,
 ) -> None:
     """Put dead letters back on their topic (all not yet replayed, or the given ids)."""
-    config = settings()
+    config = OperatorSettings.from_environment()
     try:
-        replayed = run(
-            dead_letters.replay(config.kafka_bootstrap_servers, config.kafka_topic_prefix + topic, ids)
+        replayed = asyncio.run(
+            dlq.replay_dead_letters(
+                config.common.kafka_bootstrap_servers, config.common.kafka_topic_prefix + topic, ids
+            )
         )
     except KeyError as exc:
         console.print(f"[red]{exc.args[0]}[/]")
@@ -153,13 +120,13 @@ def dlq_replay(
     console.print(f"Replayed {len(replayed)} dead letter(s) onto {topic}.")
 
 
-@app.command()
-def budget() -> None:
+@app.command("budget")
+def budget_command() -> None:
     """Per funding period: the budget, approved, released, remaining and waitlisted."""
     from services.funding import operations as funding
 
-    config = settings()
-    figures = run(with_pool(config.funding_database_url, funding.budget_figures))
+    config = OperatorSettings.from_environment()
+    figures = asyncio.run(with_pool(config.funding.database_url, funding.budget_figures))
     table = Table(title="Budget per funding period")
     for column in (
         "period",
@@ -188,41 +155,41 @@ def budget() -> None:
     console.print(table)
 
 
-@app.command()
-def kommune(key: Annotated[str, typer.Argument(help="kommune_key: 5, 8, 9 or 12 digits")]) -> None:
+@app.command("kommune")
+def kommune_command(key: Annotated[str, typer.Argument(help="kommune_key: 5, 8, 9 or 12 digits")]) -> None:
     """The Kommune from the directory (name, kind, eligibility and why), its registrations and funding."""
-    from lotse.figures import load_programme
+    from lotse.reference import load_reference_data
     from services.funding import operations as funding
     from services.registration import operations as registration
     from shared.directory import KIND_LABELS_DE
     from shared.kommune_key import is_well_shaped
 
-    config = settings()
+    config = OperatorSettings.from_environment()
     if not is_well_shaped(key):
         console.print(f"[red]{key!r} is not a kommune_key: 5, 8, 9 or 12 digits[/]")
         raise typer.Exit(2)
-    programme = load_programme(config.funding_program_file, config.gv100ad_file)
-    canonical = programme.directory.canonical_key(key)
-    found = programme.directory.get(canonical)
+    reference = load_reference_data(config.funding.program_file, config.common.gv100ad_file)
+    canonical = reference.directory.canonical_key(key)
+    found = reference.directory.get(canonical)
     if found is None:
-        console.print(f"[red]{key} is not in the directory ({config.gv100ad_file.name})[/]")
+        console.print(f"[red]{key} is not in the directory ({config.common.gv100ad_file.name})[/]")
         raise typer.Exit(1)
-    eligible, why = programme.eligibility_of(found)
+    eligible, why = reference.eligibility_of(found)
     console.print(f"[bold]{found.name}[/] ({KIND_LABELS_DE[found.kind]}, {canonical}, Land {found.land})")
     console.print(f"Einwohner: {found.population:,}".replace(",", "."))
     console.print(("[green]eligible[/]: " if eligible else "[red]not eligible[/]: ") + why)
 
-    async def fetch() -> tuple[Any, Any]:
+    async def fetch_registrations_and_funding() -> tuple[Any, Any]:
         registrations = await with_pool(
-            config.registration_database_url,
+            config.registration.database_url,
             lambda pool: registration.registrations_of_kommune(pool, canonical),
         )
         funded = await with_pool(
-            config.funding_database_url, lambda pool: funding.kommune_funding(pool, canonical)
+            config.funding.database_url, lambda pool: funding.kommune_funding(pool, canonical)
         )
         return registrations, funded
 
-    registrations, funded = run(fetch())
+    registrations, funded = asyncio.run(fetch_registrations_and_funding())
     if funded.places is not None:
         console.print(f"Funded places: {funded.held} of {funded.places} held")
     by_id = {entry.registration_id: entry for entry in funded.registrations}
@@ -241,16 +208,18 @@ def kommune(key: Annotated[str, typer.Argument(help="kommune_key: 5, 8, 9 or 12 
             "" if decision is None or decision.amount_cents is None else euros(decision.amount_cents),
         )
     console.print(table)
-    console.print("[dim]Quelle: Statistisches Bundesamt (Destatis), Gemeindeverzeichnis GV100AD[/]")
+    console.print(f"[dim]{ATTRIBUTION}[/]")
 
 
-@app.command()
-def waitlist(period: Annotated[str | None, typer.Option(help="only this funding period")] = None) -> None:
+@app.command("waitlist")
+def waitlist_command(
+    period: Annotated[str | None, typer.Option(help="only this funding period")] = None,
+) -> None:
     """The funding waitlist, in promotion order."""
     from services.funding import operations as funding
 
-    config = settings()
-    entries = run(with_pool(config.funding_database_url, lambda pool: funding.waitlist(pool, period)))
+    config = OperatorSettings.from_environment()
+    entries = asyncio.run(with_pool(config.funding.database_url, lambda pool: funding.waitlist(pool, period)))
     table = Table(title="Funding waitlist" + (f" of {period}" if period else ""))
     for column in ("period", "position", "registration", "kommune", "reason", "amount", "since"):
         table.add_column(column)
@@ -269,15 +238,15 @@ def waitlist(period: Annotated[str | None, typer.Option(help="only this funding 
 
 
 @app.command("close-period")
-def close_period(period: Annotated[str, typer.Argument(help="the period id, e.g. 2023")]) -> None:
+def close_period_command(period: Annotated[str, typer.Argument(help="the period id, e.g. 2023")]) -> None:
     """Close a funding period: everyone still waitlisted in it is declined with period_closed."""
     from services.funding import operations as funding
 
-    config = settings()
+    config = OperatorSettings.from_environment()
     try:
-        closed = run(
+        closed = asyncio.run(
             with_pool(
-                config.funding_database_url, lambda pool: funding.close_period(pool, period, config.topics)
+                config.funding.database_url, lambda pool: funding.close_period(pool, period, config.topics)
             )
         )
     except funding.UnknownPeriodError as exc:
@@ -287,40 +256,41 @@ def close_period(period: Annotated[str, typer.Argument(help="the period id, e.g.
     console.print(f"Period {period} {state}; declined {len(closed.declined)} waitlisted registration(s).")
 
 
-@app.command()
-def demo(
+@app.command("demo")
+def demo_command(
     size: Annotated[str, typer.Option(help="demo (a programme year) or small")] = "demo",
     timeout: Annotated[float, typer.Option(help="seconds to wait for the stack to finish")] = 1800,
 ) -> None:
     """Replay a programme year through the running stack, wait until it is handled, print the report."""
     from lotse.demo import run_demo
-    from lotse.figures import gather_report, load_programme
+    from lotse.figures import gather_report
     from lotse.present import print_report
+    from lotse.reference import load_reference_data
     from lotse.scenario import DEMO, SMALL
 
     sizes = {"demo": DEMO, "small": SMALL}
     if size not in sizes:
         console.print(f"[red]--size must be one of {', '.join(sizes)}[/]")
         raise typer.Exit(2)
-    config = settings()
-    programme = load_programme(config.funding_program_file, config.gv100ad_file)
+    config = OperatorSettings.from_environment()
+    reference = load_reference_data(config.funding.program_file, config.common.gv100ad_file)
 
     async def replay_and_report() -> Any:
         await run_demo(
-            bootstrap=config.kafka_bootstrap_servers,
-            directory=programme.directory,
+            bootstrap=config.common.kafka_bootstrap_servers,
+            directory=reference.directory,
             size=sizes[size],
             console=console,
             topics=config.topics,
             timeout=timeout,
         )
-        return await gather_report(config, programme)
+        return await gather_report(config, reference)
 
-    print_report(run(replay_and_report()), console)
+    print_report(asyncio.run(replay_and_report()), console)
 
 
-@app.command()
-def report(
+@app.command("report")
+def report_command(
     output_format: Annotated[str, typer.Option("--format", help="csv or json")] = "json",
 ) -> None:
     """The figures that `make demo` prints, for the running stack."""
@@ -329,7 +299,7 @@ def report(
     if output_format not in {"csv", "json"}:
         console.print("[red]--format must be csv or json[/]")
         raise typer.Exit(2)
-    figures = run(gather_report(settings()))
+    figures = asyncio.run(gather_report(OperatorSettings.from_environment()))
     rows = figures.as_rows()
     if output_format == "json":
         sys.stdout.write(
@@ -342,17 +312,17 @@ def report(
 
 
 @mail_app.command("parked")
-def mail_parked() -> None:
+def mail_parked_command() -> None:
     """The parked emails, oldest first, with why they could not be delivered."""
     from services.notification import operations as mail
 
-    config = settings()
+    config = OperatorSettings.from_environment()
 
     table = Table(title="Parked emails")
     columns = ("id", "registration_id", "template", "recipient", "attempts", "parked_at", "last_error")
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column in {"id", "registration_id"})
-    rows = run(with_pool(config.notification_database_url, mail.parked))
+    rows = asyncio.run(with_pool(config.notification.database_url, mail.parked))
     for row in rows:
         table.add_row(*(str(row[column]) for column in columns))
     console.print(table)
@@ -360,20 +330,20 @@ def mail_parked() -> None:
 
 
 @mail_app.command("resend")
-def mail_resend(
+def mail_resend_command(
     email_id: Annotated[str, typer.Argument(help="the notification_id of notification.failed")],
 ) -> None:
     """Make a parked email pending again; the service delivers it with the same Message-ID."""
     from services.notification import operations as mail
 
-    config = settings()
+    config = OperatorSettings.from_environment()
     try:
         uuid.UUID(email_id)
     except ValueError as exc:
         console.print(f"[red]{email_id!r} is not a notification id (a UUID)[/]")
         raise typer.Exit(2) from exc
 
-    if not run(with_pool(config.notification_database_url, lambda pool: mail.resend(pool, email_id))):
+    if not asyncio.run(with_pool(config.notification.database_url, lambda pool: mail.resend(pool, email_id))):
         console.print(f"[red]email {email_id} is not parked: nothing to resend[/]")
         raise typer.Exit(1)
     console.print(f"Email {email_id} is pending again; the notification service will send it.")

@@ -7,10 +7,12 @@ from typing import TypeVar
 
 import asyncpg
 
+from shared.db import Pool
+
 T = TypeVar("T")
 
 
-async def with_pool(dsn: str, action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+async def with_pool(dsn: str, action: Callable[[Pool], Awaitable[T]]) -> T:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         return await action(pool)

@@ -48,7 +48,7 @@ async def publish_scenario(bootstrap: str, topics: Topics, scenario: Scenario) -
         await producer.stop()
 
 
-async def measure(bootstrap: str, topics: Topics) -> DemoProgress:
+async def measure_progress(bootstrap: str, topics: Topics) -> DemoProgress:
     registration = await read_all(bootstrap, topics.registration_events)
     funding = await read_all(bootstrap, topics.funding_decisions)
     notifications = await read_all(bootstrap, topics.notification_events)
@@ -81,7 +81,7 @@ async def wait_until_handled(
         registrations = progress.add_task("Registrations decided", total=accepted_expected)
         emails = progress.add_task("Emails sent", total=None)
         while loop.time() < deadline:
-            now = await measure(bootstrap, topics)
+            now = await measure_progress(bootstrap, topics)
             progress.update(registrations, completed=now.decided_registrations)
             progress.update(emails, completed=now.emails, total=max(now.expected_emails, 1))
             done = now.decided_registrations >= accepted_expected and now.emails >= now.expected_emails

@@ -19,7 +19,7 @@ from shared.topics import dlq_topic
 
 
 @dataclass(frozen=True)
-class Letter:
+class DeadLetter:
     partition: int
     offset: int
     key: str
@@ -34,7 +34,7 @@ class Letter:
         return f"{self.partition}:{self.offset}"
 
 
-def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
+def _header_text(record: ConsumerRecord[bytes, bytes], name: str) -> str:
     for key, value in record.headers:
         if key == name:
             return bytes(value).decode("utf-8", "replace")
@@ -45,7 +45,7 @@ def replay_group(topic: str) -> str:
     return f"lotse-dlq-replay.{topic}"
 
 
-async def read_letters(bootstrap: str, topic: str, *, only_new: bool = False) -> list[Letter]:
+async def read_dead_letters(bootstrap: str, topic: str, *, only_new: bool = False) -> list[DeadLetter]:
     dead = dlq_topic(topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -61,7 +61,7 @@ async def read_letters(bootstrap: str, topic: str, *, only_new: bool = False) ->
         for tp in partitions:
             committed = await consumer.committed(tp) if only_new else None
             consumer.seek(tp, committed or 0)
-        letters: list[Letter] = []
+        letters: list[DeadLetter] = []
         pending = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=1000)
@@ -69,13 +69,13 @@ async def read_letters(bootstrap: str, topic: str, *, only_new: bool = False) ->
                 break
             for records in batch.values():
                 letters.extend(
-                    Letter(
+                    DeadLetter(
                         r.partition,
                         r.offset,
                         (r.key or b"").decode("utf-8", "replace"),
-                        _header(r, HEADER_ERROR),
-                        _header(r, HEADER_SERVICE),
-                        _header(r, HEADER_FAILED_AT),
+                        _header_text(r, HEADER_ERROR),
+                        _header_text(r, HEADER_SERVICE),
+                        _header_text(r, HEADER_FAILED_AT),
                         len(r.value or b""),
                         r,
                     )
@@ -87,10 +87,10 @@ async def read_letters(bootstrap: str, topic: str, *, only_new: bool = False) ->
         await consumer.stop()
 
 
-async def replay(bootstrap: str, topic: str, ids: list[str] | None = None) -> list[Letter]:
+async def replay_dead_letters(bootstrap: str, topic: str, ids: list[str] | None = None) -> list[DeadLetter]:
     """Republish letters (all new ones, or those named `partition:offset`) with their original
     key, value and headers; returns what was replayed."""
-    letters = await read_letters(bootstrap, topic, only_new=not ids)
+    letters = await read_dead_letters(bootstrap, topic, only_new=not ids)
     if ids:
         wanted = set(ids)
         unknown = wanted - {letter.letter_id for letter in letters}
@@ -110,7 +110,7 @@ async def replay(bootstrap: str, topic: str, ids: list[str] | None = None) -> li
     return letters
 
 
-async def _commit_replayed(bootstrap: str, topic: str, letters: list[Letter]) -> None:
+async def _commit_replayed(bootstrap: str, topic: str, letters: list[DeadLetter]) -> None:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=replay_group(topic), enable_auto_commit=False
     )

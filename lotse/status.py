@@ -21,52 +21,52 @@ SERVICE_TOPICS = {
 
 
 @dataclass(frozen=True)
-class Check:
+class HealthCheck:
     component: str
     healthy: bool
     detail: str
 
 
 @dataclass(frozen=True)
-class Lag:
+class ConsumerLag:
     group: str
     topic: str
     lag: int
 
 
-async def check_kafka(bootstrap: str) -> Check:
+async def check_kafka(bootstrap: str) -> HealthCheck:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     try:
         await asyncio.wait_for(admin.start(), timeout=5)
         topics = await admin.list_topics()
         await admin.close()
-        return Check("kafka", True, f"{bootstrap}, {len(topics)} topics")
+        return HealthCheck("kafka", True, f"{bootstrap}, {len(topics)} topics")
     except Exception as exc:
-        return Check("kafka", False, f"{bootstrap}: {exc!r}")
+        return HealthCheck("kafka", False, f"{bootstrap}: {exc!r}")
 
 
-async def check_database(service: str, dsn: str) -> Check:
+async def check_database(service: str, dsn: str) -> HealthCheck:
     try:
         conn = await asyncpg.connect(dsn, timeout=3)
         version = await conn.fetchval(
             "SELECT max(version) FROM schema_migrations WHERE namespace = $1", service
         )
         await conn.close()
-        return Check(f"database {service}", True, f"migrated to {version}")
+        return HealthCheck(f"database {service}", True, f"migrated to {version}")
     except Exception as exc:
-        return Check(f"database {service}", False, repr(exc))
+        return HealthCheck(f"database {service}", False, repr(exc))
 
 
-def check_smtp(host: str, port: int) -> Check:
+def check_smtp(host: str, port: int) -> HealthCheck:
     try:
         with smtplib.SMTP(host, port, timeout=3) as smtp:
             code, _ = smtp.ehlo()
-        return Check("smtp", code == 250, f"{host}:{port} EHLO {code}")
+        return HealthCheck("smtp", code == 250, f"{host}:{port} EHLO {code}")
     except OSError as exc:
-        return Check("smtp", False, f"{host}:{port}: {exc!r}")
+        return HealthCheck("smtp", False, f"{host}:{port}: {exc!r}")
 
 
-async def check_service(name: str, host: str, port: int) -> Check:
+async def check_service(name: str, host: str, port: int) -> HealthCheck:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=3)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -75,18 +75,18 @@ async def check_service(name: str, host: str, port: int) -> Check:
         head, _, body = response.partition(b"\r\n\r\n")
         healthy = head.startswith(b"HTTP/1.1 200")
         checks = json.loads(body).get("checks", {}) if body else {}
-        return Check(f"service {name}", healthy, f"{host}:{port} {checks}")
+        return HealthCheck(f"service {name}", healthy, f"{host}:{port} {checks}")
     except (OSError, TimeoutError, ValueError) as exc:
-        return Check(f"service {name}", False, f"{host}:{port}: {exc!r}")
+        return HealthCheck(f"service {name}", False, f"{host}:{port}: {exc!r}")
 
 
-async def consumer_lag(bootstrap: str, topics: Topics) -> list[Lag]:
+async def consumer_lag(bootstrap: str, topics: Topics) -> list[ConsumerLag]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await admin.start()
     await consumer.start()
     try:
-        lags: list[Lag] = []
+        lags: list[ConsumerLag] = []
         names = [
             topics.prefix + topic for service_topics in SERVICE_TOPICS.values() for topic in service_topics
         ]
@@ -108,7 +108,7 @@ async def consumer_lag(bootstrap: str, topics: Topics) -> list[Lag]:
                 for tp in partitions:
                     done = committed.get(tp)
                     lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
-                lags.append(Lag(group, name, lag))
+                lags.append(ConsumerLag(group, name, lag))
         return lags
     finally:
         await consumer.stop()
