@@ -15,23 +15,23 @@ async def resend(pool: Pool, email_id: uuid.UUID | str) -> bool:
         return await store.resend_parked(conn, uuid.UUID(str(email_id)))
 
 
-async def count_by_status(pool: Pool) -> dict[str, int]:
+async def _count_by_status(pool: Pool) -> dict[str, int]:
     async with pool.acquire() as conn:
-        return await store.count_by_status(conn)
+        return await store.count_emails_by_status(conn)
 
 
 async def count_sent(pool: Pool) -> int:
-    return (await count_by_status(pool))["sent"]
+    return (await _count_by_status(pool))["sent"]
 
 
 async def count_parked(pool: Pool) -> int:
-    return (await count_by_status(pool))["parked"]
+    return (await _count_by_status(pool))["parked"]
 
 
 async def get_email(pool: Pool, email_id: uuid.UUID | str) -> dict[str, Any] | None:
     """One email's delivery state (without the message itself)."""
     async with pool.acquire() as conn:
-        return await store.get_email(conn, uuid.UUID(str(email_id)))
+        return await store.email_delivery_state(conn, uuid.UUID(str(email_id)))
 
 
 async def parked(pool: Pool, limit: int = 100) -> list[dict[str, Any]]:
@@ -43,4 +43,4 @@ async def parked(pool: Pool, limit: int = 100) -> list[dict[str, Any]]:
 async def waiting_decisions(pool: Pool, limit: int = 100) -> list[dict[str, Any]]:
     """Funding decisions kept until their registration arrives (not lost, not yet emailed)."""
     async with pool.acquire() as conn:
-        return await store.waiting_decisions(conn, limit)
+        return await store.oldest_pending_decisions(conn, limit)

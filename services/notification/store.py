@@ -273,13 +273,13 @@ async def resend_parked(conn: Connection, email_id: uuid.UUID) -> bool:
     return bool(await conn.execute(RESEND_PARKED, email_id) == "UPDATE 1")
 
 
-async def count_by_status(conn: Connection) -> dict[str, int]:
+async def count_emails_by_status(conn: Connection) -> dict[str, int]:
     counts = {"pending": 0, "sent": 0, "parked": 0}
     counts.update({row["status"]: row["n"] for row in await conn.fetch(COUNT_BY_STATUS)})
     return counts
 
 
-async def get_email(conn: Connection, email_id: uuid.UUID) -> dict[str, Any] | None:
+async def email_delivery_state(conn: Connection, email_id: uuid.UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(SELECT_EMAIL, email_id)
     return dict(row) if row is not None else None
 
@@ -288,7 +288,7 @@ async def parked_emails(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(row) for row in await conn.fetch(SELECT_PARKED, limit)]
 
 
-async def waiting_decisions(conn: Connection, limit: int) -> list[dict[str, Any]]:
+async def oldest_pending_decisions(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(row) for row in await conn.fetch(SELECT_WAITING_DECISIONS, limit)]
 
 

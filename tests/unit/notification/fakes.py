@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any
 
 from services.notification.domain import BatchState, Effects, NewEmail, RegistrationData
 from shared.events import FUNDING_DECISION_EVENTS, EventDecoder
@@ -135,13 +134,3 @@ def pending_registration_ids(tables: NotificationTables) -> dict[uuid.UUID, str]
 
 def emails_by_event(tables: NotificationTables) -> dict[uuid.UUID, NewEmail]:
     return {email.event_id: email for email in tables.emails.values()}
-
-
-def as_rows(tables: NotificationTables) -> dict[str, Any]:
-    """The tables as comparable values (what the integration test compares in PostgreSQL)."""
-    return {
-        "registrations": dict(tables.registrations),
-        "pending_decisions": pending_registration_ids(tables),
-        "emails": dict(tables.emails),
-        "outbox": list(tables.outbox),
-    }
