@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notification.handlers import FundingDecisionsApplier, Letters, RegistrationEventsApplier
+from services.notification.compose import EmailWriter
+from services.notification.domain import KommuneNames
+from services.notification.handlers import FundingDecisionsApplier, RegistrationEventsApplier
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
+from services.notification.store import PostgresNotificationUnitOfWork
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, NOTIFICATION_EVENTS, REGISTRATION_OUTCOME_EVENTS
-from shared.legacy_applier import OnConnection
 from shared.runtime import ServiceRuntime
-from shared.unit_of_work import PostgresUnitOfWork
 
 SERVICE = "notification"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,19 +26,20 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         http_port=settings.http_port,
         migrations=MIGRATIONS,
     )
-    letters = Letters(load_directory(settings.gv100ad_file), settings.office)
+    name_kommune = KommuneNames(load_directory(settings.gv100ad_file))
+    write_email = EmailWriter(settings.office)
     runtime.consume(
         runtime.topics.registration_events,
         REGISTRATION_OUTCOME_EVENTS,
-        OnConnection(RegistrationEventsApplier(letters)),
-        PostgresUnitOfWork,
+        RegistrationEventsApplier(name_kommune, write_email),
+        PostgresNotificationUnitOfWork,
         description="Records the letter for every registration outcome and releases waiting decisions.",
     )
     runtime.consume(
         runtime.topics.funding_decisions,
         FUNDING_DECISION_EVENTS,
-        OnConnection(FundingDecisionsApplier(letters)),
-        PostgresUnitOfWork,
+        FundingDecisionsApplier(name_kommune, write_email),
+        PostgresNotificationUnitOfWork,
         description="Records the letter for every funding decision; keeps it until its registration arrives.",
     )
     runtime.publishes(

@@ -23,7 +23,7 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
 
-from services.notification.domain import PlannedEmail
+from services.notification.domain import NewEmail, PlannedEmail
 from services.notification.templates import RenderedEmail, render
 from shared.directory import ATTRIBUTION
 
@@ -275,3 +275,24 @@ def letter(planned: PlannedEmail, office: Office) -> Letter:
         registration_id=planned.registration_id,
         date=planned.occurred_at,
     )
+
+
+class EmailWriter:
+    """Writes the email a planned notification asks for, signed by the programme office."""
+
+    def __init__(self, office: Office) -> None:
+        self._office = office
+
+    def __call__(self, planned: PlannedEmail) -> NewEmail:
+        written = letter(planned, self._office)
+        return NewEmail(
+            id=notification_id(planned.trigger_event_id, planned.template),
+            event_id=planned.trigger_event_id,
+            template=planned.template,
+            registration_id=planned.registration_id,
+            kommune_key=planned.kommune_key,
+            recipient=planned.to,
+            subject=written.subject,
+            message=written.message,
+            correlation_id=planned.correlation_id,
+        )

@@ -2,12 +2,17 @@
 
 Funding decisions carry no address, participant or seminar: those come from the registration
 events, which travel on another topic and may arrive later. A decision about a registration not
-yet known is kept pending (`plan_email` returns None) until the registration's data arrives.
+yet known is kept pending until the registration's data arrives (`FundingDecisionsRun`), and is
+released by the first registration event that makes it known (`RegistrationEventsRun`).
+
+A run decides one consumed batch against the state loaded for it and returns its effects; the
+appliers (handlers.py) load that state, run, and record the effects in one unit of work.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from typing import Any
@@ -19,6 +24,7 @@ from services.notification.templates import (
     reason_text,
     template_for,
 )
+from shared.directory import KIND_LABELS_DE, Directory
 from shared.events import (
     Envelope,
     FundingApproved,
@@ -60,7 +66,9 @@ class RegistrationData:
 
 
 @dataclass(frozen=True)
-class Kommune:
+class NamedKommune:
+    """A Kommune as a letter names it."""
+
     key: str  # canonical where the directory knows the key, else as given
     name: str  # from the directory; the key itself when the directory does not know it
     kind: str | None = None  # "Landkreis", "Samtgemeinde", ... when the directory knows it
@@ -70,6 +78,21 @@ class Kommune:
         """How a letter names it: "Göttingen (Landkreis, 03159)"; the bare key when unknown."""
         details = [part for part in (self.kind, self.key) if part and part != self.name]
         return f"{self.name} ({', '.join(details)})" if details else self.name
+
+
+class KommuneNames:
+    """Names the Kommune of a key from the directory."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+
+    def __call__(self, key: str) -> NamedKommune:
+        # A rejected registration may carry a key of any shape: it is named as it was given.
+        canonical = self._directory.canonical_or_none(key) or key
+        known = self._directory.get(canonical)
+        if known is None:
+            return NamedKommune(canonical, canonical)
+        return NamedKommune(canonical, known.name, KIND_LABELS_DE[known.kind])
 
 
 @dataclass(frozen=True)
@@ -130,10 +153,8 @@ def registration_update(event: Envelope[Any], stored: RegistrationData | None) -
     return RegistrationUpdate(letter=known, keep=known)
 
 
-def plan_email(event: Envelope[Any], known: RegistrationData | None, kommune: Kommune) -> PlannedEmail | None:
-    """The email an event asks for, or None while the registration it refers to is unknown."""
-    if known is None:
-        return None
+def plan_email(event: Envelope[Any], known: RegistrationData, kommune: NamedKommune) -> PlannedEmail:
+    """The email an event asks for, given what is known about its registration."""
     data = event.data
     template = template_for(event.event_type, promoted=getattr(data, "promoted", False))
     facts: dict[str, Any] = {
@@ -168,3 +189,121 @@ def plan_email(event: Envelope[Any], known: RegistrationData | None, kommune: Ko
         to=known.contact_email,
         facts=facts,
     )
+
+
+@dataclass(frozen=True)
+class NewEmail:
+    """A written email, as it is recorded to be sent: one per (triggering event, template)."""
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    template: str
+    registration_id: str
+    kommune_key: str
+    recipient: str
+    subject: str
+    message: bytes
+    correlation_id: uuid.UUID
+
+
+# The Kommune's name for a key, and the email written for a planned one: both pure, given by the
+# service (the directory and the programme office) so that the runs decide without knowing them.
+NameKommune = Callable[[str], NamedKommune]
+WriteEmail = Callable[[PlannedEmail], NewEmail]
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """What a batch is decided against, read while its registrations are locked."""
+
+    registrations: Mapping[str, RegistrationData]  # the stored ones among the batch's, by id
+    # Funding decisions waiting for the batch's registrations, in arrival order (read for
+    # registration events only: decisions release nothing).
+    pending_decisions: Sequence[Envelope[Any]] = ()
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What a batch changes, recorded in its unit of work."""
+
+    emails: tuple[NewEmail, ...] = ()  # to record, in the order of their events; each id once
+    registrations: tuple[RegistrationData, ...] = ()  # to remember (insert or replace); each id once
+    keep_pending: tuple[Envelope[Any], ...] = ()  # funding decisions that wait for their registration
+    released: tuple[Envelope[Any], ...] = ()  # pending decisions emailed now: no longer waiting
+
+
+def _each_once(emails: Sequence[NewEmail]) -> tuple[NewEmail, ...]:
+    """The first of two emails with the same id wins, as the first INSERT would, event by event."""
+    first: dict[uuid.UUID, NewEmail] = {}
+    for email in emails:
+        first.setdefault(email.id, email)
+    return tuple(first.values())
+
+
+@dataclass(frozen=True)
+class RegistrationEventsRun:
+    """registration.events: write each outcome's letter, remember the registration, release the
+    decisions that waited for it.
+
+    The events are decided in order, so that a batch gives what its events would give one batch
+    each: a registration named twice is seen by its second event as the first one left it, and
+    its waiting decisions are released, once, with what its first remembered event made known.
+    A rejection is written from its event alone and remembers nothing (`registration_update`).
+    """
+
+    state: BatchState
+    name_kommune: NameKommune
+    write_email: WriteEmail
+
+    def run(self, events: Sequence[Envelope[Any]]) -> Effects:
+        known = dict(self.state.registrations)
+        planned: list[PlannedEmail] = []
+        remembered: dict[str, RegistrationData] = {}
+        releases_with: dict[str, RegistrationData] = {}
+        for event in events:
+            registration_id = event.data.registration_id
+            update = registration_update(event, known.get(registration_id))
+            planned.append(plan_email(event, update.letter, self.name_kommune(event.data.kommune_key)))
+            if update.keep is not None:
+                known[registration_id] = remembered[registration_id] = update.keep
+                releases_with.setdefault(registration_id, update.keep)
+        released = tuple(
+            decision
+            for decision in self.state.pending_decisions
+            if decision.data.registration_id in releases_with
+        )
+        for decision in released:
+            with_data = releases_with[decision.data.registration_id]
+            planned.append(plan_email(decision, with_data, self.name_kommune(decision.data.kommune_key)))
+        return Effects(
+            emails=_each_once([self.write_email(each) for each in planned]),
+            registrations=tuple(remembered.values()),
+            released=released,
+        )
+
+
+@dataclass(frozen=True)
+class FundingDecisionsRun:
+    """funding.decisions: write each decision's letter, or keep the decision pending while its
+    registration is not known. Decisions change no registration: the loaded state serves every
+    event of the batch."""
+
+    state: BatchState
+    name_kommune: NameKommune
+    write_email: WriteEmail
+
+    def run(self, events: Sequence[Envelope[Any]]) -> Effects:
+        planned: list[PlannedEmail] = []
+        keep_pending: list[Envelope[Any]] = []
+        for event in events:
+            known = self.state.registrations.get(event.data.registration_id)
+            if known is None:
+                # A funding decision waits until its registration is known: only the registration
+                # events tell where to send it and what to say about the participant and seminar.
+                keep_pending.append(event)
+                continue
+            planned.append(plan_email(event, known, self.name_kommune(event.data.kommune_key)))
+        return Effects(
+            emails=_each_once([self.write_email(each) for each in planned]),
+            keep_pending=tuple(keep_pending),
+        )

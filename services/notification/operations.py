@@ -5,43 +5,42 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import asyncpg
-
 from services.notification import store
+from shared.db import Pool
 
 
-async def resend(pool: asyncpg.Pool, email_id: uuid.UUID | str) -> bool:
+async def resend(pool: Pool, email_id: uuid.UUID | str) -> bool:
     """Make a parked email pending again, with fresh attempts; False if it is not parked."""
     async with pool.acquire() as conn:
         return await store.resend_parked(conn, uuid.UUID(str(email_id)))
 
 
-async def count_by_status(pool: asyncpg.Pool) -> dict[str, int]:
+async def _count_by_status(pool: Pool) -> dict[str, int]:
     async with pool.acquire() as conn:
-        return await store.count_by_status(conn)
+        return await store.count_emails_by_status(conn)
 
 
-async def count_sent(pool: asyncpg.Pool) -> int:
-    return (await count_by_status(pool))["sent"]
+async def count_sent(pool: Pool) -> int:
+    return (await _count_by_status(pool))["sent"]
 
 
-async def count_parked(pool: asyncpg.Pool) -> int:
-    return (await count_by_status(pool))["parked"]
+async def count_parked(pool: Pool) -> int:
+    return (await _count_by_status(pool))["parked"]
 
 
-async def get_email(pool: asyncpg.Pool, email_id: uuid.UUID | str) -> dict[str, Any] | None:
+async def get_email(pool: Pool, email_id: uuid.UUID | str) -> dict[str, Any] | None:
     """One email's delivery state (without the message itself)."""
     async with pool.acquire() as conn:
-        return await store.get_email(conn, uuid.UUID(str(email_id)))
+        return await store.email_delivery_state(conn, uuid.UUID(str(email_id)))
 
 
-async def parked(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]]:
+async def parked(pool: Pool, limit: int = 100) -> list[dict[str, Any]]:
     """The parked emails, oldest first, for an operator to inspect and resend."""
     async with pool.acquire() as conn:
         return await store.parked_emails(conn, limit)
 
 
-async def waiting_decisions(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]]:
+async def waiting_decisions(pool: Pool, limit: int = 100) -> list[dict[str, Any]]:
     """Funding decisions kept until their registration arrives (not lost, not yet emailed)."""
     async with pool.acquire() as conn:
-        return await store.waiting_decisions(conn, limit)
+        return await store.oldest_pending_decisions(conn, limit)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
-import asyncpg
 from aiosmtplib.typing import SMTPStatus
 
 from services.notification import store
@@ -28,7 +27,7 @@ from services.notification.settings import (
     SENDER_START_WINDOW_SECONDS,
     NotificationSettings,
 )
-from shared.db import TRANSIENT_ERRORS, retry_transient
+from shared.db import TRANSIENT_ERRORS, Pool, retry_transient
 from shared.events import ContractModel, NotificationFailed, NotificationSent, derived_event_id, new_envelope
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage, enqueue
@@ -172,7 +171,7 @@ class Sender:
     def __init__(
         self,
         *,
-        pool: Callable[[], asyncpg.Pool],
+        pool: Callable[[], Pool],
         settings: NotificationSettings,
         topics: Topics,
         jitter: Callable[[], float] = random.random,

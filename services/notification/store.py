@@ -1,4 +1,5 @@
-"""All SQL of the notification service, and the repository functions around it."""
+"""All SQL of the notification service, the repository functions around it, and the appliers'
+unit of work over PostgreSQL (`PostgresNotificationUnitOfWork`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
-from services.notification.domain import RegistrationData
+from services.notification.domain import BatchState, Effects, NewEmail, RegistrationData
+from shared.db import Connection, Pool
+from shared.events import FUNDING_DECISION_EVENTS, Envelope, EventDecoder
+from shared.unit_of_work import PostgresUnitOfWork
 
 # Funding and registration consumers serialise on the registration id, so that a decision is
 # either seen by the registration's transaction as pending, or sees the registration itself.
@@ -43,10 +45,11 @@ SELECT event_id, registration_id, envelope::jsonb
 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS decision (event_id, registration_id, envelope)
 ON CONFLICT (event_id) DO NOTHING
 """
-TAKE_PENDING_DECISIONS_OF = """
-DELETE FROM pending_decisions WHERE registration_id = ANY($1::text[])
-RETURNING registration_id, envelope::text AS envelope, received_at
+SELECT_PENDING_DECISIONS_OF = """
+SELECT envelope::text AS envelope FROM pending_decisions WHERE registration_id = ANY($1::text[])
+ORDER BY received_at
 """
+DELETE_PENDING_DECISIONS = "DELETE FROM pending_decisions WHERE event_id = ANY($1::uuid[])"
 INSERT_EMAILS = """
 INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
                     message, correlation_id)
@@ -117,19 +120,6 @@ FROM emails WHERE status = 'parked' ORDER BY parked_at LIMIT $1
 
 
 @dataclass(frozen=True)
-class NewEmail:
-    id: uuid.UUID
-    event_id: uuid.UUID
-    template: str
-    registration_id: str
-    kommune_key: str
-    recipient: str
-    subject: str
-    message: bytes
-    correlation_id: uuid.UUID
-
-
-@dataclass(frozen=True)
 class ClaimedEmail:
     id: uuid.UUID
     registration_id: str
@@ -143,13 +133,13 @@ class ClaimedEmail:
     claim_token: uuid.UUID  # the claim that holds the lease; failures are recorded under it only
 
 
-async def lock_registrations(conn: asyncpg.Connection, registration_ids: Sequence[str]) -> None:
+async def lock_registrations(conn: Connection, registration_ids: Sequence[str]) -> None:
     if registration_ids:
         await conn.execute(LOCK_REGISTRATIONS, list(registration_ids), _LOCK_NAMESPACE)
 
 
 async def get_registrations(
-    conn: asyncpg.Connection, registration_ids: Collection[str]
+    conn: Connection, registration_ids: Collection[str]
 ) -> dict[str, RegistrationData]:
     """The stored registrations among these ids, by id."""
     if not registration_ids:
@@ -158,7 +148,7 @@ async def get_registrations(
     return {row["registration_id"]: RegistrationData(**dict(row)) for row in rows}
 
 
-async def save_registrations(conn: asyncpg.Connection, registrations: Collection[RegistrationData]) -> None:
+async def save_registrations(conn: Connection, registrations: Collection[RegistrationData]) -> None:
     """Insert or replace these registrations; each id at most once."""
     if not registrations:
         return
@@ -177,38 +167,35 @@ async def save_registrations(conn: asyncpg.Connection, registrations: Collection
     )
 
 
-@dataclass(frozen=True)
-class PendingDecision:
-    event_id: uuid.UUID
-    registration_id: str
-    envelope_json: str
+_PENDING_DECISIONS = EventDecoder("pending funding decision", FUNDING_DECISION_EVENTS)
 
 
-async def keep_all_pending(conn: asyncpg.Connection, decisions: Sequence[PendingDecision]) -> None:
+async def keep_pending(conn: Connection, decisions: Sequence[Envelope[Any]]) -> None:
+    """Keep these funding decisions until their registrations are known; each event at most once."""
     if decisions:
         await conn.execute(
             INSERT_PENDING_DECISIONS,
             [d.event_id for d in decisions],
-            [d.registration_id for d in decisions],
-            [d.envelope_json for d in decisions],
+            [d.data.registration_id for d in decisions],
+            [d.model_dump_json() for d in decisions],
         )
 
 
-async def take_pending_of(
-    conn: asyncpg.Connection, registration_ids: Collection[str]
-) -> list[tuple[str, bytes]]:
-    """(registration id, raw envelope) of the decisions waiting for these registrations, in arrival
-    order; removes them."""
+async def pending_decisions_of(conn: Connection, registration_ids: Collection[str]) -> list[Envelope[Any]]:
+    """The funding decisions waiting for these registrations, in arrival order."""
     if not registration_ids:
         return []
-    rows = await conn.fetch(TAKE_PENDING_DECISIONS_OF, list(registration_ids))
-    return [
-        (row["registration_id"], row["envelope"].encode())
-        for row in sorted(rows, key=lambda row: row["received_at"])
-    ]
+    rows = await conn.fetch(SELECT_PENDING_DECISIONS_OF, list(registration_ids))
+    return [_PENDING_DECISIONS.decode(row["envelope"].encode()) for row in rows]
 
 
-async def record_emails(conn: asyncpg.Connection, emails: Sequence[NewEmail]) -> set[uuid.UUID]:
+async def forget_pending(conn: Connection, decisions: Sequence[Envelope[Any]]) -> None:
+    """These decisions wait no longer: their emails are recorded in the same transaction."""
+    if decisions:
+        await conn.execute(DELETE_PENDING_DECISIONS, [d.event_id for d in decisions])
+
+
+async def record_emails(conn: Connection, emails: Sequence[NewEmail]) -> set[uuid.UUID]:
     """Record emails to send, each (event, template) at most once; returns the ids new here (the
     others were recorded before)."""
     if not emails:
@@ -229,7 +216,7 @@ async def record_emails(conn: asyncpg.Connection, emails: Sequence[NewEmail]) ->
 
 
 async def claim_due(
-    pool: asyncpg.Pool, limit: int, lease_seconds: float, exclude: Collection[uuid.UUID] = ()
+    pool: Pool, limit: int, lease_seconds: float, exclude: Collection[uuid.UUID] = ()
 ) -> list[ClaimedEmail]:
     """Lease up to `limit` due emails, except those in `exclude` (the caller's own in flight),
     under a new claim token."""
@@ -245,14 +232,14 @@ class ScheduledRetry:
     delay_seconds: float
 
 
-async def mark_all_sent(conn: asyncpg.Connection, email_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+async def mark_all_sent(conn: Connection, email_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Mark these emails sent; returns those that were still pending (the others were recorded)."""
     if not email_ids:
         return set()
     return {row["id"] for row in await conn.fetch(MARK_SENT, list(email_ids))}
 
 
-async def park_all(conn: asyncpg.Connection, failed: Sequence[tuple[ClaimedEmail, str]]) -> set[uuid.UUID]:
+async def park_all(conn: Connection, failed: Sequence[tuple[ClaimedEmail, str]]) -> set[uuid.UUID]:
     """Park these (email, error) that are still pending under their claim; returns those parked."""
     if not failed:
         return set()
@@ -265,7 +252,7 @@ async def park_all(conn: asyncpg.Connection, failed: Sequence[tuple[ClaimedEmail
     return {row["id"] for row in rows}
 
 
-async def schedule_retries(conn: asyncpg.Connection, retries: Sequence[ScheduledRetry]) -> None:
+async def schedule_retries(conn: Connection, retries: Sequence[ScheduledRetry]) -> None:
     if retries:
         await conn.execute(
             SCHEDULE_RETRY,
@@ -276,30 +263,53 @@ async def schedule_retries(conn: asyncpg.Connection, retries: Sequence[Scheduled
         )
 
 
-async def release(conn: asyncpg.Connection, emails: Sequence[ClaimedEmail]) -> None:
+async def release(conn: Connection, emails: Sequence[ClaimedEmail]) -> None:
     """Hand claimed emails back untried, due again at once, if their claim still holds them."""
     if emails:
         await conn.execute(RELEASE_CLAIMED, [e.id for e in emails], [e.claim_token for e in emails])
 
 
-async def resend_parked(conn: asyncpg.Connection, email_id: uuid.UUID) -> bool:
+async def resend_parked(conn: Connection, email_id: uuid.UUID) -> bool:
     return bool(await conn.execute(RESEND_PARKED, email_id) == "UPDATE 1")
 
 
-async def count_by_status(conn: asyncpg.Connection) -> dict[str, int]:
+async def count_emails_by_status(conn: Connection) -> dict[str, int]:
     counts = {"pending": 0, "sent": 0, "parked": 0}
     counts.update({row["status"]: row["n"] for row in await conn.fetch(COUNT_BY_STATUS)})
     return counts
 
 
-async def get_email(conn: asyncpg.Connection, email_id: uuid.UUID) -> dict[str, Any] | None:
+async def email_delivery_state(conn: Connection, email_id: uuid.UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(SELECT_EMAIL, email_id)
     return dict(row) if row is not None else None
 
 
-async def parked_emails(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+async def parked_emails(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(row) for row in await conn.fetch(SELECT_PARKED, limit)]
 
 
-async def waiting_decisions(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+async def oldest_pending_decisions(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(row) for row in await conn.fetch(SELECT_WAITING_DECISIONS, limit)]
+
+
+class PostgresNotificationUnitOfWork(PostgresUnitOfWork):
+    """The appliers' unit of work: one transaction on a pooled connection."""
+
+    async def lock_and_load(
+        self, registration_ids: Sequence[str], *, with_pending_decisions: bool
+    ) -> BatchState:
+        conn = self.connection
+        await lock_registrations(conn, registration_ids)
+        return BatchState(
+            registrations=await get_registrations(conn, registration_ids),
+            pending_decisions=(
+                await pending_decisions_of(conn, registration_ids) if with_pending_decisions else ()
+            ),
+        )
+
+    async def record(self, effects: Effects) -> set[uuid.UUID]:
+        conn = self.connection
+        await save_registrations(conn, effects.registrations)
+        await forget_pending(conn, effects.released)
+        await keep_pending(conn, effects.keep_pending)
+        return await record_emails(conn, effects.emails)

@@ -1,9 +1,9 @@
 """A batch applied at once records exactly what the same events record one at a time.
 
-`apply_batch` reads the registrations a batch names once, decides every event in order against
-an in-memory copy, and writes each table with one statement. This applies one mixed scenario
-that way and, in a second database, event by event with `apply_each` (each event a batch of one
-that reads what the one before it wrote), and compares every table.
+An applier reads what a batch names once, decides every event in order (domain.py's runs), and
+writes each table with one statement. This applies one mixed scenario that way and, in a second
+database, each event as a batch of its own in its own unit of work (reading what the one before
+it wrote), and compares every table: the SQL of store.py keeps what the runs decide.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import asyncpg
 import pytest
 
 from services.notification.app import MIGRATIONS
-from services.notification.compose import notification_id
-from services.notification.handlers import FundingDecisionsApplier, Letters, RegistrationEventsApplier
+from services.notification.compose import EmailWriter, notification_id
+from services.notification.domain import KommuneNames
+from services.notification.handlers import FundingDecisionsApplier, RegistrationEventsApplier
 from services.notification.settings import NotificationSettings
+from services.notification.store import PostgresNotificationUnitOfWork
 from services.notification.templates import template_for
-from shared.db import create_pool
+from shared.db import Pool, create_pool
 from shared.directory import load_directory
 from shared.events import Envelope
-from shared.legacy_applier import apply_each
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxMessage
 from shared.settings import DEFAULT_DIRECTORY_FILE
@@ -104,53 +105,48 @@ def scenario() -> list[tuple[str, list[Envelope[Any]]]]:
     ]
 
 
+Applier = RegistrationEventsApplier | FundingDecisionsApplier
+
+
 @pytest.fixture(scope="module")
-def letters() -> Letters:
-    return Letters(load_directory(str(DEFAULT_DIRECTORY_FILE)), NotificationSettings().office)
-
-
-def appliers(letters: Letters) -> dict[str, RegistrationEventsApplier | FundingDecisionsApplier]:
+def appliers() -> dict[str, Applier]:
+    name_kommune = KommuneNames(load_directory(str(DEFAULT_DIRECTORY_FILE)))
+    write_email = EmailWriter(NotificationSettings().office)
     return {
-        "registration.events": RegistrationEventsApplier(letters),
-        "funding.decisions": FundingDecisionsApplier(letters),
+        "registration.events": RegistrationEventsApplier(name_kommune, write_email),
+        "funding.decisions": FundingDecisionsApplier(name_kommune, write_email),
     }
 
 
 @pytest.fixture
-async def databases(make_database: DatabaseFactory) -> AsyncIterator[tuple[asyncpg.Connection, ...]]:
-    """Two fresh databases, each with a connection set up as the service sets up its own."""
-    pools = [await create_pool(await make_database("notification"), max_size=1) for _ in range(2)]
+async def databases(make_database: DatabaseFactory) -> AsyncIterator[tuple[Pool, Pool]]:
+    """Two fresh databases, each with a pool of one connection set up as the service sets up its own."""
+    first, second = [await create_pool(await make_database("notification"), max_size=1) for _ in range(2)]
     try:
-        conns = [await pool.acquire() for pool in pools]
-        for conn in conns:
-            await apply_migrations(conn, MIGRATIONS, "notification")
-        yield tuple(conns)
-        for pool, conn in zip(pools, conns, strict=True):
-            await pool.release(conn)
+        for pool in (first, second):
+            async with pool.acquire() as conn:
+                await apply_migrations(conn, MIGRATIONS, "notification")
+        yield first, second
     finally:
-        for pool in pools:
-            await pool.close()
+        await first.close()
+        await second.close()
 
 
-async def one_by_one(
-    applier: Any, conn: asyncpg.Connection, events: Sequence[Envelope[Any]]
-) -> list[OutboxMessage]:
-    async with conn.transaction():
-        await applier.lock(conn, events)
-        return await apply_each(applier, conn, events)
+async def at_once(applier: Applier, pool: Pool, events: Sequence[Envelope[Any]]) -> list[OutboxMessage]:
+    """The events as one batch, in one unit of work."""
+    async with PostgresNotificationUnitOfWork(pool) as uow:
+        return list(await applier.apply_batch(uow, events))
 
 
-async def at_once(
-    applier: RegistrationEventsApplier | FundingDecisionsApplier,
-    conn: asyncpg.Connection,
-    events: Sequence[Envelope[Any]],
-) -> list[OutboxMessage]:
-    async with conn.transaction():
-        await applier.lock(conn, events)
-        return list(await applier.apply_batch(conn, events))
+async def one_by_one(applier: Applier, pool: Pool, events: Sequence[Envelope[Any]]) -> list[OutboxMessage]:
+    """Each event as a batch of its own, in a unit of work of its own."""
+    outgoing: list[OutboxMessage] = []
+    for event in events:
+        outgoing.extend(await at_once(applier, pool, [event]))
+    return outgoing
 
 
-async def state(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+async def state(pool: Pool) -> dict[str, list[tuple[Any, ...]]]:
     """Every table of the service, but the times of writing."""
     queries = {
         "emails": """
@@ -165,7 +161,7 @@ async def state(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
             SELECT event_id, registration_id, envelope::text FROM pending_decisions ORDER BY event_id""",
         "outbox": "SELECT topic, message_key, payload FROM outbox ORDER BY id",
     }
-    return {name: [tuple(row.values()) for row in await conn.fetch(sql)] for name, sql in queries.items()}
+    return {name: [tuple(row.values()) for row in await pool.fetch(sql)] for name, sql in queries.items()}
 
 
 def email_id(event: Envelope[Any]) -> uuid.UUID:
@@ -176,10 +172,10 @@ def email_id(event: Envelope[Any]) -> uuid.UUID:
 
 @pytest.mark.parametrize("batch_size", [None, 1, 3], ids=["one-batch", "batches-of-one", "batches-of-three"])
 async def test_a_batch_records_what_the_events_record_one_at_a_time(
-    databases: tuple[asyncpg.Connection, asyncpg.Connection], letters: Letters, batch_size: int | None
+    databases: tuple[Pool, Pool], appliers: dict[str, Applier], batch_size: int | None
 ) -> None:
     whole, single = databases
-    by_topic = appliers(letters)
+    by_topic = appliers
     steps = scenario()
     for topic, events in steps:
         applier = by_topic[topic]
@@ -238,24 +234,21 @@ async def test_a_batch_records_what_the_events_record_one_at_a_time(
 
 
 async def test_a_batch_costs_the_same_queries_whatever_its_length(
-    databases: tuple[asyncpg.Connection, asyncpg.Connection], letters: Letters
+    databases: tuple[Pool, Pool], appliers: dict[str, Applier]
 ) -> None:
-    by_topic = appliers(letters)
     queries: list[str] = []
 
-    def record(query: Any) -> None:
+    def record(query: asyncpg.connection.LoggedQuery) -> None:
         queries.append(query.query)
 
-    async def count_queries(conn: asyncpg.Connection, topic: str, events: Sequence[Envelope[Any]]) -> int:
-        applier = by_topic[topic]
-        async with conn.transaction():
-            await applier.lock(conn, events)
+    async def count_queries(pool: Pool, topic: str, events: Sequence[Envelope[Any]]) -> int:
+        async with PostgresNotificationUnitOfWork(pool) as uow:
             queries.clear()
-            conn.add_query_logger(record)
+            uow.connection.add_query_logger(record)
             try:
-                await applier.apply_batch(conn, events)
+                await appliers[topic].apply_batch(uow, events)
             finally:
-                conn.remove_query_logger(record)
+                uow.connection.remove_query_logger(record)
         return len(queries)
 
     def accepted(prefix: str, count: int) -> list[Envelope[Any]]:
@@ -273,19 +266,20 @@ async def test_a_batch_costs_the_same_queries_whatever_its_length(
         return [*accepted("P", count // 2), *others, registration("registration.withdrawn", "P-0")]
 
     short, long = databases
-    for conn in databases:  # asyncpg looks up the array types once per connection
-        await count_queries(conn, "registration.events", accepted("W", 2))
-        await count_queries(conn, "funding.decisions", [decision("funding.approved", "W-0")])
+    for pool in databases:  # asyncpg looks up the array types once per connection
+        await count_queries(pool, "registration.events", accepted("W", 2))
+        await count_queries(pool, "funding.decisions", [decision("funding.approved", "W-0")])
     await count_queries(short, "registration.events", accepted("K", 2))
     await count_queries(long, "registration.events", accepted("K", 20))
 
     funding_queries = await count_queries(short, "funding.decisions", decisions(4))
     assert funding_queries == await count_queries(long, "funding.decisions", decisions(40))
-    assert funding_queries == 3  # registrations, pending decisions, emails
+    assert funding_queries == 4  # lock, registrations, pending decisions kept, emails
     registration_queries = await count_queries(short, "registration.events", registrations(4))
     assert registration_queries == await count_queries(long, "registration.events", registrations(40))
-    assert registration_queries == 4  # registrations, saved registrations, pending decisions, emails
-    for conn, count in ((short, 4), (long, 40)):
-        assert await conn.fetchval("SELECT count(*) FROM pending_decisions") == 0
-        released = await conn.fetchval("SELECT count(*) FROM emails WHERE template = 'funding_waitlisted'")
+    # lock, registrations, pending decisions, remembered registrations, released decisions, emails
+    assert registration_queries == 6
+    for pool, count in ((short, 4), (long, 40)):
+        assert await pool.fetchval("SELECT count(*) FROM pending_decisions") == 0
+        released = await pool.fetchval("SELECT count(*) FROM emails WHERE template = 'funding_waitlisted'")
         assert released == count // 2

@@ -10,7 +10,8 @@ import pytest
 
 from services.notification import store
 from services.notification.app import MIGRATIONS
-from shared.db import create_pool
+from services.notification.domain import NewEmail
+from shared.db import Pool, create_pool
 from shared.migrations import apply_migrations
 from tests.conftest import DatabaseFactory
 
@@ -18,7 +19,7 @@ LEASE_SECONDS = 600.0
 
 
 @pytest.fixture
-async def pool(make_database: DatabaseFactory) -> AsyncIterator[asyncpg.Pool]:
+async def pool(make_database: DatabaseFactory) -> AsyncIterator[Pool]:
     created = await create_pool(await make_database("notification"), max_size=2)
     try:
         async with created.acquire() as conn:
@@ -28,8 +29,8 @@ async def pool(make_database: DatabaseFactory) -> AsyncIterator[asyncpg.Pool]:
         await created.close()
 
 
-async def record_email(pool: asyncpg.Pool) -> uuid.UUID:
-    email = store.NewEmail(
+async def record_email(pool: Pool) -> uuid.UUID:
+    email = NewEmail(
         id=uuid.uuid4(),
         event_id=uuid.uuid4(),
         template="registration_accepted",
@@ -45,7 +46,7 @@ async def record_email(pool: asyncpg.Pool) -> uuid.UUID:
     return email.id
 
 
-async def taken_over(pool: asyncpg.Pool) -> tuple[store.ClaimedEmail, store.ClaimedEmail]:
+async def taken_over(pool: Pool) -> tuple[store.ClaimedEmail, store.ClaimedEmail]:
     """An email claimed by a sender whose lease ran out, then claimed by another sender."""
     await record_email(pool)
     [late] = await store.claim_due(pool, 10, lease_seconds=0.0)
@@ -54,7 +55,7 @@ async def taken_over(pool: asyncpg.Pool) -> tuple[store.ClaimedEmail, store.Clai
     return late, live
 
 
-async def state(pool: asyncpg.Pool, email_id: uuid.UUID) -> asyncpg.Record:
+async def state(pool: Pool, email_id: uuid.UUID) -> asyncpg.Record:
     row = await pool.fetchrow(
         "SELECT status, attempts, next_attempt_at > now() + interval '1 minute' AS leased FROM emails"
         " WHERE id = $1",
@@ -65,7 +66,7 @@ async def state(pool: asyncpg.Pool, email_id: uuid.UUID) -> asyncpg.Record:
 
 
 async def test_a_late_sender_cannot_hand_back_park_or_retry_an_email_another_sender_holds(
-    pool: asyncpg.Pool,
+    pool: Pool,
 ) -> None:
     late, live = await taken_over(pool)
     async with pool.acquire() as conn, conn.transaction():
@@ -77,7 +78,7 @@ async def test_a_late_sender_cannot_hand_back_park_or_retry_an_email_another_sen
     assert await store.claim_due(pool, 10, LEASE_SECONDS) == []  # still hidden behind the live lease
 
 
-async def test_the_sender_holding_the_lease_records_its_outcomes(pool: asyncpg.Pool) -> None:
+async def test_the_sender_holding_the_lease_records_its_outcomes(pool: Pool) -> None:
     _, live = await taken_over(pool)
     async with pool.acquire() as conn, conn.transaction():
         await store.release(conn, [live])

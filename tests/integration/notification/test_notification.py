@@ -320,6 +320,7 @@ async def test_a_recipient_refused_for_now_does_not_hold_up_the_other_emails(
         state = await notification_db.fetchrow(
             "SELECT status, last_error FROM emails WHERE registration_id = 'R-1'"
         )
+        assert state is not None
         assert state["status"] == "pending" and state["last_error"].startswith("recipient refused: 450")
         sink.handler.accept(contact("R-1"))
         sent = await bus.sent(len(events), settle=2)
@@ -358,6 +359,7 @@ async def test_a_lost_reply_to_an_accepted_email_sends_it_again_with_the_same_me
     assert first.content == again.content
     assert sink.count_by_message_id() == Counter({message_id(accepted): 2})
     state = await notification_db.fetchrow("SELECT status, attempts FROM emails")
+    assert state is not None
     assert state["status"] == "sent" and state["attempts"] == 2
     assert [v["event_type"] for v in values(sent)] == ["notification.sent"]
 
@@ -399,6 +401,7 @@ async def test_a_conflicting_resubmission_is_rejected_without_the_stored_registr
     stored = await notification_db.fetchrow(
         "SELECT kommune_key, contact_email, family_name FROM registrations WHERE registration_id = 'R-1'"
     )
+    assert stored is not None
     assert dict(stored) == {"kommune_key": "03159", "contact_email": contact("R-1"), "family_name": "Weiß"}
 
 
@@ -413,4 +416,5 @@ async def test_temporary_failures_are_retried_beyond_the_attempt_limit_and_never
     assert sink.handler.rejected_data == 4
     assert_each_sent_once(sink, [accepted], sent)
     state = await notification_db.fetchrow("SELECT status, attempts FROM emails")
+    assert state is not None
     assert state["status"] == "sent" and state["attempts"] == 5

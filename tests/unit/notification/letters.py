@@ -8,7 +8,7 @@ from email.policy import strict
 from typing import Any, cast
 
 from services.notification.compose import Office, letter, safe_address
-from services.notification.domain import Kommune, PlannedEmail, plan_email, registration_data
+from services.notification.domain import NamedKommune, PlannedEmail, plan_email, registration_data
 from tests.unit.notification.samples import KOMMUNE_KEY, KOMMUNE_NAME, envelope, event_data
 
 OFFICE = Office(
@@ -17,7 +17,7 @@ OFFICE = Office(
     organisation="Niedersächsisches Studieninstitut für kommunale Verwaltung e. V.",
     signature_lines=("Telefon 0511 000000",),
 )
-GOETTINGEN = Kommune(KOMMUNE_KEY, KOMMUNE_NAME, "Landkreis")
+GOETTINGEN = NamedKommune(KOMMUNE_KEY, KOMMUNE_NAME, "Landkreis")
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -27,7 +27,6 @@ def parse(raw: bytes) -> EmailMessage:
 def planned_for(event_type: str, **overrides: Any) -> PlannedEmail:
     known = registration_data(envelope("registration.accepted"))
     planned = plan_email(envelope(event_type, event_data(event_type, **overrides)), known, GOETTINGEN)
-    assert planned is not None
     return planned
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.notification.compose import letter, notification_id
-from services.notification.domain import Kommune, plan_email, registration_data
+from services.notification.domain import NamedKommune, plan_email, registration_data
 from shared.directory import ATTRIBUTION
 from tests.unit.notification.letters import GOETTINGEN, OFFICE, letter_bytes, parse, parts, planned_for
 from tests.unit.notification.samples import CONTACT, KOMMUNE_NAME, envelope, registered
@@ -121,7 +121,6 @@ def test_html_escapes_what_the_events_say() -> None:
     data = registered(seminar_title="<script>alert(1)</script> & Co")
     event = envelope("registration.accepted", data)
     planned = plan_email(event, registration_data(event), GOETTINGEN)
-    assert planned is not None
     text, html = parts(parse(letter(planned, OFFICE).message))
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
@@ -131,7 +130,6 @@ def test_html_escapes_what_the_events_say() -> None:
 def test_a_letter_without_known_participant_or_seminar_leaves_those_lines_out() -> None:
     event = envelope("registration.rejected")
     planned = plan_email(event, registration_data(event), GOETTINGEN)
-    assert planned is not None
     text, html = parts(parse(letter(planned, OFFICE).message))
     for body in (text, html):
         assert "Teilnehmende Person" not in body
@@ -143,7 +141,6 @@ def test_a_letter_without_known_participant_or_seminar_leaves_those_lines_out() 
 def test_a_withdrawal_of_a_registration_never_seen_names_the_seminar_by_its_id() -> None:
     event = envelope("registration.withdrawn")
     planned = plan_email(event, registration_data(event), GOETTINGEN)
-    assert planned is not None
     text, html = parts(parse(letter(planned, OFFICE).message))
     for body in (text, html):
         assert "die Anmeldung R-1 zum Seminar S-2023-02" in body
@@ -152,19 +149,18 @@ def test_a_withdrawal_of_a_registration_never_seen_names_the_seminar_by_its_id()
 @pytest.mark.parametrize(
     ("kommune", "label"),
     [
-        (Kommune("03159", "Göttingen", "Landkreis"), "Göttingen (Landkreis, 03159)"),
+        (NamedKommune("03159", "Göttingen", "Landkreis"), "Göttingen (Landkreis, 03159)"),
         (
-            Kommune("031590011011", "Göttingen, Stadt", "Einheitsgemeinde"),
+            NamedKommune("031590011011", "Göttingen, Stadt", "Einheitsgemeinde"),
             "Göttingen, Stadt (Einheitsgemeinde, 031590011011)",
         ),
-        (Kommune("09999", "09999"), "09999"),
-        (Kommune("0315x", "0315x"), "0315x"),
+        (NamedKommune("09999", "09999"), "09999"),
+        (NamedKommune("0315x", "0315x"), "0315x"),
     ],
 )
-def test_the_kommune_is_named_with_its_kind_and_key(kommune: Kommune, label: str) -> None:
+def test_the_kommune_is_named_with_its_kind_and_key(kommune: NamedKommune, label: str) -> None:
     event = envelope("registration.accepted")
     planned = plan_email(event, registration_data(event), kommune)
-    assert planned is not None
     text, html = parts(parse(letter(planned, OFFICE).message))
     assert f"Kommune:             {label}\r\n" in text
     assert f"<td>{label}</td>" in html

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiosmtplib
 import pytest
@@ -17,6 +17,7 @@ from services.notification import store
 from services.notification.compose import UnsafeAddressError
 from services.notification.sender import Sender, SmtpConnections, classify
 from services.notification.settings import NotificationSettings
+from shared.db import Pool
 from shared.outbox import OutboxMessage
 from shared.topics import Topics
 from tests.support.waiting import wait_until
@@ -49,7 +50,7 @@ async def started_sender(monkeypatch: pytest.MonkeyPatch, claim_due: Any, send: 
     """A running sender whose database claims and SMTP deliveries are the test's functions."""
     monkeypatch.setattr(store, "claim_due", claim_due)
     monkeypatch.setattr(SmtpConnections, "send", send)
-    sender = Sender(pool=NoDatabase, settings=SETTINGS, topics=Topics())
+    sender = Sender(pool=lambda: cast(Pool, NoDatabase()), settings=SETTINGS, topics=Topics())
     await sender.start()
     return sender
 
@@ -130,6 +131,8 @@ class Recorded:
 
 
 class FakeDatabase:
+    """A pool's `acquire` and a connection's `transaction`: as much as the sender's recording uses."""
+
     def __init__(self, recorded: Recorded) -> None:
         self._recorded = recorded
 
@@ -196,7 +199,7 @@ async def run_until_recorded(
     """Run a sender on these claimed emails until it recorded that many transactions, then stop it."""
     monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
     monkeypatch.setattr(SmtpConnections, "send", send)
-    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=settings, topics=Topics())
+    sender = Sender(pool=lambda: cast(Pool, FakeDatabase(recorded)), settings=settings, topics=Topics())
     await sender.start()
     try:
 
@@ -287,7 +290,7 @@ async def test_a_stopping_sender_finishes_deliveries_under_way_and_hands_back_th
     monkeypatch.setattr(store, "claim_due", claiming_once(list(emails)))
     monkeypatch.setattr(SmtpConnections, "send", send)
     two_sessions = NotificationSettings(sender_poll_interval_seconds=0.01, sender_concurrency=2)
-    sender = Sender(pool=lambda: FakeDatabase(recorded), settings=two_sessions, topics=Topics())
+    sender = Sender(pool=lambda: cast(Pool, FakeDatabase(recorded)), settings=two_sessions, topics=Topics())
     await sender.start()
     await asyncio.wait_for(started.wait(), timeout=10)
     await sender.stop()
