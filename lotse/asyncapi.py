@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from faststream.specification import AsyncAPI
@@ -22,17 +23,24 @@ key, value and headers plus x-dlq-* headers."""
 
 def render() -> str:
     # Imported here so that rendering needs no environment: every service builds with defaults.
+    # The broker address and topic prefix are the defaults whatever the environment says, so that
+    # the document is the same under `make test`'s moved ports.
     from services.funding.app import build as build_funding
     from services.funding.settings import FundingSettings
     from services.notification.app import build as build_notification
     from services.notification.settings import NotificationSettings
     from services.registration.app import build as build_registration
     from services.registration.settings import RegistrationSettings
+    from shared.settings import CommonSettings
 
+    defaults: dict[str, Any] = {
+        name: CommonSettings.model_fields[name].default
+        for name in ("kafka_bootstrap_servers", "kafka_topic_prefix")
+    }
     runtimes = [
-        build_registration(RegistrationSettings()),
-        build_funding(FundingSettings()),
-        build_notification(NotificationSettings()),
+        build_registration(RegistrationSettings(**defaults)),
+        build_funding(FundingSettings(**defaults)),
+        build_notification(NotificationSettings(**defaults)),
     ]
     for runtime in runtimes:
         runtime.finish_setup()
