@@ -40,6 +40,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -132,10 +133,10 @@ AmountRule = Annotated[ShareOfFee | PerSeminarDay, Field(discriminator="rule")]
 class FollowUpCourses(_Strict):
     """Follow-up courses (Aufbaukurse): funded or not, and if so on which terms."""
 
-    funded: bool
+    funded: StrictBool
     amount: AmountRule | None = None
-    requires_funded_basic: bool | None = None
-    takes_quota_place: bool | None = None
+    requires_funded_basic: StrictBool | None = None
+    takes_quota_place: StrictBool | None = None
 
     @model_validator(mode="after")
     def _terms_match_funded(self) -> FollowUpCourses:
@@ -318,7 +319,7 @@ class Program(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=300)]
     amount: AmountRule  # the basic course's
     courses: Courses = Field(default_factory=Courses)
-    funds_registrations_after_start: bool = True
+    funds_registrations_after_start: StrictBool = True
     quota: Quota
     eligibility: Eligibility
     periods: Annotated[list[Period], Field(min_length=1)]
