@@ -479,7 +479,7 @@ def _refuse_duplicates(what: str, values: Iterable[str]) -> None:
     seen: set[str] = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{what} lists {value!r} twice")
+            raise ValueError(f"{what} lists {str(value)!r} twice")
         seen.add(value)
 
 
