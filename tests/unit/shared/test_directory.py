@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.directory import (
+    KIND_LABELS_DE,
     Directory,
     DirectoryFormatError,
     Kommune,
@@ -286,3 +287,9 @@ def test_parser_refuses_unknown_textkennzeichen(
     lines[number] = _replace(lines[number], 123, textkennzeichen)
     with pytest.raises(DirectoryFormatError, match=f":{number + 1}: {error}"):
         parse_directory(_with_line(tmp_path, lines))
+
+
+def test_every_kind_has_a_german_label() -> None:
+    # Letters and lotse print the label of any Kommune, Bezirke included.
+    assert set(KIND_LABELS_DE) == set(KommuneKind)
+    assert KIND_LABELS_DE[KommuneKind.BEZIRK] == "Bezirk"
