@@ -23,6 +23,12 @@ def accepted_by_contract(key: str) -> bool:
 @pytest.mark.parametrize(
     ("key", "well_shaped"),
     [
+        ("091", True),  # a Bezirk in Bayern (Oberbayern)
+        ("031", True),  # well shaped; names no Kommune (a statistical region of Niedersachsen)
+        ("09", False),
+        ("0911", False),
+        ("０９１", False),  # full-width
+        ("091\n", False),
         ("03241", True),
         ("03241001", True),
         ("031515406", True),
