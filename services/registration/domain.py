@@ -174,7 +174,6 @@ class Redelivered:
 @dataclass(frozen=True)
 class Rejected:
     reason: RejectionReason
-    status = Status.REJECTED
 
     @property
     def stored(self) -> bool:
@@ -188,10 +187,6 @@ class Rejected:
 @dataclass(frozen=True)
 class Placed:
     placement: Placement
-
-    @property
-    def status(self) -> Status:
-        return self.placement.status
 
 
 SubmissionDecision = Redelivered | Rejected | Placed

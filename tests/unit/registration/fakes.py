@@ -289,10 +289,6 @@ class InMemoryRegistrationUnitOfWork:
         tables.check_constraints()
 
 
-def _is_registration_uow(uow: InMemoryRegistrationUnitOfWork) -> RegistrationUnitOfWork:
-    return uow  # mypy checks that the twin implements the port
-
-
 async def consume(
     database: InMemoryDatabase,
     topic: str,

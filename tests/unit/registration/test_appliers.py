@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 
 from services.registration.domain import ACTIVE_STATUSES, Status
 from services.registration.handlers import PortalRegistrationsApplier, PortalSeminarsApplier
+from services.registration.unit_of_work import RegistrationUnitOfWork
 from shared.directory import Directory, load_directory
 from shared.events import Envelope
 from shared.outbox import OutboxMessage
 from shared.settings import DEFAULT_DIRECTORY_FILE
 from shared.topics import Topics
+from shared.unit_of_work import BatchApplier
 from tests.unit.registration.fakes import InMemoryDatabase, RegistrationTables, consume
 from tests.unit.registration.portal_events import (
     BRAUNSCHWEIG,
@@ -46,7 +48,7 @@ def directory() -> Directory:
 Step = tuple[str, list[Envelope[Any]]]  # a topic and its events, in order
 
 
-def appliers(directory: Directory) -> dict[str, Any]:
+def appliers(directory: Directory) -> dict[str, BatchApplier[RegistrationUnitOfWork]]:
     return {
         TOPICS.portal_seminars: PortalSeminarsApplier(TOPICS),
         TOPICS.portal_registrations: PortalRegistrationsApplier(TOPICS, directory),

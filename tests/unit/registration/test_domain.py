@@ -250,7 +250,7 @@ def test_withdrawal_decision(status: Status | None, decision: WithdrawalDecision
 
 @dataclass
 class SeminarModel:
-    """One seminar driven by the domain's decisions, as the handlers drive it.
+    """One seminar driven by the decisions of `SeminarSeats`, as the runs drive them.
 
     Invariant, checked after every step:
     1. A new acceptance (placement or promotion) happens only while accepted < capacity.

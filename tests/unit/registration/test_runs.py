@@ -133,7 +133,10 @@ def kinds(outcomes: Sequence[Outcome]) -> list[tuple[str, str]]:
     for outcome in outcomes:
         if isinstance(outcome, SubmissionDecided):
             decision = outcome.decision
-            label = decision.status.value if isinstance(decision, Placed | Rejected) else "redelivered"
+            if isinstance(decision, Placed):
+                label = decision.placement.status.value
+            else:
+                label = "rejected" if isinstance(decision, Rejected) else "redelivered"
             named.append((label, outcome.registration_id))
         elif isinstance(outcome, Withdrawn | Promoted):
             named.append((type(outcome).__name__.lower(), outcome.registration.registration_id))
