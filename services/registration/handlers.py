@@ -52,7 +52,7 @@ from shared.topics import Topics
 log = get_logger(__name__)
 
 # Every output carries the registration and, as its Kafka key, the (canonical) kommune_key.
-OutcomeData = RegistrationAccepted | RegistrationRejected | RegistrationWithdrawn
+OutputData = RegistrationAccepted | RegistrationRejected | RegistrationWithdrawn
 
 SOURCE = "registration"
 
@@ -65,7 +65,7 @@ class Outputs:
         self._cause = cause
         self.messages: list[OutboxMessage] = []
 
-    def _add(self, event_type: str, data: OutcomeData) -> None:
+    def _add(self, event_type: str, data: OutputData) -> None:
         # The purpose names the event type and the registration: one input may publish several
         # outputs (accepted then withdrawn; withdrawn then a promotion), each with its own id.
         purpose = f"{event_type.removeprefix('registration.')}:{data.registration_id}"

@@ -23,5 +23,5 @@ class KommuneRegistration:
 async def registrations_of_kommune(pool: Pool, kommune_key: str) -> list[KommuneRegistration]:
     """Every registration of a Kommune (by its canonical key), oldest first."""
     async with pool.acquire() as conn:
-        rows = await store.registrations_of_kommune(conn, kommune_key)
+        rows = await store.kommune_registration_rows(conn, kommune_key)
     return [KommuneRegistration(**dict(row)) for row in rows]

@@ -448,5 +448,5 @@ ORDER BY r.created_at, r.registration_id
 """
 
 
-async def registrations_of_kommune(conn: Connection, kommune_key: str) -> list[asyncpg.Record]:
+async def kommune_registration_rows(conn: Connection, kommune_key: str) -> list[asyncpg.Record]:
     return list(await conn.fetch(REGISTRATIONS_OF_KOMMUNE, kommune_key))

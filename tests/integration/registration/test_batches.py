@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import fields
 from typing import Any
 
 import asyncpg
 import pytest
 
-from services.registration import store
+from services.registration import operations, store
 from services.registration.app import MIGRATIONS
 from services.registration.domain import SeatsChange, SeminarSeats
 from services.registration.handlers import PortalRegistrationsApplier, PortalSeminarsApplier
@@ -363,3 +364,32 @@ async def test_seats_are_written_only_over_the_seats_the_run_started_from(
         ("S-4", 5),
         ("S-C", 0),
     ]
+
+
+async def test_an_operator_reads_a_kommune_s_registrations_without_personal_data(
+    databases: tuple[Pool, Pool], directory: Directory
+) -> None:
+    pool, _ = databases
+    await apply(pool, PortalRegistrationsApplier(Topics(), directory), scenario())
+    found = await operations.registrations_of_kommune(pool, "031010000000")  # Braunschweig
+    by_id = {entry.registration_id: entry for entry in found}
+    assert (by_id["R-4"].status, by_id["R-4"].reason) == ("withdrawn", "withdrawn_by_portal")
+    assert (by_id["R-X"].status, by_id["R-X"].reason, by_id["R-X"].seminar_starts_on) == (
+        "rejected",
+        "unknown_seminar",
+        None,
+    )
+    assert (by_id["R-9"].status, by_id["R-9"].position) == ("accepted", None)
+    waiting = [entry for entry in found if entry.status == "waitlisted"]
+    assert waiting
+    assert all(entry.position is not None and entry.position >= 1 for entry in waiting)
+    assert found == sorted(found, key=lambda entry: (entry.created_at, entry.registration_id))
+    assert {field.name for field in fields(operations.KommuneRegistration)} == {
+        "registration_id",
+        "seminar_id",
+        "seminar_starts_on",
+        "status",
+        "reason",
+        "position",
+        "created_at",
+    }
