@@ -6,11 +6,10 @@ from pathlib import Path
 
 from services.registration.handlers import PortalRegistrationsApplier, PortalSeminarsApplier
 from services.registration.settings import RegistrationSettings
+from services.registration.store import PostgresRegistrationUnitOfWork
 from shared.directory import load_directory
 from shared.events import PORTAL_REGISTRATION_EVENTS, PORTAL_SEMINAR_EVENTS, REGISTRATION_OUTCOME_EVENTS
-from shared.legacy_applier import OnConnection
 from shared.runtime import ServiceRuntime
-from shared.unit_of_work import PostgresUnitOfWork
 
 SERVICE = "registration"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -28,15 +27,15 @@ def build(settings: RegistrationSettings) -> ServiceRuntime:
     runtime.consume(
         runtime.topics.portal_seminars,
         PORTAL_SEMINAR_EVENTS,
-        OnConnection(PortalSeminarsApplier(runtime.topics)),
-        PostgresUnitOfWork,
+        PortalSeminarsApplier(runtime.topics),
+        PostgresRegistrationUnitOfWork,
         description="Creates and updates seminar offers; a cancellation withdraws every registration.",
     )
     runtime.consume(
         runtime.topics.portal_registrations,
         PORTAL_REGISTRATION_EVENTS,
-        OnConnection(PortalRegistrationsApplier(runtime.topics, directory)),
-        PostgresUnitOfWork,
+        PortalRegistrationsApplier(runtime.topics, directory),
+        PostgresRegistrationUnitOfWork,
         description="Accepts, waitlists or rejects submissions; applies withdrawals and promotes.",
     )
     runtime.publishes(

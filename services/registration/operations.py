@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import asyncpg
-
 from services.registration import store
+from shared.db import Pool
 
 
 @dataclass(frozen=True)
@@ -21,8 +20,8 @@ class KommuneRegistration:
     created_at: datetime
 
 
-async def registrations_of_kommune(pool: asyncpg.Pool, kommune_key: str) -> list[KommuneRegistration]:
+async def registrations_of_kommune(pool: Pool, kommune_key: str) -> list[KommuneRegistration]:
     """Every registration of a Kommune (by its canonical key), oldest first."""
     async with pool.acquire() as conn:
-        rows = await store.registrations_of_kommune(conn, kommune_key)
+        rows = await store.kommune_registration_rows(conn, kommune_key)
     return [KommuneRegistration(**dict(row)) for row in rows]

@@ -1,28 +1,45 @@
-"""The registration service's repository: plain SQL over asyncpg, in the caller's transaction.
+"""The registration service's state in PostgreSQL: its unit of work, and plain SQL beside it.
 
 Lock order, the same in every transaction of every instance (no deadlocks between instances):
 first the registration ids of a batch (advisory locks, in hash order), then the seminar rows (in
-seminar_id order). The seminar row lock serialises every change of a seminar's seats; the
-registration lock serialises a withdrawal with a submission of the same id that arrives on
-another partition.
+seminar_id order). The seminar row lock serialises every change of a seminar's seats and of its
+registrations' statuses; the registration lock serialises a withdrawal with a submission of the
+same id that arrives on another partition.
+
+Reads and writes are one statement per table and batch (ADR 0009): `= ANY($1)` to read,
+`unnest(...)` to write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import asyncpg
 
 from services.registration.domain import (
+    GivenParticipant,
+    NewRegistration,
     ParticipantKey,
+    PendingWithdrawal,
+    PortalRegistrationData,
+    PortalSeminarData,
+    Registration,
+    RegistrationChange,
     RegistrationContent,
+    RegistrationsState,
+    SeatsChange,
+    Seminar,
     SeminarSeats,
-    SeminarView,
+    SeminarsState,
+    StateChanges,
     Status,
+    seminar_reach,
+    waitlist_reach,
 )
-from shared.events import RejectionReason, SeminarPublished, WithdrawalReason
+from shared.db import Connection
+from shared.events import RegistrationSubmitted, SeminarPublished
+from shared.unit_of_work import PostgresUnitOfWork
 
 # An arbitrary namespace for this service's advisory locks on registration ids.
 REGISTRATION_LOCK_SPACE = 0x72656721
@@ -31,24 +48,19 @@ LOCK_REGISTRATION_IDS = """
 SELECT count(pg_advisory_xact_lock($1::int, key_hash))
 FROM (SELECT DISTINCT hashtext(id) AS key_hash FROM unnest($2::text[]) AS id ORDER BY key_hash) AS keys
 """
+# A registration's seminar never changes: safe to read before the seminar is locked.
 SEMINARS_OF_REGISTRATIONS = """
 SELECT DISTINCT seminar_id FROM registrations WHERE registration_id = ANY($1::text[])
 """
 LOCK_SEMINARS = """
 SELECT seminar_id FROM seminars WHERE seminar_id = ANY($1::text[]) ORDER BY seminar_id FOR UPDATE
 """
-# Locks the row again (a no-op after `lock_seminars`) in case the seminar appeared after `lock`.
-GET_SEMINAR = """
-SELECT seminar_id, title, starts_on, ends_on, fee_cents, capacity, accepted_count, cancelled,
-       (SELECT count(*) FROM registrations r
-        WHERE r.seminar_id = s.seminar_id AND r.status = 'waitlisted') AS waitlisted_count
-FROM seminars s
-WHERE seminar_id = $1
-FOR UPDATE OF s
-"""
-# The same for every seminar of a run of submissions, in lock order.
+# Read in a statement of its own once the rows are locked: under READ COMMITTED a statement reads
+# with the snapshot it started with, so a count taken by the statement that waited for a lock
+# would miss the registrations of the transaction it waited for. Locks again in case a seminar
+# appeared after the lock (a no-op for the others).
 GET_SEMINARS = """
-SELECT seminar_id, title, starts_on, ends_on, fee_cents, capacity, accepted_count, cancelled,
+SELECT seminar_id, title, starts_on, ends_on, fee_cents, capacity, accepted_count, kept_seats, cancelled,
        (SELECT count(*) FROM registrations r
         WHERE r.seminar_id = s.seminar_id AND r.status = 'waitlisted') AS waitlisted_count
 FROM seminars s
@@ -56,48 +68,10 @@ WHERE seminar_id = ANY($1::text[])
 ORDER BY seminar_id
 FOR UPDATE OF s
 """
-UPSERT_SEMINAR = """
-INSERT INTO seminars (seminar_id, title, starts_on, ends_on, location, fee_cents, capacity)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (seminar_id) DO UPDATE SET
-    title = EXCLUDED.title,
-    starts_on = EXCLUDED.starts_on,
-    ends_on = EXCLUDED.ends_on,
-    location = EXCLUDED.location,
-    fee_cents = EXCLUDED.fee_cents,
-    capacity = EXCLUDED.capacity,
-    kept_seats = CASE WHEN seminars.accepted_count > EXCLUDED.capacity
-                      THEN seminars.accepted_count ELSE 0 END,
-    updated_at = now()
-"""
-CANCEL_SEMINAR = """
-UPDATE seminars SET cancelled = true, accepted_count = 0, kept_seats = 0, updated_at = now()
-WHERE seminar_id = $1
-"""
-# Conditional: a seat is taken only while one is free, whatever the caller believes.
-TAKE_SEAT = """
-UPDATE seminars SET accepted_count = accepted_count + 1, updated_at = now()
-WHERE seminar_id = $1 AND accepted_count < capacity AND NOT cancelled
-RETURNING accepted_count
-"""
-# A run's seats, by seminar: taken only while enough are free, whatever the caller believes.
-TAKE_SEATS = """
-UPDATE seminars AS s SET accepted_count = s.accepted_count + taken.seats, updated_at = now()
-FROM unnest($1::text[], $2::integer[]) AS taken (seminar_id, seats)
-WHERE s.seminar_id = taken.seminar_id AND s.accepted_count + taken.seats <= s.capacity AND NOT s.cancelled
-RETURNING s.seminar_id
-"""
-FREE_SEAT = """
-UPDATE seminars
-SET accepted_count = accepted_count - 1, kept_seats = LEAST(kept_seats, accepted_count - 1),
-    updated_at = now()
-WHERE seminar_id = $1
-"""
 _REGISTRATION_COLUMNS = """
 registration_id, seminar_id, kommune_key, given_name, family_name, participant_email,
 contact_email, status
 """
-GET_REGISTRATION = f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE registration_id = $1"
 GET_REGISTRATIONS = f"""
 SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE registration_id = ANY($1::text[])
 """
@@ -111,108 +85,162 @@ SELECT p.seminar_id, p.email, lower(p.email) AS email_key,
        ) AS registered
 FROM unnest($1::text[], $2::text[]) AS p (seminar_id, email)
 """
+PENDING_WITHDRAWALS = (
+    "SELECT registration_id FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
+)
+# The first `entries` waiting registrations of each seminar, in waitlist order.
+WAITLIST_HEADS = """
+SELECT head.*
+FROM unnest($1::text[], $2::integer[]) AS wanted (seminar_id, entries)
+CROSS JOIN LATERAL (
+    SELECT registration_id, seminar_id, kommune_key, given_name, family_name, participant_email,
+           contact_email, status, waitlist_seq
+    FROM registrations r
+    WHERE r.seminar_id = wanted.seminar_id AND r.status = 'waitlisted'
+    ORDER BY r.waitlist_seq
+    LIMIT wanted.entries
+) AS head
+ORDER BY head.seminar_id, head.waitlist_seq
+"""
+# Every active registration of the seminars, in the order a cancellation withdraws them, with
+# each one's rank by registration_id (promotions within the batch reorder the accepted ones).
+ROSTERS = f"""
+SELECT {_REGISTRATION_COLUMNS},
+       row_number() OVER (PARTITION BY seminar_id ORDER BY registration_id) AS registration_rank
+FROM registrations
+WHERE seminar_id = ANY($1::text[]) AND status IN ('accepted', 'waitlisted')
+ORDER BY seminar_id, status, waitlist_seq NULLS FIRST, registration_id
+"""
+
+UPSERT_SEMINARS = """
+INSERT INTO seminars (seminar_id, title, starts_on, ends_on, location, fee_cents, capacity)
+SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::date[], $5::text[], $6::bigint[],
+                     $7::integer[])
+ON CONFLICT (seminar_id) DO UPDATE SET
+    title = EXCLUDED.title,
+    starts_on = EXCLUDED.starts_on,
+    ends_on = EXCLUDED.ends_on,
+    location = EXCLUDED.location,
+    fee_cents = EXCLUDED.fee_cents,
+    capacity = EXCLUDED.capacity,
+    kept_seats = CASE WHEN seminars.accepted_count > EXCLUDED.capacity
+                      THEN seminars.accepted_count ELSE 0 END,
+    updated_at = now()
+"""
+# Only active registrations change: a promotion or a withdrawal.
+CHANGE_REGISTRATIONS = """
+UPDATE registrations AS r
+SET status = changed.status, withdrawal_reason = changed.withdrawal_reason, waitlist_seq = NULL,
+    updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::text[]) AS changed (registration_id, status, withdrawal_reason)
+WHERE r.registration_id = changed.registration_id AND r.status IN ('accepted', 'waitlisted')
+RETURNING r.registration_id
+"""
 # Values for a run's waitlist entries; the caller hands them out in arrival order.
 NEXT_WAITLIST_SEQS = "SELECT nextval('waitlist_order') AS seq FROM generate_series(1, $1)"
 INSERT_REGISTRATIONS = """
 INSERT INTO registrations (
     registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
-    participant_email, contact_email, status, waitlist_seq, rejection_reason
+    participant_email, contact_email, status, waitlist_seq, rejection_reason, withdrawal_reason
 )
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[])
+                     $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[])
 """
-WAITLIST_HEAD = f"""
-SELECT {_REGISTRATION_COLUMNS} FROM registrations
-WHERE seminar_id = $1 AND status = 'waitlisted'
-ORDER BY waitlist_seq
-LIMIT $2
+# Written only over the seats the run started from, whatever the caller believes; the
+# seats_within_capacity constraint refuses any seat beyond capacity.
+SET_SEATS = """
+UPDATE seminars AS s
+SET accepted_count = changed.accepted, kept_seats = changed.kept, cancelled = changed.cancelled,
+    updated_at = now()
+FROM unnest($1::text[], $2::integer[], $3::integer[], $4::integer[], $5::boolean[])
+    AS changed (seminar_id, accepted_before, accepted, kept, cancelled)
+WHERE s.seminar_id = changed.seminar_id AND s.accepted_count = changed.accepted_before
+  AND NOT s.cancelled
+RETURNING s.seminar_id
 """
-PROMOTE = """
-UPDATE registrations SET status = 'accepted', waitlist_seq = NULL, updated_at = now()
-WHERE registration_id = $1 AND status = 'waitlisted'
-"""
-WITHDRAW = """
-UPDATE registrations
-SET status = 'withdrawn', waitlist_seq = NULL, withdrawal_reason = $2, updated_at = now()
-WHERE registration_id = $1 AND status IN ('accepted', 'waitlisted')
-"""
-ACTIVE_REGISTRATIONS_OF_SEMINAR = f"""
-SELECT {_REGISTRATION_COLUMNS} FROM registrations
-WHERE seminar_id = $1 AND status IN ('accepted', 'waitlisted')
-ORDER BY status, waitlist_seq NULLS FIRST, registration_id
-"""
-REMEMBER_WITHDRAWAL = """
+REMEMBER_WITHDRAWALS = """
 INSERT INTO pending_withdrawals (registration_id, given_kommune_key, event_id)
-VALUES ($1, $2, $3)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])
 ON CONFLICT (registration_id) DO NOTHING
 """
-PENDING_WITHDRAWALS = (
-    "SELECT registration_id FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
-)
 DELETE_PENDING_WITHDRAWALS = "DELETE FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
 
 
-class SeatUnavailableError(RuntimeError):
-    """The database refused a seat the domain handed out: state and decision disagree."""
+class StaleStateError(RuntimeError):
+    """The stored state is not what the run was decided against: state and decision disagree."""
 
 
-@dataclass(frozen=True)
-class Seminar:
-    seminar_id: str
-    title: str
-    starts_on: date
-    ends_on: date
-    fee_cents: int
-    cancelled: bool
-    seats: SeminarSeats
+class PostgresRegistrationUnitOfWork(PostgresUnitOfWork):
+    """`RegistrationUnitOfWork` over one PostgreSQL transaction."""
 
-    @property
-    def view(self) -> SeminarView:
-        return SeminarView(cancelled=self.cancelled, seats=self.seats)
+    async def load_for_registrations(self, events: Sequence[PortalRegistrationData]) -> RegistrationsState:
+        conn = self.connection
+        registration_ids = sorted({data.registration_id for data in events})
+        submissions = [data for data in events if isinstance(data, RegistrationSubmitted)]
+        await lock_registration_ids(conn, registration_ids)
+        seminar_ids = {data.seminar_id for data in submissions}
+        seminar_ids |= await seminars_of_registrations(conn, registration_ids)
+        seminars = await lock_and_get_seminars(conn, seminar_ids)
+        registrations = await get_registrations(conn, registration_ids)
+        participant_keys, active = await participants(
+            conn,
+            [(data.seminar_id, data.participant.email) for data in submissions]
+            + [(r.content.seminar_id, r.content.participant_email) for r in registrations.values()],
+        )
+        pending = await pending_withdrawals(conn, registration_ids)
+        heads = await waitlist_heads(conn, waitlist_reach(events, registrations, pending, seminars))
+        return RegistrationsState(
+            registrations=registrations,
+            seminars=seminars,
+            waitlist_heads=heads,
+            participant_keys=participant_keys,
+            active_participants=active,
+            pending_withdrawals=pending,
+        )
+
+    async def load_for_seminars(self, events: Sequence[PortalSeminarData]) -> SeminarsState:
+        conn = self.connection
+        seminars = await lock_and_get_seminars(conn, {data.seminar_id for data in events})
+        reach = seminar_reach(events, seminars)
+        heads = await waitlist_heads(
+            conn, {sid: count for sid, count in reach.waitlist_heads.items() if sid not in reach.cancelled}
+        )
+        accepted, waiting, order = await rosters(conn, reach.cancelled)
+        return SeminarsState(
+            seminars=seminars,
+            waitlist_heads={**heads, **waiting},
+            accepted=accepted,
+            registration_order=order,
+        )
+
+    async def record(self, changes: StateChanges) -> None:
+        conn = self.connection
+        await upsert_seminars(conn, changes.published_seminars)
+        # Withdrawals before insertions: a participant who withdrew may register again.
+        await change_registrations(conn, changes.changed_registrations)
+        await insert_registrations(conn, changes.new_registrations)
+        await set_seats(conn, changes.seats)
+        await remember_withdrawals(conn, changes.remembered_withdrawals)
+        await delete_pending_withdrawals(conn, changes.forgotten_withdrawals)
 
 
-@dataclass(frozen=True)
-class Registration:
-    registration_id: str
-    status: Status
-    content: RegistrationContent
-
-
-@dataclass(frozen=True)
-class NewRegistration:
-    """A stored submission: placed, or rejected for a reason that is recorded."""
-
-    registration_id: str
-    given_kommune_key: str
-    content: RegistrationContent
-    status: Status
-    rejection_reason: RejectionReason | None
-
-
-async def lock_registration_ids(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> None:
+async def lock_registration_ids(conn: Connection, registration_ids: Iterable[str]) -> None:
     ids = list(set(registration_ids))
     if ids:
         await conn.fetchval(LOCK_REGISTRATION_IDS, REGISTRATION_LOCK_SPACE, ids)
 
 
-async def seminars_of_registrations(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> set[str]:
+async def seminars_of_registrations(conn: Connection, registration_ids: Iterable[str]) -> set[str]:
     rows = await conn.fetch(SEMINARS_OF_REGISTRATIONS, list(set(registration_ids)))
     return {row["seminar_id"] for row in rows}
 
 
-async def lock_seminars(conn: asyncpg.Connection, seminar_ids: Iterable[str]) -> None:
+async def lock_and_get_seminars(conn: Connection, seminar_ids: Iterable[str]) -> dict[str, Seminar]:
     ids = sorted(set(seminar_ids))
-    if ids:
-        await conn.fetch(LOCK_SEMINARS, ids)
-
-
-async def get_seminar(conn: asyncpg.Connection, seminar_id: str) -> Seminar | None:
-    row = await conn.fetchrow(GET_SEMINAR, seminar_id)
-    return None if row is None else _seminar(row)
-
-
-async def get_seminars(conn: asyncpg.Connection, seminar_ids: Iterable[str]) -> dict[str, Seminar]:
-    rows = await conn.fetch(GET_SEMINARS, sorted(set(seminar_ids)))
+    if not ids:
+        return {}
+    await conn.fetch(LOCK_SEMINARS, ids)
+    rows = await conn.fetch(GET_SEMINARS, ids)
     return {row["seminar_id"]: _seminar(row) for row in rows}
 
 
@@ -225,49 +253,12 @@ def _seminar(row: asyncpg.Record) -> Seminar:
         fee_cents=row["fee_cents"],
         cancelled=row["cancelled"],
         seats=SeminarSeats(
-            capacity=row["capacity"], accepted=row["accepted_count"], waitlisted=row["waitlisted_count"]
+            capacity=row["capacity"],
+            accepted=row["accepted_count"],
+            waitlisted=row["waitlisted_count"],
+            kept=row["kept_seats"],
         ),
     )
-
-
-async def save_seminar(conn: asyncpg.Connection, seminar: SeminarPublished) -> None:
-    await conn.execute(
-        UPSERT_SEMINAR,
-        seminar.seminar_id,
-        seminar.title,
-        seminar.starts_on,
-        seminar.ends_on,
-        seminar.location,
-        seminar.fee_cents,
-        seminar.capacity,
-    )
-
-
-async def cancel_seminar(conn: asyncpg.Connection, seminar_id: str) -> None:
-    await conn.execute(CANCEL_SEMINAR, seminar_id)
-
-
-async def take_seat(conn: asyncpg.Connection, seminar_id: str) -> None:
-    if await conn.fetchval(TAKE_SEAT, seminar_id) is None:
-        raise SeatUnavailableError(f"no free seat in seminar {seminar_id}")
-
-
-async def take_seats(conn: asyncpg.Connection, seats: dict[str, int]) -> None:
-    """Take `seats[seminar_id]` more seats of each seminar; refused if any has fewer free.
-
-    A refusal raises, so the caller's transaction fails as a whole.
-    """
-    taken = {seminar_id: count for seminar_id, count in seats.items() if count > 0}
-    if not taken:
-        return
-    updated = await conn.fetch(TAKE_SEATS, list(taken), list(taken.values()))
-    refused = sorted(set(taken) - {row["seminar_id"] for row in updated})
-    if refused:
-        raise SeatUnavailableError(f"not enough free seats in seminars {', '.join(refused)}")
-
-
-async def free_seat(conn: asyncpg.Connection, seminar_id: str) -> None:
-    await conn.execute(FREE_SEAT, seminar_id)
 
 
 def _registration(row: asyncpg.Record) -> Registration:
@@ -285,21 +276,17 @@ def _registration(row: asyncpg.Record) -> Registration:
     )
 
 
-async def get_registration(conn: asyncpg.Connection, registration_id: str) -> Registration | None:
-    row = await conn.fetchrow(GET_REGISTRATION, registration_id)
-    return None if row is None else _registration(row)
-
-
-async def get_registrations(
-    conn: asyncpg.Connection, registration_ids: Iterable[str]
-) -> dict[str, Registration]:
-    rows = await conn.fetch(GET_REGISTRATIONS, list(set(registration_ids)))
+async def get_registrations(conn: Connection, registration_ids: Iterable[str]) -> dict[str, Registration]:
+    ids = list(set(registration_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch(GET_REGISTRATIONS, ids)
     return {row["registration_id"]: _registration(row) for row in rows}
 
 
 async def participants(
-    conn: asyncpg.Connection, pairs: Iterable[tuple[str, str]]
-) -> tuple[dict[tuple[str, str], ParticipantKey], set[ParticipantKey]]:
+    conn: Connection, pairs: Iterable[GivenParticipant]
+) -> tuple[dict[GivenParticipant, ParticipantKey], set[ParticipantKey]]:
     """For (seminar_id, email) pairs: each pair's participant key, and the keys that are active.
 
     The database lowers the emails, as its unique index of active participants does.
@@ -313,65 +300,136 @@ async def participants(
     return keys, active
 
 
-async def insert_registrations(conn: asyncpg.Connection, registrations: Sequence[NewRegistration]) -> None:
-    """Insert in one statement; the waitlisted ones take waitlist places in the order given."""
-    if not registrations:
-        return
-    waiting = sum(1 for r in registrations if r.status is Status.WAITLISTED)
-    seqs: Iterator[int] = iter([])
-    if waiting:
-        # Sorted: rows come in no guaranteed order without an ORDER BY.
-        seqs = iter(sorted(row["seq"] for row in await conn.fetch(NEXT_WAITLIST_SEQS, waiting)))
-    rows = [
-        (
-            r.registration_id,
-            r.content.seminar_id,
-            r.given_kommune_key,
-            r.content.kommune_key,
-            r.content.given_name,
-            r.content.family_name,
-            r.content.participant_email,
-            r.content.contact_email,
-            r.status.value,
-            next(seqs) if r.status is Status.WAITLISTED else None,
-            r.rejection_reason,
-        )
-        for r in registrations
-    ]
-    await conn.execute(INSERT_REGISTRATIONS, *(list(column) for column in zip(*rows, strict=True)))
-
-
-async def waitlist_head(conn: asyncpg.Connection, seminar_id: str, count: int) -> list[Registration]:
-    if count <= 0:
-        return []
-    return [_registration(row) for row in await conn.fetch(WAITLIST_HEAD, seminar_id, count)]
-
-
-async def promote(conn: asyncpg.Connection, registration: Registration) -> None:
-    await take_seat(conn, registration.content.seminar_id)
-    await conn.execute(PROMOTE, registration.registration_id)
-
-
-async def withdraw(conn: asyncpg.Connection, registration: Registration, reason: WithdrawalReason) -> None:
-    await conn.execute(WITHDRAW, registration.registration_id, reason)
-
-
-async def active_registrations(conn: asyncpg.Connection, seminar_id: str) -> Sequence[Registration]:
-    return [_registration(row) for row in await conn.fetch(ACTIVE_REGISTRATIONS_OF_SEMINAR, seminar_id)]
-
-
-async def remember_withdrawal(
-    conn: asyncpg.Connection, registration_id: str, given_kommune_key: str, event_id: object
-) -> None:
-    await conn.execute(REMEMBER_WITHDRAWAL, registration_id, given_kommune_key, event_id)
-
-
-async def pending_withdrawals(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> set[str]:
-    rows = await conn.fetch(PENDING_WITHDRAWALS, list(set(registration_ids)))
+async def pending_withdrawals(conn: Connection, registration_ids: Iterable[str]) -> set[str]:
+    ids = list(set(registration_ids))
+    if not ids:
+        return set()
+    rows = await conn.fetch(PENDING_WITHDRAWALS, ids)
     return {row["registration_id"] for row in rows}
 
 
-async def delete_pending_withdrawals(conn: asyncpg.Connection, registration_ids: Sequence[str]) -> None:
+async def waitlist_heads(conn: Connection, entries: dict[str, int]) -> dict[str, list[Registration]]:
+    wanted = sorted((seminar_id, count) for seminar_id, count in entries.items() if count > 0)
+    if not wanted:
+        return {}
+    rows = await conn.fetch(WAITLIST_HEADS, [w[0] for w in wanted], [w[1] for w in wanted])
+    heads: dict[str, list[Registration]] = {}
+    for row in rows:
+        heads.setdefault(row["seminar_id"], []).append(_registration(row))
+    return heads
+
+
+async def rosters(
+    conn: Connection, seminar_ids: Iterable[str]
+) -> tuple[dict[str, list[Registration]], dict[str, list[Registration]], dict[str, int]]:
+    """Per seminar, its accepted and its waiting registrations in the order a cancellation
+    withdraws them; and every one's rank by registration_id within its seminar."""
+    ids = sorted(set(seminar_ids))
+    if not ids:
+        return {}, {}, {}
+    accepted: dict[str, list[Registration]] = {sid: [] for sid in ids}
+    waiting: dict[str, list[Registration]] = {sid: [] for sid in ids}
+    order: dict[str, int] = {}
+    for row in await conn.fetch(ROSTERS, ids):
+        registration = _registration(row)
+        group = accepted if registration.status is Status.ACCEPTED else waiting
+        group[row["seminar_id"]].append(registration)
+        order[registration.registration_id] = row["registration_rank"]
+    return accepted, waiting, order
+
+
+async def upsert_seminars(conn: Connection, seminars: Sequence[SeminarPublished]) -> None:
+    if not seminars:
+        return
+    await conn.execute(
+        UPSERT_SEMINARS,
+        [s.seminar_id for s in seminars],
+        [s.title for s in seminars],
+        [s.starts_on for s in seminars],
+        [s.ends_on for s in seminars],
+        [s.location for s in seminars],
+        [s.fee_cents for s in seminars],
+        [s.capacity for s in seminars],
+    )
+
+
+async def change_registrations(conn: Connection, changes: Sequence[RegistrationChange]) -> None:
+    if not changes:
+        return
+    rows = await conn.fetch(
+        CHANGE_REGISTRATIONS,
+        [c.registration_id for c in changes],
+        [c.status.value for c in changes],
+        [c.withdrawal_reason for c in changes],
+    )
+    stale = sorted({c.registration_id for c in changes} - {row["registration_id"] for row in rows})
+    if stale:
+        raise StaleStateError(f"registrations no longer active: {', '.join(stale)}")
+
+
+async def insert_registrations(conn: Connection, registrations: Sequence[NewRegistration]) -> None:
+    """Insert in one statement; those that waited take waitlist order values in the order given."""
+    if not registrations:
+        return
+    waited = sum(1 for r in registrations if r.took_waitlist_place)
+    seqs: list[int] = []
+    if waited:
+        # Sorted: rows come in no guaranteed order without an ORDER BY.
+        seqs = sorted(row["seq"] for row in await conn.fetch(NEXT_WAITLIST_SEQS, waited))
+    next_seq = iter(seqs)
+    rows: list[tuple[Any, ...]] = []
+    for r in registrations:
+        seq = next(next_seq) if r.took_waitlist_place else None
+        rows.append(
+            (
+                r.registration_id,
+                r.content.seminar_id,
+                r.given_kommune_key,
+                r.content.kommune_key,
+                r.content.given_name,
+                r.content.family_name,
+                r.content.participant_email,
+                r.content.contact_email,
+                r.status.value,
+                seq if r.status is Status.WAITLISTED else None,
+                r.rejection_reason,
+                r.withdrawal_reason,
+            )
+        )
+    await conn.execute(INSERT_REGISTRATIONS, *(list(column) for column in zip(*rows, strict=True)))
+
+
+async def set_seats(conn: Connection, changes: Sequence[SeatsChange]) -> None:
+    """Write the seminars' new seats; refused if any holds other seats than the run started from.
+
+    A refusal raises, so the caller's transaction fails as a whole.
+    """
+    if not changes:
+        return
+    rows = await conn.fetch(
+        SET_SEATS,
+        [c.seminar_id for c in changes],
+        [c.accepted_before for c in changes],
+        [c.seats.accepted for c in changes],
+        [c.seats.kept for c in changes],
+        [c.cancelled for c in changes],
+    )
+    refused = sorted({c.seminar_id for c in changes} - {row["seminar_id"] for row in rows})
+    if refused:
+        raise StaleStateError(f"seats changed underneath the run in seminars {', '.join(refused)}")
+
+
+async def remember_withdrawals(conn: Connection, pending: Sequence[PendingWithdrawal]) -> None:
+    if pending:
+        await conn.execute(
+            REMEMBER_WITHDRAWALS,
+            [p.registration_id for p in pending],
+            [p.given_kommune_key for p in pending],
+            [p.event_id for p in pending],
+        )
+
+
+async def delete_pending_withdrawals(conn: Connection, registration_ids: Sequence[str]) -> None:
     if registration_ids:
         await conn.execute(DELETE_PENDING_WITHDRAWALS, list(registration_ids))
 
@@ -390,6 +448,5 @@ ORDER BY r.created_at, r.registration_id
 """
 
 
-async def registrations_of_kommune(conn: asyncpg.Connection, kommune_key: str) -> Sequence[asyncpg.Record]:
-    rows: Sequence[asyncpg.Record] = await conn.fetch(REGISTRATIONS_OF_KOMMUNE, kommune_key)
-    return rows
+async def kommune_registration_rows(conn: Connection, kommune_key: str) -> list[asyncpg.Record]:
+    return list(await conn.fetch(REGISTRATIONS_OF_KOMMUNE, kommune_key))

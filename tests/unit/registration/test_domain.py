@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 import pytest
 from hypothesis import given
@@ -14,8 +16,8 @@ from services.registration.domain import (
     Redelivered,
     RegistrationContent,
     Rejected,
+    Seminar,
     SeminarSeats,
-    SeminarView,
     Status,
     SubmissionDecision,
     WithdrawalDecision,
@@ -107,7 +109,28 @@ def test_promotion_fills_free_seats_from_the_head_of_the_waitlist(
     seats: SeminarSeats, promotable: int, kept: int
 ) -> None:
     assert seats.promotable() == promotable
-    assert seats.kept_seats == kept
+    assert seats.with_capacity(seats.capacity).kept == kept
+
+
+@pytest.mark.parametrize(
+    ("seats", "step", "after"),
+    [
+        # A smaller capacity keeps the seats above it; a larger one keeps none.
+        (SeminarSeats(4, 4, 2), lambda s: s.with_capacity(2), SeminarSeats(2, 4, 2, kept=4)),
+        (SeminarSeats(2, 4, 2, kept=4), lambda s: s.with_capacity(5), SeminarSeats(5, 4, 2, kept=0)),
+        # A withdrawal gives a kept seat up for good.
+        (SeminarSeats(2, 4, 2, kept=4), SeminarSeats.seat_freed, SeminarSeats(2, 3, 2, kept=3)),
+        (SeminarSeats(2, 2, 0, kept=2), SeminarSeats.seat_freed, SeminarSeats(2, 1, 0, kept=1)),
+        (SeminarSeats(3, 3, 1), SeminarSeats.seat_freed, SeminarSeats(3, 2, 1)),
+        (SeminarSeats(3, 2, 1), SeminarSeats.head_promoted, SeminarSeats(3, 3, 0)),
+        (SeminarSeats(3, 3, 1), SeminarSeats.waitlist_left, SeminarSeats(3, 3, 0)),
+        (SeminarSeats(2, 4, 2, kept=4), SeminarSeats.emptied, SeminarSeats(2, 0, 0)),
+    ],
+)
+def test_seat_changes(
+    seats: SeminarSeats, step: Callable[[SeminarSeats], SeminarSeats], after: SeminarSeats
+) -> None:
+    assert step(seats) == after
 
 
 CONTENT = RegistrationContent(
@@ -118,9 +141,15 @@ CONTENT = RegistrationContent(
     participant_email="erika@example.org",
     contact_email="it@example.org",
 )
-OPEN = SeminarView(cancelled=False, seats=SeminarSeats(capacity=1, accepted=0, waitlisted=0))
-FULL = SeminarView(cancelled=False, seats=SeminarSeats(capacity=1, accepted=1, waitlisted=2))
-CANCELLED = SeminarView(cancelled=True, seats=SeminarSeats(capacity=1, accepted=0, waitlisted=0))
+
+
+def seminar(seats: SeminarSeats, *, cancelled: bool = False) -> Seminar:
+    return Seminar("S-1", "Datenschutz", date(2030, 3, 4), date(2030, 3, 5), 45_000, cancelled, seats)
+
+
+OPEN = seminar(SeminarSeats(capacity=1, accepted=0, waitlisted=0))
+FULL = seminar(SeminarSeats(capacity=1, accepted=1, waitlisted=2))
+CANCELLED = seminar(SeminarSeats(capacity=1, accepted=0, waitlisted=0), cancelled=True)
 
 
 @dataclass(frozen=True)
@@ -129,7 +158,7 @@ class Case:
     expected: SubmissionDecision
     key_well_shaped: bool = True
     existing: RegistrationContent | None = None
-    seminar: SeminarView | None = OPEN
+    seminar: Seminar | None = OPEN
     participant_already_registered: bool = False
 
 
@@ -221,7 +250,7 @@ def test_withdrawal_decision(status: Status | None, decision: WithdrawalDecision
 
 @dataclass
 class SeminarModel:
-    """One seminar driven by the domain's decisions, as the handlers drive it.
+    """One seminar driven by the decisions of `SeminarSeats`, as the runs drive them.
 
     Invariant, checked after every step:
     1. A new acceptance (placement or promotion) happens only while accepted < capacity.
@@ -275,7 +304,7 @@ class SeminarModel:
     def change_capacity(self, capacity: int) -> None:
         self.capacity = capacity
         self._promote()
-        self.ceiling = max(capacity, self.seats.kept_seats)
+        self.ceiling = max(capacity, self.seats.with_capacity(capacity).kept)
 
     def check(self) -> None:
         self.ceiling = max(self.capacity, min(self.ceiling, len(self.accepted)))
