@@ -209,7 +209,8 @@ class AclFile(_Strict):
             rule.name
             for principal in self.principals
             for rule in principal.acls
-            if rule.resource is ResourceType.TOPIC and rule.pattern is PatternType.LITERAL
+            if rule.resource is ResourceType.TOPIC
+            and rule.pattern is PatternType.LITERAL
             and not rule.is_wildcard
         )
 

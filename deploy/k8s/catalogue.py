@@ -96,7 +96,9 @@ SERVICE_SPECS = (
     Service(
         "funding",
         DEFAULT_HTTP_PORTS["funding"],
-        consumes=(REGISTRATION_EVENTS, OPERATIONS_COMMANDS), owns=(FUNDING_DECISIONS,)),
+        consumes=(REGISTRATION_EVENTS, OPERATIONS_COMMANDS),
+        owns=(FUNDING_DECISIONS,),
+    ),
     Service(
         "notification",
         DEFAULT_HTTP_PORTS["notification"],

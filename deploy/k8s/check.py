@@ -314,21 +314,32 @@ def service_problems(objects: Objects, production: bool) -> list[str]:
         service = objects.named("Service", spec.name)
         if service is None or not all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items()):
             problems.append(f"no Service selecting the pods of {spec.name}")
-        if not any(_labels_match(p["spec"]["selector"], pod_labels) for p in objects.of("PodDisruptionBudget")):
+        if not any(
+            _labels_match(p["spec"]["selector"], pod_labels) for p in objects.of("PodDisruptionBudget")
+        ):
             problems.append(f"no PodDisruptionBudget for {spec.name}")
         monitors = [
             m
             for m in objects.of("ServiceMonitor")
-            if service is not None and _labels_match(m["spec"]["selector"], service["metadata"].get("labels", {}))
+            if service is not None
+            and _labels_match(m["spec"]["selector"], service["metadata"].get("labels", {}))
         ]
-        if not any(e.get("path") == "/metrics" and e.get("port") == "http" for m in monitors for e in m["spec"]["endpoints"]):
+        if not any(
+            e.get("path") == "/metrics" and e.get("port") == "http"
+            for m in monitors
+            for e in m["spec"]["endpoints"]
+        ):
             problems.append(f"no ServiceMonitor scraping /metrics of {spec.name}")
         problems += scaling_problems(spec, objects, partitions, config, production)
     return problems
 
 
 def scaling_problems(
-    spec: Service, objects: Objects, partitions: Mapping[str, int], config: Mapping[str, str], production: bool
+    spec: Service,
+    objects: Objects,
+    partitions: Mapping[str, int],
+    config: Mapping[str, str],
+    production: bool,
 ) -> list[str]:
     scaled = [s for s in objects.of("ScaledObject") if s["spec"]["scaleTargetRef"].get("name") == spec.name]
     if len(scaled) != 1:
@@ -341,12 +352,15 @@ def scaling_problems(
     maximum, minimum = obj.get("maxReplicaCount", 100), obj.get("minReplicaCount", 0)
     if maximum > largest:
         problems.append(
-            f"{where}: maxReplicaCount {maximum} is above {largest}, the most partitions of a topic it consumes"
+            f"{where}: maxReplicaCount {maximum} is above {largest}, "
+            "the most partitions of a topic it consumes"
         )
     if minimum > maximum:
         problems.append(f"{where}: minReplicaCount {minimum} is above maxReplicaCount {maximum}")
     if production and minimum < MIN_PRODUCTION_REPLICAS:
-        problems.append(f"{where}: minReplicaCount {minimum} in production, at least {MIN_PRODUCTION_REPLICAS}")
+        problems.append(
+            f"{where}: minReplicaCount {minimum} in production, at least {MIN_PRODUCTION_REPLICAS}"
+        )
     topics = set()
     for trigger in obj["triggers"]:
         meta = trigger.get("metadata", {})
@@ -357,14 +371,18 @@ def scaling_problems(
         if meta.get("topic") not in spec.consumes:
             problems.append(f"{where}: trigger on {meta.get('topic')!r}, which {spec.name} does not consume")
         if meta.get("consumerGroup") != spec.consumer_group:
-            problems.append(f"{where}: consumerGroup {meta.get('consumerGroup')!r} is not {spec.consumer_group!r}")
+            problems.append(
+                f"{where}: consumerGroup {meta.get('consumerGroup')!r} is not {spec.consumer_group!r}"
+            )
         if meta.get("bootstrapServers") != config.get("KAFKA_BOOTSTRAP_SERVERS"):
             problems.append(f"{where}: bootstrapServers is not the services' KAFKA_BOOTSTRAP_SERVERS")
         if not str(meta.get("lagThreshold", "")).isdigit() or int(meta["lagThreshold"]) < 1:
             problems.append(f"{where}: lagThreshold must be a positive number")
         auth = objects.named("TriggerAuthentication", trigger.get("authenticationRef", {}).get("name", ""))
         if meta.get("sasl") != "scram_sha512" or auth is None:
-            problems.append(f"{where}: the {meta.get('topic')} trigger has no SCRAM-SHA-512 TriggerAuthentication")
+            problems.append(
+                f"{where}: the {meta.get('topic')} trigger has no SCRAM-SHA-512 TriggerAuthentication"
+            )
         else:
             parameters = {
                 ref["parameter"]
@@ -396,14 +414,27 @@ def kafka_problems(objects: Objects, production: bool) -> list[str]:
     for listener in kafka["listeners"]:
         if listener.get("authentication", {}).get("type") != "scram-sha-512" or not listener.get("tls"):
             problems.append(f"Kafka: listener {listener['name']} is not TLS with SCRAM-SHA-512")
-    pools = [p for p in objects.of("KafkaNodePool") if p["metadata"].get("labels", {}).get("strimzi.io/cluster") == name]
+    pools = [
+        p
+        for p in objects.of("KafkaNodePool")
+        if p["metadata"].get("labels", {}).get("strimzi.io/cluster") == name
+    ]
     brokers = sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"])
     controllers = sum(p["spec"]["replicas"] for p in pools if "controller" in p["spec"]["roles"])
     if not controllers:
         problems.append("Kafka: no KRaft controller in any KafkaNodePool")
     if production and (brokers < MIN_KAFKA_NODES or controllers < MIN_KAFKA_NODES):
-        problems.append(f"Kafka: {brokers} brokers and {controllers} controllers, {MIN_KAFKA_NODES} of each wanted")
+        problems.append(
+            f"Kafka: {brokers} brokers and {controllers} controllers, {MIN_KAFKA_NODES} of each wanted"
+        )
+    return [*problems, *user_problems(objects, name), *topic_problems(objects, name, production)]
 
+
+def user_problems(objects: Objects, cluster: str) -> list[str]:
+    """A KafkaUser for every principal, with exactly the grants of deploy/acl.yaml."""
+    problems = []
+    acl = load_acl(ACL_FILE)
+    name = cluster
     users = {u["metadata"]["name"]: u for u in objects.of("KafkaUser")}
     expected_users = {u["metadata"]["name"]: u for u in generate.kafka_users(acl)}
     for principal in acl.names:
@@ -417,7 +448,14 @@ def kafka_problems(objects: Objects, production: bool) -> list[str]:
             problems.append(f"KafkaUser/{principal}: its authentication or ACLs differ from deploy/acl.yaml")
     for extra in sorted(set(users) - set(acl.names)):
         problems.append(f"KafkaUser/{extra}: not a principal of deploy/acl.yaml")
+    return problems
 
+
+def topic_problems(objects: Objects, cluster: str, production: bool) -> list[str]:
+    """A KafkaTopic for every topic of the contract, the ACL file and the local stack, as they say."""
+    problems = []
+    acl = load_acl(ACL_FILE)
+    name = cluster
     retention_hours = int(objects.config_data().get("KAFKA_PERSONAL_DATA_RETENTION_HOURS", "-1"))
     if retention_hours != PERSONAL_DATA_RETENTION_HOURS:
         problems.append(
@@ -437,15 +475,26 @@ def kafka_problems(objects: Objects, production: bool) -> list[str]:
         if topic["metadata"].get("labels", {}).get("strimzi.io/cluster") != name:
             problems.append(f"{where}: not labelled for the cluster {name}")
         if topic_name in local_layout and spec.get("partitions") != local_layout[topic_name]:
-            problems.append(f"{where}: {spec.get('partitions')} partitions, the local stack has {local_layout[topic_name]}")
+            problems.append(
+                f"{where}: {spec.get('partitions')} partitions, "
+                f"the local stack has {local_layout[topic_name]}"
+            )
         if topic_name in wanted:
             if spec.get("partitions") != wanted[topic_name].partitions:
-                problems.append(f"{where}: {spec.get('partitions')} partitions, the catalogue says {wanted[topic_name].partitions}")
-            if int(spec.get("config", {}).get("retention.ms", -1)) != wanted[topic_name].retention_hours * HOUR_MS:
+                problems.append(
+                    f"{where}: {spec.get('partitions')} partitions, "
+                    f"the catalogue says {wanted[topic_name].partitions}"
+                )
+            if (
+                int(spec.get("config", {}).get("retention.ms", -1))
+                != wanted[topic_name].retention_hours * HOUR_MS
+            ):
                 problems.append(f"{where}: retention.ms is not {wanted[topic_name].retention_hours} hours")
         if production:
             if spec.get("replicas") != PRODUCTION_TOPIC_REPLICAS:
-                problems.append(f"{where}: replicas {spec.get('replicas')}, {PRODUCTION_TOPIC_REPLICAS} wanted")
+                problems.append(
+                    f"{where}: replicas {spec.get('replicas')}, {PRODUCTION_TOPIC_REPLICAS} wanted"
+                )
             if int(spec.get("config", {}).get("min.insync.replicas", 1)) != PRODUCTION_MIN_INSYNC:
                 problems.append(f"{where}: min.insync.replicas is not {PRODUCTION_MIN_INSYNC}")
     for extra in sorted(set(topics) - set(wanted)):
@@ -505,7 +554,7 @@ def reference_problems(objects: Objects) -> list[str]:
         pod = deployment["spec"]["template"]["spec"]
         is_service = deployment["metadata"]["name"] in {s.name for s in SERVICE_SPECS}
         for volume in pod.get("volumes", []):
-            sources = [volume] + volume.get("projected", {}).get("sources", [])
+            sources = [volume, *volume.get("projected", {}).get("sources", [])]
             for source in sources:
                 if "secret" in source:
                     secret = source["secret"].get("secretName") or source["secret"].get("name")
@@ -531,7 +580,9 @@ def reference_problems(objects: Objects) -> list[str]:
                 if secret_ref and secret_ref["name"] not in made_secrets:
                     problems.append(f"{name_of(deployment)}: nobody makes the Secret {secret_ref['name']}")
                 if is_service and env["name"] not in documented and env["name"] != "TMPDIR":
-                    problems.append(f"{name_of(deployment)}: {env['name']} is no variable of the README or INTERFACES.md")
+                    problems.append(
+                        f"{name_of(deployment)}: {env['name']} is no variable of the README or INTERFACES.md"
+                    )
     for auth in objects.of("TriggerAuthentication"):
         for ref in auth["spec"].get("secretTargetRef", []):
             if ref["name"] not in made_secrets:
@@ -543,7 +594,9 @@ def reference_problems(objects: Objects) -> list[str]:
         for role in cluster["spec"].get("managed", {}).get("roles", []):
             secret = role.get("passwordSecret", {}).get("name")
             if secret and secret not in made_secrets:
-                problems.append(f"{name_of(cluster)}: nobody makes the Secret {secret} of the role {role['name']}")
+                problems.append(
+                    f"{name_of(cluster)}: nobody makes the Secret {secret} of the role {role['name']}"
+                )
     return problems
 
 
@@ -583,7 +636,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "render":
             sys.stdout.write(render(args.overlay))
             return 0
-        problems = [f"generated: {path.name} is out of date (python -m deploy.k8s.generate)" for path in generate.stale_files()]
+        problems = [
+            f"generated: {path.name} is out of date (python -m deploy.k8s.generate)"
+            for path in generate.stale_files()
+        ]
         problems += [f"secrets: {p}" for p in schema_problems(secrets.secret_objects("digitallotsen"))]
         for overlay in OVERLAYS:
             overlay_problems = check_overlay(overlay)

@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_files()
         for path in stale:
-            print(f"{path.relative_to(K8S_DIR.parent.parent)} is out of date: run python -m deploy.k8s.generate")
+            print(
+                f"{path.relative_to(K8S_DIR.parent.parent)} is out of date: run python -m deploy.k8s.generate"
+            )
         return 1 if stale else 0
     for path, text in expected_files().items():
         path.parent.mkdir(parents=True, exist_ok=True)
