@@ -379,6 +379,10 @@ def scaling_problems(
         if not str(meta.get("lagThreshold", "")).isdigit() or int(meta["lagThreshold"]) < 1:
             problems.append(f"{where}: lagThreshold must be a positive number")
         auth = objects.named("TriggerAuthentication", trigger.get("authenticationRef", {}).get("name", ""))
+        if meta.get("tls") != "enable":
+            problems.append(
+                f"{where}: the {meta.get('topic')} trigger does not use TLS, as the listener does"
+            )
         if meta.get("sasl") != "scram_sha512" or auth is None:
             problems.append(
                 f"{where}: the {meta.get('topic')} trigger has no SCRAM-SHA-512 TriggerAuthentication"
@@ -642,9 +646,10 @@ def main(argv: list[str] | None = None) -> int:
         ]
         problems += [f"secrets: {p}" for p in schema_problems(secrets.secret_objects("digitallotsen"))]
         for overlay in OVERLAYS:
-            overlay_problems = check_overlay(overlay)
+            objects = parse(render(overlay))
+            overlay_problems = problems_of(objects, production=overlay == "production")
             problems += [f"{overlay}: {problem}" for problem in overlay_problems]
-            print(f"{overlay}: {len(parse(render(overlay)))} objects, {len(overlay_problems)} problem(s)")
+            print(f"{overlay}: {len(objects)} objects, {len(overlay_problems)} problem(s)")
     except CheckError as error:
         print(error, file=sys.stderr)
         return 1

@@ -273,6 +273,11 @@ BROKEN: list[tuple[str, Mutation, str]] = [
         "consumerGroup 'x' is not 'registration'",
     ),
     (
+        "a trigger without TLS",
+        edit("ScaledObject", "notification", lambda s: s["spec"]["triggers"][1]["metadata"].pop("tls")),
+        "the funding.decisions trigger does not use TLS",
+    ),
+    (
         "a database URL with a password",
         edit(
             "ConfigMap",
