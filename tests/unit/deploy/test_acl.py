@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from deploy.acl import (
+    AclBinding,
     AclFile,
     Operation,
     PatternType,
@@ -233,3 +234,16 @@ def test_a_minimal_file_loads_into_the_typed_model() -> None:
     )
     with pytest.raises(KeyError):
         acl.principal("q")
+
+
+def test_bindings_spell_the_rules_as_kafka_does() -> None:
+    bindings = ACL.for_prefix("t1.").bindings()
+    assert (
+        AclBinding("User:funding", "TRANSACTIONAL_ID", "t1.funding-outbox-relay", "LITERAL", "WRITE")
+        in bindings
+    )
+    assert AclBinding("User:operator", "TOPIC", "t1.", "PREFIXED", "DESCRIBE_CONFIGS") in bindings
+    assert AclBinding("User:operator", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE") in bindings
+    assert AclBinding("User:admin", "TOPIC", "t1.", "PREFIXED", "ALL") in bindings
+    assert len(bindings) == sum(len(rule.operations) for p in ACL.principals for rule in p.acls)
+    assert {b.principal for b in bindings} == {f"User:{name}" for name in ACL.names}
