@@ -64,3 +64,23 @@ bench: venv
 
 chaos: venv
 	$(PY) -m tests.reliability.chaos --events 20000
+
+# The Kubernetes deployment (deploy/k8s/, README "Deploying to Kubernetes"), checked offline.
+# kustomize is a Go program: installed into .venv/bin through the Go module proxy (as in deploy/k8s/check.py).
+.PHONY: deploy-check deploy-render
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE := $(VENV)/bin/kustomize
+OVERLAY ?= production
+
+$(KUSTOMIZE):
+	mkdir -p $(VENV)/bin
+	GOBIN=$(abspath $(VENV)/bin) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+deploy-check: venv $(KUSTOMIZE)
+	KUSTOMIZE=$(abspath $(KUSTOMIZE)) $(PY) -m deploy.k8s.check
+
+# The rendered YAML on stdout and nothing else (whatever an install prints goes to stderr).
+deploy-render:
+	@case "$(OVERLAY)" in local|production) ;; *) echo "OVERLAY must be local or production" >&2; exit 2;; esac
+	@$(MAKE) --no-print-directory -s $(KUSTOMIZE) >&2
+	@$(KUSTOMIZE) build deploy/k8s/overlays/$(OVERLAY)
