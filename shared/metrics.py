@@ -185,6 +185,13 @@ def email_state(status: str, attempts: int) -> EmailState | None:
     return None
 
 
+def init_dead_letters(service: str, topics: Iterable[str]) -> None:
+    """Create the series of the topics a service consumes at 0 on start-up: Prometheus's
+    `increase()` cannot see the first dead letter of a series that appears with it."""
+    for topic in topics:
+        DEAD_LETTERS.labels(service, topic)
+
+
 def record_dead_letters(service: str, topic: str, count: int = 1) -> None:
     """Count messages moved to `<topic>.dlq`; `topic` is the topic they were consumed from."""
     if count:

@@ -153,6 +153,14 @@ def test_emails_by_state_set_every_state() -> None:
         record_emails({"sent": 1})
 
 
+def test_dead_letter_series_exist_from_the_start() -> None:
+    metrics.init_dead_letters("svc-init", ["portal.seminars", "portal.registrations"])
+    assert value("lotse_dead_letters_total", service="svc-init", topic="portal.seminars") == 0
+    record_dead_letters("svc-init", "portal.seminars")
+    metrics.init_dead_letters("svc-init", ["portal.seminars"])  # again, after a rebalance: keeps the count
+    assert value("lotse_dead_letters_total", service="svc-init", topic="portal.seminars") == 1
+
+
 def test_dead_letters_count_per_source_topic() -> None:
     before = value("lotse_dead_letters_total", service="svc-dlq", topic="portal.registrations") or 0
     record_dead_letters("svc-dlq", "portal.registrations", 2)
