@@ -162,36 +162,88 @@ def replace_trace_headers(
 
 # --- spans at the hops ---------------------------------------------------------------------------
 
+HeaderPairs = Iterable[tuple[str, bytes | str | None]]
+
+
+@contextmanager
+def continued_span(
+    name: str,
+    parent: HeaderPairs | str | None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    tracer: Tracer | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[Span]:
+    """A span that continues the trace of `parent` (record or outbox headers, or a bare
+    `traceparent` value, e.g. one stored with an email) and is current inside the block, so
+    `traceparent()` there names it; a missing or invalid parent starts a new trace."""
+    ctx = context_from_traceparent(parent) if isinstance(parent, str) else context_from_headers(parent)
+    span = (tracer or get_tracer()).start_span(name, context=ctx, kind=kind, attributes=attributes)
+    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+        yield span
+
+
+def _messaging(topic: str, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"messaging.system": "kafka", "messaging.destination.name": topic, **(attributes or {})}
+
 
 @contextmanager
 def consume_span(
     topic: str,
-    headers: Iterable[tuple[str, bytes | str | None]] | None,
+    headers: HeaderPairs | None,
     *,
     tracer: Tracer | None = None,
     attributes: Mapping[str, Any] | None = None,
 ) -> Iterator[Span]:
-    """A CONSUMER span `<topic> process` that continues the record's trace and is current inside
-    the block, so `traceparent()` there names it."""
-    span = (tracer or get_tracer()).start_span(
+    """A CONSUMER span `<topic> process` for one record, continuing the record's trace."""
+    with continued_span(
         f"{topic} process",
-        context=context_from_headers(headers),
+        headers,
         kind=SpanKind.CONSUMER,
-        attributes={"messaging.system": "kafka", "messaging.destination.name": topic, **(attributes or {})},
-    )
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+        tracer=tracer,
+        attributes=_messaging(topic, attributes),
+    ) as span:
+        yield span
+
+
+@contextmanager
+def publish_span(
+    topic: str,
+    stored_headers: HeaderPairs | None,
+    *,
+    tracer: Tracer | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[Span]:
+    """A PRODUCER span `<topic> publish` for the relay, a child of the context stored with the
+    outbox row; inside it, `replace_trace_headers(row_headers)` gives the record's headers."""
+    with continued_span(
+        f"{topic} publish",
+        stored_headers,
+        kind=SpanKind.PRODUCER,
+        tracer=tracer,
+        attributes=_messaging(topic, attributes),
+    ) as span:
         yield span
 
 
 class BatchSpans:
     """One CONSUMER span per event of a batch that is applied in one transaction, each continuing
-    its own record's trace, so the outbox rows an event causes carry that event's trace."""
+    its own record's trace, so the outbox rows an event causes carry that event's trace.
 
-    def __init__(self, spans: Mapping[str, Span]) -> None:
+    An output is found by its cause's event id, or by its own `correlation_id`: an output carries
+    its cause's effective correlation id (the cause's correlation_id, or the cause's event_id), so
+    the consumer can attach the trace to every outbox row of a batch without the applier's help."""
+
+    def __init__(self, spans: Mapping[str, Span], by_correlation: Mapping[str, Span]) -> None:
         self._spans = dict(spans)
+        self._by_correlation = dict(by_correlation)
 
     def span(self, event_id: object) -> Span | None:
         return self._spans.get(str(event_id))
+
+    def span_of_output(self, correlation_id: object) -> Span | None:
+        """The span of the first event in the batch whose outputs carry this correlation id."""
+        return self._by_correlation.get(str(correlation_id))
 
     def traceparent_for(self, event_id: object) -> str | None:
         """What to store with the outbox rows caused by this event."""
@@ -199,12 +251,16 @@ class BatchSpans:
         return span_traceparent(span) if span is not None else None
 
     def outbox_headers_for(self, event_id: object) -> list[list[str]]:
-        span = self.span(event_id)
-        return outbox_trace_headers(trace.set_span_in_context(span)) if span is not None else []
+        return _outbox_headers_of(self.span(event_id))
+
+    def outbox_headers_for_output(self, correlation_id: object) -> list[list[str]]:
+        """The trace header pairs for an outbox row with this `correlation_id`; [] if no event of
+        the batch caused it."""
+        return _outbox_headers_of(self.span_of_output(correlation_id))
 
     @contextmanager
     def activate(self, event_id: object) -> Iterator[None]:
-        """Make the event's span current (for logs and nested spans while deciding it)."""
+        """Make the event's span current (for nested spans while deciding it)."""
         span = self.span(event_id)
         if span is None:
             yield
@@ -216,57 +272,39 @@ class BatchSpans:
             otel_context.detach(token)
 
 
+def _outbox_headers_of(span: Span | None) -> list[list[str]]:
+    return outbox_trace_headers(trace.set_span_in_context(span)) if span is not None else []
+
+
 @contextmanager
 def consume_batch_spans(
     topic: str,
-    records: Iterable[tuple[object, Iterable[tuple[str, bytes | str | None]] | None]],
+    records: Iterable[tuple[object, object, HeaderPairs | None]],
     *,
     tracer: Tracer | None = None,
 ) -> Iterator[BatchSpans]:
-    """Spans for `(event_id, headers)` of a batch; all end when the block ends, and an exception
-    leaving it marks every one of them as failed."""
+    """Spans for `(event_id, effective_correlation_id, headers)` of each event of a batch; all end
+    when the block ends, and an exception leaving it marks every one of them as failed."""
     tracer = tracer or get_tracer()
     spans: dict[str, Span] = {}
+    by_correlation: dict[str, Span] = {}
     with ExitStack() as stack:
-        for event_id, headers in records:
+        for event_id, correlation_id, headers in records:
             if str(event_id) in spans:
                 continue  # a redelivered duplicate within the batch: one span for the event
             span = tracer.start_span(
                 f"{topic} process",
                 context=context_from_headers(headers),
                 kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": topic,
-                    "messaging.message.id": str(event_id),
-                },
+                attributes=_messaging(topic, {"messaging.message.id": str(event_id)}),
             )
             spans[str(event_id)] = span
+            by_correlation.setdefault(str(correlation_id), span)
             stack.callback(span.end)
         try:
-            yield BatchSpans(spans)
+            yield BatchSpans(spans, by_correlation)
         except BaseException as exc:
             for span in spans.values():
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             raise
-
-
-@contextmanager
-def publish_span(
-    topic: str,
-    stored_headers: Iterable[tuple[str, bytes | str | None]] | None,
-    *,
-    tracer: Tracer | None = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> Iterator[Span]:
-    """A PRODUCER span `<topic> publish` for the relay, a child of the context stored with the
-    outbox row; inside it, `kafka_trace_headers()` gives the header the record should carry."""
-    span = (tracer or get_tracer()).start_span(
-        f"{topic} publish",
-        context=context_from_headers(stored_headers),
-        kind=SpanKind.PRODUCER,
-        attributes={"messaging.system": "kafka", "messaging.destination.name": topic, **(attributes or {})},
-    )
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
-        yield span

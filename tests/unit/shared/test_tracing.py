@@ -4,6 +4,7 @@ are one trace, each the parent of the next."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 
@@ -50,41 +51,55 @@ def header_of(span: ReadableSpan) -> str:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
-def test_a_registration_is_one_trace_across_outbox_relay_and_consumer(
+def relay(topic: str, row_headers: list[list[str]], tracer: Tracer) -> list[tuple[str, bytes]]:
+    """What the relay does with an outbox row: publish it under a span continuing the stored
+    context, with that span's traceparent as the Kafka header."""
+    stored = [(name, value.encode()) for name, value in json.loads(json.dumps(row_headers))]
+    with tracing.publish_span(topic, stored, tracer=tracer):
+        return tracing.replace_trace_headers([("event_type", b"some.event"), *stored])
+
+
+def test_a_registration_is_one_trace_from_the_portal_to_its_letter(
     tracer: Tracer, exporter: InMemorySpanExporter
 ) -> None:
-    # registration applies a portal record that carries no trace: the trace starts here.
-    with tracing.consume_span("portal.registrations", [("event_id", b"e-1")], tracer=tracer):
-        # ... and stores the context with the outbox row, as its JSON header pairs.
-        stored = json.loads(json.dumps(tracing.outbox_trace_headers()))
-    assert [name for name, _ in stored] == ["traceparent"]
+    # registration applies a portal record that carries no trace: the trace starts here, and the
+    # outbox row stores the context as header pairs.
+    portal_record = [("event_id", b"e-1")]
+    with tracing.consume_batch_spans(
+        "portal.registrations", [("e-1", "e-1", portal_record)], tracer=tracer
+    ) as b:
+        accepted_row = b.outbox_headers_for_output("e-1")
+    assert [name for name, _ in accepted_row] == ["traceparent"]
+    accepted = relay("registration.events", accepted_row, tracer)
+    assert [name for name, _ in accepted] == ["event_type", "traceparent"]
 
-    # The relay publishes the row under a span of its own and writes that span's header.
-    row_headers = [(name, value.encode()) for name, value in stored]
-    with tracing.publish_span("registration.events", row_headers, tracer=tracer):
-        kafka_headers = tracing.replace_trace_headers(
-            [("event_type", b"registration.accepted"), *row_headers]
-        )
-    assert [name for name, _ in kafka_headers] == ["event_type", "traceparent"]
+    # funding continues it and writes its decision.
+    with tracing.consume_batch_spans("registration.events", [("e-2", "e-1", accepted)], tracer=tracer) as b:
+        decision_row = b.outbox_headers_for_output("e-1")
+    decision = relay("funding.decisions", decision_row, tracer)
 
-    # funding consumes the record and continues the trace.
-    with tracing.consume_span("registration.events", kafka_headers, tracer=tracer):
+    # notification continues it, stores the traceparent with the email, and the sender later
+    # sends the letter under a span continuing that value.
+    with tracing.consume_span("funding.decisions", decision, tracer=tracer):
+        stored_with_email = tracing.traceparent()
+    with tracing.continued_span("smtp send", stored_with_email, kind=SpanKind.CLIENT, tracer=tracer):
         pass
 
-    portal = finished(exporter, "portal.registrations process")
-    relay = finished(exporter, "registration.events publish")
-    funding = finished(exporter, "registration.events process")
-    assert portal.parent is None
-    assert parent_span_id(relay) == context_of(portal).span_id
-    assert parent_span_id(funding) == context_of(relay).span_id
-    assert relay.parent is not None and relay.parent.is_remote
-    assert {context_of(s).trace_id for s in (portal, relay, funding)} == {context_of(portal).trace_id}
-    assert (portal.kind, relay.kind, funding.kind) == (
-        SpanKind.CONSUMER,
-        SpanKind.PRODUCER,
-        SpanKind.CONSUMER,
-    )
-    assert dict(kafka_headers)["traceparent"].decode() == header_of(relay)
+    chain = [
+        "portal.registrations process",
+        "registration.events publish",
+        "registration.events process",
+        "funding.decisions publish",
+        "funding.decisions process",
+        "smtp send",
+    ]
+    spans = [finished(exporter, name) for name in chain]
+    assert spans[0].parent is None
+    for parent, child in itertools.pairwise(spans):
+        assert parent_span_id(child) == context_of(parent).span_id, child.name
+    assert {context_of(s).trace_id for s in spans} == {context_of(spans[0]).trace_id}
+    assert [s.kind for s in spans[:3]] == [SpanKind.CONSUMER, SpanKind.PRODUCER, SpanKind.CONSUMER]
+    assert dict(decision)["traceparent"].decode() == header_of(spans[3])
 
 
 def test_each_event_of_a_batch_continues_its_own_trace(
@@ -95,13 +110,22 @@ def test_each_event_of_a_batch_continues_its_own_trace(
     with tracer.start_as_current_span("upstream b"):
         headers_b = tracing.kafka_trace_headers()
 
-    batch = [("a", headers_a), ("b", headers_b), ("a", headers_a), ("c", None)]
+    batch = [
+        ("a", "corr-a", headers_a),
+        ("b", "corr-b", headers_b),
+        ("a", "corr-a", headers_a),
+        ("c", "c", None),
+    ]
     with tracing.consume_batch_spans("funding.decisions", batch, tracer=tracer) as spans:
         stored_a = tracing.context_from_traceparent(spans.traceparent_for("a"))
         stored_c = spans.outbox_headers_for("c")
+        output_of_b = spans.outbox_headers_for_output("corr-b")
         assert spans.traceparent_for("unknown") is None
+        assert spans.outbox_headers_for_output("unknown") == []
         with spans.activate("b"):
             in_b = tracing.traceparent()
+        with spans.activate("unknown"):
+            assert tracing.traceparent() is None
 
     upstream_a, upstream_b = finished(exporter, "upstream a"), finished(exporter, "upstream b")
     processed = [s for s in exporter.get_finished_spans() if s.name == "funding.decisions process"]
@@ -114,12 +138,15 @@ def test_each_event_of_a_batch_continues_its_own_trace(
     assert trace.get_current_span(stored_a).get_span_context().span_id == context_of(by_event["a"]).span_id
     assert stored_c[0][0] == "traceparent"
     assert in_b == header_of(by_event["b"])
+    assert output_of_b == [["traceparent", header_of(by_event["b"])]]
 
 
 def test_a_failed_batch_marks_its_spans(tracer: Tracer, exporter: InMemorySpanExporter) -> None:
     with (
         pytest.raises(RuntimeError),
-        tracing.consume_batch_spans("portal.registrations", [("x", None), ("y", None)], tracer=tracer),
+        tracing.consume_batch_spans(
+            "portal.registrations", [("x", "x", None), ("y", "y", None)], tracer=tracer
+        ),
     ):
         raise RuntimeError("batch failed")
     spans = exporter.get_finished_spans()
@@ -201,3 +228,12 @@ def test_faststream_telemetry_middleware_takes_the_provider(tracer: Tracer) -> N
     middleware = tracing.telemetry_middleware(provider)
     assert type(middleware).__name__ == "KafkaTelemetryMiddleware"
     provider.shutdown()
+
+
+@pytest.mark.parametrize("parent", [None, "", "garbage", []])
+def test_a_span_without_a_valid_parent_starts_a_trace(
+    parent: str | list[tuple[str, bytes]] | None, tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    with tracing.continued_span("smtp send", parent, tracer=tracer) as span:
+        assert tracing.traceparent() == tracing.span_traceparent(span)
+    assert finished(exporter, "smtp send").parent is None
