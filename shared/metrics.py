@@ -7,8 +7,8 @@ database keep integer cents. Every gauge is set by the service that owns the fig
 database or consumer, so an instance reports only what it can see; dashboards and alerts aggregate
 with `max` where several instances report the same figure.
 
-`lotse_events_total` and `lotse_batch_seconds` are the consumer's counters, defined in
-shared/consumer.py today and re-exported here under the same names (ADR 0015 lists them all).
+`lotse_events_total` and `lotse_batch_seconds` are the consumer's, defined in shared/consumer.py
+today and reachable here as `EVENTS` and `BATCH_SECONDS` under the same names (ADR 0015 lists all).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
-from shared import consumer as _consumer
 from shared.db import TRANSIENT_ERRORS, Connection
 from shared.logging import get_logger
 
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
     from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
 log = get_logger(__name__)
-
-# Defined by the consumer today; after the merge they move here and shared/consumer.py imports them.
-EVENTS: Counter = _consumer.EVENTS
-BATCH_SECONDS: Histogram = _consumer.BATCH_SECONDS
 
 CONSUMER_LAG = Gauge(
     "lotse_consumer_lag_messages",
@@ -89,8 +84,6 @@ SERVICE_READY = Gauge(
 
 # Everything above, for the tests that hold the dashboard and the alert rules to these names.
 LOTSE_METRICS: tuple[MetricWrapperBase, ...] = (
-    EVENTS,
-    BATCH_SECONDS,
     CONSUMER_LAG,
     OUTBOX_BACKLOG_ROWS,
     OUTBOX_OLDEST_AGE,
@@ -102,6 +95,24 @@ LOTSE_METRICS: tuple[MetricWrapperBase, ...] = (
     FUNDED_KOMMUNEN,
     SERVICE_READY,
 )
+
+
+def _consumer_metrics() -> dict[str, Counter | Histogram]:
+    # Imported when asked for, never at import time: shared.consumer imports the outbox, which
+    # imports shared.kafka, which will import this module for prometheus_middleware.
+    from shared.consumer import BATCH_SECONDS, EVENTS
+
+    return {"EVENTS": EVENTS, "BATCH_SECONDS": BATCH_SECONDS}
+
+
+def __getattr__(name: str) -> Counter | Histogram:
+    """`EVENTS` (`lotse_events_total`) and `BATCH_SECONDS` (`lotse_batch_seconds`), the consumer's,
+    until their definitions move here from shared/consumer.py."""
+    found = _consumer_metrics().get(name)
+    if found is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return found
+
 
 EmailState = Literal["pending", "failed", "parked"]
 EMAIL_STATES: tuple[EmailState, ...] = ("pending", "failed", "parked")
@@ -318,7 +329,8 @@ def exposed_names(families: Iterable[Metric]) -> set[str]:
 
 
 def lotse_metric_names() -> set[str]:
-    return exposed_names(family for metric in LOTSE_METRICS for family in metric.describe())
+    every = [*LOTSE_METRICS, *_consumer_metrics().values()]
+    return exposed_names(family for metric in every for family in metric.describe())
 
 
 def faststream_metric_names() -> set[str]:

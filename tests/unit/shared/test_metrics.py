@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,15 @@ def test_the_consumers_counters_keep_their_names_and_are_the_ones_exported_here(
     assert metrics.EVENTS is consumer.EVENTS
     assert metrics.BATCH_SECONDS is consumer.BATCH_SECONDS
     assert {"lotse_events_total", "lotse_batch_seconds_count"} <= metrics.lotse_metric_names()
+
+
+def test_importing_the_metrics_imports_no_consumer() -> None:
+    # shared.kafka will import this module; the consumer imports shared.kafka (through the outbox).
+    probe = "import sys, shared.metrics; print('shared.consumer' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+    with pytest.raises(AttributeError):
+        _ = metrics.NO_SUCH_METRIC
 
 
 def test_names_follow_the_conventions() -> None:
