@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up down status infra-up infra-down test test-fast lint demo asyncapi chaos bench clean-state
+.PHONY: help system-packages venv up down status infra-up infra-down test test-fast lint demo asyncapi chaos bench clean-state
 
 help:
 	@echo "make demo      replay a programme year through the whole stack and print the report"
@@ -16,13 +16,17 @@ help:
 	@echo "make bench     throughput and latency against the framework floor (bench/results/)"
 	@echo "make chaos     the full fault suite: kills, broker and database stops, SMTP faults"
 
-$(STAMP): pyproject.toml
+# Debian packages first (one script with .ci/run): a fresh machine may lack even python3-venv.
+system-packages:
+	@bash deploy/local/system-packages.sh
+
+$(STAMP): pyproject.toml | system-packages
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+venv: system-packages $(STAMP)
 
 up: venv
 	$(PY) -m deploy.local.stack up
