@@ -7,13 +7,12 @@ from pathlib import Path
 from services.funding import store
 from services.funding.handlers import RegistrationEventsApplier
 from services.funding.settings import FundingSettings
+from services.funding.store import PostgresFundingUnitOfWork
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
-from shared.legacy_applier import OnConnection
 from shared.logging import get_logger
 from shared.program import load_program
 from shared.runtime import ServiceRuntime
-from shared.unit_of_work import PostgresUnitOfWork
 
 SERVICE = "funding"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,8 +33,8 @@ def build(settings: FundingSettings) -> ServiceRuntime:
     runtime.consume(
         runtime.topics.registration_events,
         REGISTRATION_OUTCOME_EVENTS,
-        OnConnection(RegistrationEventsApplier(runtime.topics, program, directory)),
-        PostgresUnitOfWork,
+        RegistrationEventsApplier(runtime.topics, program, directory),
+        PostgresFundingUnitOfWork,
         description=(
             "Decides funding for every accepted registration; a withdrawal releases the funding "
             "and promotes from the waitlists."
