@@ -46,12 +46,12 @@ def build(settings: FundingSettings) -> ServiceRuntime:
         "Every funding decision, release and promotion, keyed by kommune_key.",
     )
 
-    async def sync_program() -> None:
+    async def sync_program_on_startup() -> None:
         # Runs after the runtime's own startup (pool, migrations) and before the broker starts.
         async with runtime.pool.acquire() as conn:
             await store.sync_program(conn, program, directory)
         log.info("programme loaded", program=program.id, periods=[p.id for p in program.periods])
 
-    runtime.app.on_startup(sync_program)
+    runtime.app.on_startup(sync_program_on_startup)
     runtime.finish_setup()
     return runtime

@@ -293,7 +293,7 @@ def plan_promotions(
     queues = {period_id: list(queue) for period_id, queue in budget_queues.items()}
     effects: list[Effect] = []
 
-    def approve(entry: Funding) -> None:
+    def promote(entry: Funding) -> None:
         assert entry.period_id is not None and entry.amount_cents is not None
         budgets[entry.period_id] = budgets[entry.period_id].approve(entry.amount_cents)
         quotas[entry.kommune_key] = quotas[entry.kommune_key].take()
@@ -307,7 +307,7 @@ def plan_promotions(
             break
         assert head.period_id is not None and head.amount_cents is not None
         if budgets[head.period_id].allows(head.amount_cents):
-            approve(head)
+            promote(head)
             continue
         queue = queues.setdefault(head.period_id, [])
         queue.append(replace(head, reason="budget_exhausted"))
@@ -337,7 +337,7 @@ def plan_promotions(
                 continue
             if not budgets[period_id].allows(entry.amount_cents):
                 break
-            approve(entry)
+            promote(entry)
     return effects
 
 
@@ -561,7 +561,7 @@ class FundingRun:
         record = Funding(application.registration_id, key, Status.DECLINED, decision.period_id)
         if isinstance(decision, Approve):
             record = replace(record, status=Status.APPROVED, amount_cents=decision.amount_cents)
-            self._take(decision)
+            self._hold_place_and_money(decision)
         elif isinstance(decision, Waitlist):
             record = replace(
                 record,
@@ -587,7 +587,7 @@ class FundingRun:
             self._fundings[entry.registration_id] = replace(
                 entry, status=Status.APPROVED, reason=None, seq=None
             )
-            self._take(effect)
+            self._hold_place_and_money(effect)
         elif isinstance(effect, Waitlist):  # now waits for money instead of a place
             self._waiting(entry, -1)
             self._fundings[entry.registration_id] = replace(entry, reason=effect.reason)
@@ -601,7 +601,7 @@ class FundingRun:
                 entry, status=Status.DECLINED, reason=effect.reason, seq=None
             )
 
-    def _take(self, approval: Approve) -> None:
+    def _hold_place_and_money(self, approval: Approve) -> None:
         quota = self._quotas.get(approval.kommune_key)
         if quota is not None:
             self._quotas[approval.kommune_key] = quota.take()

@@ -388,7 +388,7 @@ async def _insert_new_fundings(conn: Connection, new: Sequence[NewFunding]) -> N
 async def _change_existing_record(conn: Connection, effect: Effect) -> None:
     """Apply an effect on an existing record: promotion, requeue, release, leave, period close."""
     if isinstance(effect, Approve) and effect.promoted:
-        await _take(conn, effect)
+        await _take_place_and_money(conn, effect)
         await _exactly_one(conn, PROMOTE, effect.registration_id)
     elif isinstance(effect, Waitlist) and effect.requeued:
         await _exactly_one(conn, REQUEUE, effect.registration_id, effect.reason)
@@ -404,7 +404,7 @@ async def _change_existing_record(conn: Connection, effect: Effect) -> None:
         raise TypeError(f"not a change of an existing record: {effect!r}")
 
 
-async def _take(conn: Connection, approval: Approve) -> None:
+async def _take_place_and_money(conn: Connection, approval: Approve) -> None:
     if await conn.fetchval(TAKE_PLACE, approval.kommune_key) is None:
         raise InvariantError(f"no free place for Kommune {approval.kommune_key}")
     if await conn.fetchval(TAKE_BUDGET, approval.period_id, approval.amount_cents) is None:

@@ -12,12 +12,15 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.funding import store
 from services.funding.app import MIGRATIONS
+from services.funding.domain import Approve, LockPlan, NewFunding, Release
 from services.funding.handlers import RegistrationEventsApplier
 from services.funding.store import PostgresFundingUnitOfWork
+from services.funding.unit_of_work import InvariantError
 from shared.db import Pool, create_pool
 from shared.events import REGISTRATION_OUTCOME_EVENTS, Envelope, EventDecoder
 from shared.migrations import apply_migrations
@@ -33,6 +36,7 @@ from tests.unit.funding.samples import (
     MITGLIEDSGEMEINDE,
     SAMTGEMEINDE,
     UNKNOWN,
+    application,
     directory,
     small_program,
 )
@@ -143,3 +147,28 @@ async def test_a_batch_decides_what_the_events_decide_one_at_a_time(make_databas
     finally:
         await whole.close()
         await single.close()
+
+
+async def test_the_postgresql_unit_of_work_refuses_what_the_in_memory_one_refuses(
+    make_database: DatabaseFactory,
+) -> None:
+    pool = await migrated(make_database)
+    approvals = [
+        NewFunding(application(rid), Approve(rid, EINHEITSGEMEINDE, "2023", 50_000))
+        for rid in ("R1", "R2", "R3")
+    ]
+    plan = LockPlan(("R1", "R2", "R3"), frozenset({"2023"}), frozenset({EINHEITSGEMEINDE}), may_release=False)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="within_quota"):
+            async with PostgresFundingUnitOfWork(pool) as uow:
+                await uow.lock_registrations(plan.registration_ids)
+                await uow.lock_and_load(plan)
+                await uow.record(approvals)
+        with pytest.raises(InvariantError, match="not in the state the change expects"):
+            async with PostgresFundingUnitOfWork(pool) as uow:
+                await uow.record([Release("R1", EINHEITSGEMEINDE, "2023", 50_000)])
+        # Both rolled back: nothing was written.
+        assert await pool.fetchval("SELECT count(*) FROM fundings") == 0
+        assert await pool.fetchval("SELECT sum(held) FROM quotas") == 0
+    finally:
+        await pool.close()

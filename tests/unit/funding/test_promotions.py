@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.funding.domain import Approve, Decline, Effect, LeaveWaitlist, Release, Waitlist
+from services.funding.domain import Approve, Decline, Effect, LeaveWaitlist, Release, Status, Waitlist
 from tests.unit.funding.fakes import InMemoryFundingService
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE as E,
@@ -246,3 +246,15 @@ def test_closing_a_period_declines_what_waits_in_it_and_later_registrations() ->
     assert funding.close("2023") == []
     assert accept(funding, "K2", K) == Decline("K2", K, "period_closed", "2023")
     assert withdraw(funding, "L1") == [Release("L1", L, "2023", 100_000)]
+
+
+def test_leaving_the_money_waitlist_promotes_no_one_until_the_next_release() -> None:
+    funding = new_funding()
+    _budget_waiting_big_first(funding)
+    assert withdraw(funding, "S1") == [Release("S1", S, "2023", 50_000)]  # K1's 100,000 do not fit
+    assert withdraw(funding, "K1") == [LeaveWaitlist("K1")]  # E1's 50,000 would fit now
+    assert funding.tables.fundings["E1"].status is Status.WAITLISTED
+    assert withdraw(funding, "L1") == [
+        Release("L1", L, "2023", 100_000),
+        Approve("E1", E, "2023", 50_000, promoted=True),
+    ]
