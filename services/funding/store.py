@@ -4,6 +4,8 @@ Lock order, the same in every transaction of every instance, so that instances n
 1. the batch's registration ids (transaction advisory locks, in hash order);
 2. period rows (in period_id order);
 3. quota rows (in kommune_key order).
+Which rows a batch takes is `domain.plan_locks`; `PostgresFundingUnitOfWork.lock_registrations`
+and `lock_and_load` take them in this order before reading the batch's state.
 A waitlisted record is changed only by a transaction that holds its period's row; a quota or
 budget counter only under its row lock, and only by a conditional update that the CHECK
 constraints back up. See docs/adr/0007-funding-budget-and-quota-invariants.md.

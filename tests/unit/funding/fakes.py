@@ -88,8 +88,7 @@ class InMemoryFundingDatabase:
         # Like a PostgreSQL sequence: not rolled back.
         self.waitlist_order = itertools.count(1)
 
-    def unit_of_work(self, pool: Any = None) -> InMemoryFundingUnitOfWork:
-        """Also the factory `runtime.consume` takes (the pool is not used)."""
+    def unit_of_work(self) -> InMemoryFundingUnitOfWork:
         return InMemoryFundingUnitOfWork(self)
 
 
