@@ -7,13 +7,12 @@ from pathlib import Path
 from services.funding import store
 from services.funding.handlers import RegistrationEventsApplier
 from services.funding.settings import FundingSettings
+from services.funding.store import PostgresFundingUnitOfWork
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
-from shared.legacy_applier import OnConnection
 from shared.logging import get_logger
 from shared.program import load_program
 from shared.runtime import ServiceRuntime
-from shared.unit_of_work import PostgresUnitOfWork
 
 SERVICE = "funding"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,8 +33,8 @@ def build(settings: FundingSettings) -> ServiceRuntime:
     runtime.consume(
         runtime.topics.registration_events,
         REGISTRATION_OUTCOME_EVENTS,
-        OnConnection(RegistrationEventsApplier(runtime.topics, program, directory)),
-        PostgresUnitOfWork,
+        RegistrationEventsApplier(runtime.topics, program, directory),
+        PostgresFundingUnitOfWork,
         description=(
             "Decides funding for every accepted registration; a withdrawal releases the funding "
             "and promotes from the waitlists."
@@ -47,12 +46,12 @@ def build(settings: FundingSettings) -> ServiceRuntime:
         "Every funding decision, release and promotion, keyed by kommune_key.",
     )
 
-    async def sync_program() -> None:
+    async def sync_program_on_startup() -> None:
         # Runs after the runtime's own startup (pool, migrations) and before the broker starts.
         async with runtime.pool.acquire() as conn:
             await store.sync_program(conn, program, directory)
         log.info("programme loaded", program=program.id, periods=[p.id for p in program.periods])
 
-    runtime.app.on_startup(sync_program)
+    runtime.app.on_startup(sync_program_on_startup)
     runtime.finish_setup()
     return runtime

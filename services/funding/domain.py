@@ -18,18 +18,26 @@ After a release (the withdrawal of an approved registration), promotions:
    place may unblock its entry there). First come first served: the first such entry whose
    amount does not fit ends a period's round, so later (smaller) requests never overtake it.
 
-So after every event: no entry waits for a place while its Kommune has one free, and in every
-open period the first entry waiting for money whose Kommune has a free place does not fit.
+So after every event: no entry waits for a place while its Kommune has one free; and after every
+first decision and release, in every open period the first entry waiting for money whose Kommune
+has a free place does not fit. (An entry that leaves the money waitlist promotes no one: the
+entries behind it move up, and one that fits now is approved at the next release.)
+
+A batch: `plan_locks` names the rows the batch may change (the applier's unit of work locks them
+in the order of ADR 0007 and reads a `BatchState` under those locks), and a `FundingRun` decides
+the batch's acceptances and withdrawals in order against that state, each seeing the ones before
+it, and returns per event what it changes (`Outcome`), which the unit of work records in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
-from shared.directory import Kommune
+from shared.directory import Directory, Kommune
 from shared.events import FundingDeclineReason, FundingWaitlistReason
 from shared.program import Program
 
@@ -48,9 +56,22 @@ class Application:
 
     registration_id: str
     kommune_key: str
+    seminar_id: str
     seminar_starts_on: date
     seminar_ends_on: date
     fee_cents: int
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What funding needs from a `registration.withdrawn` event."""
+
+    registration_id: str
+    kommune_key: str
+
+
+# The events of registration.events that funding acts on, in the terms of this module.
+RegistrationEvent = Application | Withdrawal
 
 
 @dataclass(frozen=True)
@@ -163,10 +184,22 @@ Effect = Approve | Waitlist | Decline | Release | LeaveWaitlist
 FirstDecision = Approve | Waitlist | Decline
 
 
+@dataclass(frozen=True)
+class NewFunding:
+    """A first decision with the application it decides: a new funding record."""
+
+    application: Application
+    decision: FirstDecision
+
+
+# What the unit of work records, in order: new records, and effects on existing records.
+FundingChange = NewFunding | Effect
+
+
 # --- first decisions -------------------------------------------------------------------------
 
 
-def decide(
+def decide_first(
     program: Program,
     kommune: Kommune | None,
     application: Application,
@@ -260,7 +293,7 @@ def plan_promotions(
     queues = {period_id: list(queue) for period_id, queue in budget_queues.items()}
     effects: list[Effect] = []
 
-    def approve(entry: Funding) -> None:
+    def promote(entry: Funding) -> None:
         assert entry.period_id is not None and entry.amount_cents is not None
         budgets[entry.period_id] = budgets[entry.period_id].approve(entry.amount_cents)
         quotas[entry.kommune_key] = quotas[entry.kommune_key].take()
@@ -274,7 +307,7 @@ def plan_promotions(
             break
         assert head.period_id is not None and head.amount_cents is not None
         if budgets[head.period_id].allows(head.amount_cents):
-            approve(head)
+            promote(head)
             continue
         queue = queues.setdefault(head.period_id, [])
         queue.append(replace(head, reason="budget_exhausted"))
@@ -304,7 +337,7 @@ def plan_promotions(
                 continue
             if not budgets[period_id].allows(entry.amount_cents):
                 break
-            approve(entry)
+            promote(entry)
     return effects
 
 
@@ -319,10 +352,265 @@ def _open(entry: Funding, budgets: Mapping[str, Budget]) -> bool:
 # --- closing a period ------------------------------------------------------------------------
 
 
-def close_period(waitlisted: Sequence[Funding]) -> list[Decline]:
+def declines_at_closing(waitlisted: Sequence[Funding]) -> list[Decline]:
     """Closing a period declines every entry still waiting in it, in order of arrival."""
     return [
         Decline(entry.registration_id, entry.kommune_key, "period_closed", entry.period_id, first=False)
         for entry in sorted(waitlisted, key=_arrival)
         if entry.status is Status.WAITLISTED
     ]
+
+
+# --- a batch: the rows it may change ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockPlan:
+    """The rows a batch may change, for its unit of work to lock in the order of ADR 0007.
+
+    1. `registration_ids` (locked before the batch's funding records are read, which this plan
+       is made from); 2. `period_ids`; 3. `kommune_keys` and, when the batch `may_release`, every
+    Kommune with an entry waiting for money (known only once the periods are locked, see
+    `kommunen_to_lock`). With a possible release, the state read under these locks includes
+    the waitlisted entries a release may promote.
+    """
+
+    registration_ids: tuple[str, ...]
+    period_ids: frozenset[str]
+    kommune_keys: frozenset[str]
+    may_release: bool
+
+    def kommunen_to_lock(self, waiting_for_money: Iterable[Funding]) -> frozenset[str]:
+        """The Kommunen to lock, given the entries waiting for money in any period (read under
+        the locks of every period, when no one else can add such entries)."""
+        if not self.may_release:
+            return self.kommune_keys
+        return self.kommune_keys | {entry.kommune_key for entry in waiting_for_money}
+
+
+def plan_locks(
+    program: Program, events: Sequence[RegistrationEvent], existing: Mapping[str, Funding]
+) -> LockPlan:
+    """Which periods and Kommunen a batch can reach, from its events and their funding records.
+
+    An acceptance reaches its Kommune and its period. A withdrawal of a registration that is
+    approved, waitlisted or not yet known may be a release by the time it is applied: the
+    acceptance may come earlier in the batch, or another instance may promote a waitlisted one
+    before the period rows are held. A release may promote in any period and any Kommune waiting
+    for money, so those locks are taken up front, in order, rather than as the changes run.
+    A declined, released or withdrawn registration's withdrawal changes nothing and reaches nothing.
+    """
+    period_ids: set[str] = set()
+    kommune_keys: set[str] = set()
+    may_release = False
+    for event in events:
+        if isinstance(event, Application):
+            kommune_keys.add(event.kommune_key)
+            period = program.period_for(event.seminar_starts_on)
+            if period is not None:
+                period_ids.add(period.id)
+            continue
+        record = existing.get(event.registration_id)
+        if record is None or record.status in (Status.WAITLISTED, Status.APPROVED):
+            kommune_keys.add(event.kommune_key)
+            if record is not None:
+                kommune_keys.add(record.kommune_key)
+            may_release = True
+    if may_release:
+        period_ids |= {period.id for period in program.periods}
+    return LockPlan(
+        registration_ids=tuple(dict.fromkeys(event.registration_id for event in events)),
+        period_ids=frozenset(period_ids),
+        kommune_keys=frozenset(kommune_keys),
+        may_release=may_release,
+    )
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """What a batch is decided against, read under the locks of its `LockPlan`.
+
+    `fundings`: the records of the batch's registrations and, with `waitlists_loaded`, every
+    waitlisted entry a release may promote (all entries waiting for money; the entries of the
+    plan's Kommunen waiting for a place). `budgets`: every period. `quotas`: the locked Kommunen
+    that have places. `quota_waiting`: per Kommune of the plan, its entries waiting for a place;
+    `budget_waiting`: per period, its entries waiting for money.
+    """
+
+    fundings: Mapping[str, Funding]
+    budgets: Mapping[str, Budget]
+    quotas: Mapping[str, QuotaState]
+    quota_waiting: Mapping[str, int]
+    budget_waiting: Mapping[str, int]
+    waitlists_loaded: bool
+
+
+# --- a batch: deciding its events in order ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AcceptanceOutcome:
+    """A first decision, or none for a registration decided before (`decided_before`)."""
+
+    new_funding: NewFunding | None
+    decided_before: Funding | None = None
+
+    @property
+    def effects(self) -> list[Effect]:
+        return [] if self.new_funding is None else [self.new_funding.decision]
+
+    @property
+    def changes(self) -> list[FundingChange]:
+        return [] if self.new_funding is None else [self.new_funding]
+
+
+@dataclass(frozen=True)
+class WithdrawalOutcome:
+    """A release and its promotions, leaving a waitlist, or nothing (holds nothing)."""
+
+    effects: list[Effect]
+
+    @property
+    def changes(self) -> list[FundingChange]:
+        return list(self.effects)
+
+
+Outcome = AcceptanceOutcome | WithdrawalOutcome
+
+
+class WaitlistsNotLoadedError(RuntimeError):
+    """A release found a state read without its waitlists: the lock plan missed a release."""
+
+
+class FundingRun:
+    """Decides a batch's events in order against one `BatchState`, each seeing the ones before it.
+
+    Every decision is folded into the run's records, quotas, budgets and waiting counts, so that
+    deciding the batch here gives what deciding each event against the stored state, after the
+    one before it was recorded, would give. New waitlist entries sort after every stored one, in
+    order of arrival, as their sequence numbers will when they are recorded under the same locks.
+    """
+
+    def __init__(self, program: Program, directory: Directory, state: BatchState) -> None:
+        self._program = program
+        self._directory = directory
+        self._fundings = dict(state.fundings)
+        self._budgets = dict(state.budgets)
+        self._quotas = dict(state.quotas)
+        self._quota_waiting = Counter(state.quota_waiting)
+        self._budget_waiting = Counter(state.budget_waiting)
+        self._waitlists_loaded = state.waitlists_loaded
+        self._next_seq = 1 + max((f.seq for f in self._fundings.values() if f.seq is not None), default=0)
+
+    def decide(self, events: Sequence[RegistrationEvent]) -> list[Outcome]:
+        """One outcome per event, in order."""
+        return [
+            self._accept(event) if isinstance(event, Application) else self._withdraw(event)
+            for event in events
+        ]
+
+    def _accept(self, application: Application) -> AcceptanceOutcome:
+        existing = self._fundings.get(application.registration_id)
+        if existing is not None:
+            return AcceptanceOutcome(None, decided_before=existing)
+        key = application.kommune_key
+        decision = decide_first(
+            self._program,
+            self._directory.get(key),
+            application,
+            existing=None,
+            budgets=self._budgets,
+            quota=self._quotas.get(key),
+            quota_waiting=self._quota_waiting[key],
+            budget_waiting=self._budget_waiting,
+        )
+        assert decision is not None  # None only for an existing record
+        new_funding = NewFunding(application, decision)
+        self._fold_new(new_funding)
+        return AcceptanceOutcome(new_funding)
+
+    def _withdraw(self, withdrawal: Withdrawal) -> WithdrawalOutcome:
+        existing = self._fundings.get(withdrawal.registration_id)
+        kommune_queue: list[Funding] = []
+        budget_queues: dict[str, list[Funding]] = {}
+        if existing is not None and existing.status is Status.APPROVED:
+            if not self._waitlists_loaded:
+                raise WaitlistsNotLoadedError(f"release of {existing.registration_id}")
+            waiting = [f for f in self._fundings.values() if f.status is Status.WAITLISTED]
+            for entry in sorted(waiting, key=_arrival):
+                if entry.reason == "quota_exhausted" and entry.kommune_key == existing.kommune_key:
+                    kommune_queue.append(entry)
+                elif entry.reason == "budget_exhausted" and entry.period_id is not None:
+                    budget_queues.setdefault(entry.period_id, []).append(entry)
+        effects = on_withdrawn(
+            existing,
+            budgets=self._budgets,
+            quotas=self._quotas,
+            kommune_queue=kommune_queue,
+            budget_queues=budget_queues,
+        )
+        for effect in effects:
+            self._fold_change(effect)
+        return WithdrawalOutcome(effects)
+
+    # --- the fold: what the next event of the batch must see ---------------------------------
+
+    def _fold_new(self, new_funding: NewFunding) -> None:
+        application, decision = new_funding.application, new_funding.decision
+        key = application.kommune_key
+        record = Funding(application.registration_id, key, Status.DECLINED, decision.period_id)
+        if isinstance(decision, Approve):
+            record = replace(record, status=Status.APPROVED, amount_cents=decision.amount_cents)
+            self._hold_place_and_money(decision)
+        elif isinstance(decision, Waitlist):
+            record = replace(
+                record,
+                status=Status.WAITLISTED,
+                reason=decision.reason,
+                amount_cents=decision.amount_cents,
+                seq=self._next_seq,
+            )
+            self._next_seq += 1
+            self._waiting(record, +1)
+        else:
+            record = replace(record, reason=decision.reason)
+        self._fundings[application.registration_id] = record
+
+    def _fold_change(self, effect: Effect) -> None:
+        entry = self._fundings[effect.registration_id]
+        if isinstance(effect, Release):
+            self._fundings[entry.registration_id] = replace(entry, status=Status.RELEASED)
+            self._quotas[effect.kommune_key] = self._quotas[effect.kommune_key].free()
+            self._budgets[effect.period_id] = self._budgets[effect.period_id].release(effect.amount_cents)
+        elif isinstance(effect, Approve):  # a promotion
+            self._waiting(entry, -1)
+            self._fundings[entry.registration_id] = replace(
+                entry, status=Status.APPROVED, reason=None, seq=None
+            )
+            self._hold_place_and_money(effect)
+        elif isinstance(effect, Waitlist):  # now waits for money instead of a place
+            self._waiting(entry, -1)
+            self._fundings[entry.registration_id] = replace(entry, reason=effect.reason)
+            self._waiting(self._fundings[entry.registration_id], +1)
+        elif isinstance(effect, LeaveWaitlist):
+            self._waiting(entry, -1)
+            self._fundings[entry.registration_id] = replace(entry, status=Status.WITHDRAWN, seq=None)
+        else:  # a waitlisted entry declined
+            self._waiting(entry, -1)
+            self._fundings[entry.registration_id] = replace(
+                entry, status=Status.DECLINED, reason=effect.reason, seq=None
+            )
+
+    def _hold_place_and_money(self, approval: Approve) -> None:
+        quota = self._quotas.get(approval.kommune_key)
+        if quota is not None:
+            self._quotas[approval.kommune_key] = quota.take()
+        budget = self._budgets.get(approval.period_id)
+        if budget is not None:
+            self._budgets[approval.period_id] = budget.approve(approval.amount_cents)
+
+    def _waiting(self, entry: Funding, change: int) -> None:
+        if entry.reason == "quota_exhausted":
+            self._quota_waiting[entry.kommune_key] += change
+        elif entry.period_id is not None:
+            self._budget_waiting[entry.period_id] += change

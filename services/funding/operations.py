@@ -1,7 +1,8 @@
 """Operator actions and read helpers over the funding state, for the `lotse` command line.
 
 Every function takes an asyncpg pool on the funding database (FUNDING_DATABASE_URL). The results
-are frozen dataclasses (use `dataclasses.asdict` for JSON). Money is in integer cents.
+are frozen dataclasses (use `dataclasses.asdict` for JSON). Money is in integer cents. Closing a
+period runs in the funding unit of work, like the applier; the views only read.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import asyncpg
-
-from services.funding import domain, store
-from services.funding.handlers import decision_messages, log_effects
+from services.funding import store
+from services.funding.domain import declines_at_closing
+from services.funding.messages import decision_messages, log_effects
+from services.funding.store import PostgresFundingUnitOfWork
+from services.funding.unit_of_work import FundingUnitOfWork
+from shared.db import Pool
 from shared.logging import get_logger
-from shared.outbox import enqueue
 from shared.topics import Topics
 
 log = get_logger(__name__)
@@ -36,30 +38,29 @@ class ClosedPeriod:
     already_closed: bool  # the period was closed before this call
 
 
-async def close_period(pool: asyncpg.Pool, period_id: str, topics: Topics) -> ClosedPeriod:
+async def close_period(pool: Pool, period_id: str, topics: Topics) -> ClosedPeriod:
     """Close a funding period: every registration still waitlisted in it gets `funding.declined`
     with `period_closed` (through the outbox), and later registrations in it are declined too.
 
     One transaction. Idempotent: running it again declines nothing more. Raises
     UnknownPeriodError for a period that is not in the programme.
     """
+    async with PostgresFundingUnitOfWork(pool) as uow:
+        return await close_period_in(uow, period_id, topics)
+
+
+async def close_period_in(uow: FundingUnitOfWork, period_id: str, topics: Topics) -> ClosedPeriod:
+    """`close_period` inside a unit of work the caller commits."""
     cause = uuid.uuid5(_CLOSE_NAMESPACE, period_id)
-    async with pool.acquire() as conn, conn.transaction():
-        before = await store.close_period(conn, period_id)
-        if before is None:
-            raise UnknownPeriodError(f"no funding period {period_id!r}")
-        waiting = [
-            entry
-            for reason in ("quota_exhausted", "budget_exhausted")
-            for entry in await store.waitlisted(conn, reason, period_id=period_id)
-        ]
-        declines = domain.close_period(waiting)
-        for decline in declines:
-            await store.apply_change(conn, decline)
-        await enqueue(conn, decision_messages(topics.funding_decisions, cause, cause, declines))
+    closing = await uow.mark_period_closed(period_id)
+    if closing is None:
+        raise UnknownPeriodError(f"no funding period {period_id!r}")
+    declines = declines_at_closing(closing.waitlisted)
+    await uow.record(declines)
+    await uow.enqueue(decision_messages(topics.funding_decisions, cause, cause, declines))
     log_effects(declines)
     log.info("funding period closed", period_id=period_id, declined=len(declines))
-    return ClosedPeriod(period_id, [d.registration_id for d in declines], before.closed)
+    return ClosedPeriod(period_id, [d.registration_id for d in declines], closing.before.closed)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class BudgetFigures:
     closed: bool
 
 
-async def budget_figures(pool: asyncpg.Pool) -> list[BudgetFigures]:
+async def budget_figures(pool: Pool) -> list[BudgetFigures]:
     """Per period, in date order: budget, approved, released, committed, remaining, waitlisted."""
     async with pool.acquire() as conn:
         rows = await store.period_figures(conn)
@@ -112,7 +113,7 @@ class WaitlistEntry:
     waitlisted_at: datetime
 
 
-async def waitlist(pool: asyncpg.Pool, period_id: str | None = None) -> list[WaitlistEntry]:
+async def waitlist(pool: Pool, period_id: str | None = None) -> list[WaitlistEntry]:
     """The waitlisted registrations (of one period, or all), by period and then in promotion order
     (order of arrival)."""
     async with pool.acquire() as conn:
@@ -154,10 +155,10 @@ class KommuneFunding:
     registrations: list[RegistrationFunding]  # in order of decision
 
 
-async def kommune_funding(pool: asyncpg.Pool, kommune_key: str) -> KommuneFunding:
+async def kommune_funding(pool: Pool, kommune_key: str) -> KommuneFunding:
     """A Kommune's places and every registration's funding state (by the canonical key)."""
     async with pool.acquire() as conn:
-        quota = (await store.quotas(conn, [kommune_key])).get(kommune_key)
+        quota = (await store.read_quotas(conn, [kommune_key])).get(kommune_key)
         rows = await store.kommune_fundings(conn, kommune_key)
     return KommuneFunding(
         kommune_key=kommune_key,

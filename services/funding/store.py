@@ -1,9 +1,11 @@
-"""The funding service's repository: plain SQL over asyncpg, in the caller's transaction.
+"""The funding service's state in PostgreSQL: the SQL, and the unit of work that runs it.
 
 Lock order, the same in every transaction of every instance, so that instances never deadlock:
 1. the batch's registration ids (transaction advisory locks, in hash order);
 2. period rows (in period_id order);
 3. quota rows (in kommune_key order).
+Which rows a batch takes is `domain.plan_locks`; `PostgresFundingUnitOfWork.lock_registrations`
+and `lock_and_load` take them in this order before reading the batch's state.
 A waitlisted record is changed only by a transaction that holds its period's row; a quota or
 budget counter only under its row lock, and only by a conditional update that the CHECK
 constraints back up. See docs/adr/0007-funding-budget-and-quota-invariants.md.
@@ -13,25 +15,30 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
 from services.funding.domain import (
-    Application,
     Approve,
+    BatchState,
     Budget,
     Decline,
     Effect,
     Funding,
+    FundingChange,
     LeaveWaitlist,
+    LockPlan,
+    NewFunding,
     QuotaState,
     Release,
     Status,
     Waitlist,
 )
+from services.funding.unit_of_work import InvariantError, PeriodClosing
+from shared.db import Connection
 from shared.directory import Directory
 from shared.program import Program
+from shared.unit_of_work import PostgresUnitOfWork
 
 # An arbitrary namespace for this service's advisory locks on registration ids.
 REGISTRATION_LOCK_SPACE = 0x66756E64
@@ -69,10 +76,21 @@ WHERE kommune_key = ANY($1::text[]) ORDER BY kommune_key FOR UPDATE
 GET_QUOTAS = "SELECT kommune_key, places, held FROM quotas WHERE kommune_key = ANY($1::text[])"
 _FUNDING_COLUMNS = "registration_id, kommune_key, status, period_id, reason, amount_cents, waitlist_seq"
 GET_FUNDINGS = f"SELECT {_FUNDING_COLUMNS} FROM fundings WHERE registration_id = ANY($1::text[])"
-WAITLISTED = f"""
+# Waitlisted entries in order of arrival: of every period waiting for money; of some Kommunen
+# waiting for a place; of one period (both reasons).
+WAITING_FOR_MONEY = f"""
 SELECT {_FUNDING_COLUMNS} FROM fundings
-WHERE status = 'waitlisted' AND reason = $1 AND ($2::text IS NULL OR period_id = $2)
-  AND ($3::text IS NULL OR kommune_key = $3)
+WHERE status = 'waitlisted' AND reason = 'budget_exhausted'
+ORDER BY waitlist_seq
+"""
+WAITING_FOR_PLACES = f"""
+SELECT {_FUNDING_COLUMNS} FROM fundings
+WHERE status = 'waitlisted' AND reason = 'quota_exhausted' AND kommune_key = ANY($1::text[])
+ORDER BY waitlist_seq
+"""
+WAITING_IN_PERIOD = f"""
+SELECT {_FUNDING_COLUMNS} FROM fundings
+WHERE status = 'waitlisted' AND period_id = $1
 ORDER BY waitlist_seq
 """
 QUOTA_WAITING = """
@@ -146,11 +164,57 @@ UPDATE periods SET closed_at = coalesce(closed_at, now()), updated_at = now() WH
 """
 
 
-class InvariantError(RuntimeError):
-    """The database refused a change the domain decided: state and decision disagree."""
+class PostgresFundingUnitOfWork(PostgresUnitOfWork):
+    """The funding unit of work over one pooled connection in one transaction (ADR 0007)."""
+
+    async def lock_registrations(self, registration_ids: Sequence[str]) -> dict[str, Funding]:
+        await _lock_registration_ids(self.connection, registration_ids)
+        return await _read_fundings(self.connection, registration_ids)
+
+    async def lock_and_load(self, plan: LockPlan) -> BatchState:
+        conn = self.connection
+        await _lock_period_rows(conn, plan.period_ids)
+        # Stable once every period is held: only holders of a period's row add or change its entries.
+        waiting = await _read_waiting_for_money(conn) if plan.may_release else []
+        quotas = await _lock_quota_rows(conn, plan.kommunen_to_lock(waiting))
+        records = await _read_fundings(conn, plan.registration_ids)
+        if plan.may_release:
+            waiting += await _read_waiting_for_places(conn, plan.kommune_keys)
+            records = {entry.registration_id: entry for entry in waiting} | records
+        budgets = await _read_budgets(conn)
+        limited = [budget.period_id for budget in budgets.values() if budget.budget_cents is not None]
+        return BatchState(
+            fundings=records,
+            budgets=budgets,
+            quotas=quotas,
+            quota_waiting=await _count_waiting_for_places(conn, plan.kommune_keys),
+            budget_waiting=await _count_waiting_for_money(conn, limited),
+            waitlists_loaded=plan.may_release,
+        )
+
+    async def record(self, changes: Sequence[FundingChange]) -> None:
+        """Consecutive new records go in with one statement per table; each other change on its
+        own, by a conditional update, in order (a release frees what the next run may take)."""
+        new: list[NewFunding] = []
+        for change in changes:
+            if isinstance(change, NewFunding):
+                new.append(change)
+                continue
+            await _insert_new_fundings(self.connection, new)
+            new = []
+            await _change_existing_record(self.connection, change)
+        await _insert_new_fundings(self.connection, new)
+
+    async def mark_period_closed(self, period_id: str) -> PeriodClosing | None:
+        locked = await _lock_period_rows(self.connection, [period_id])
+        if period_id not in locked:
+            return None
+        await self.connection.execute(CLOSE_PERIOD, period_id)
+        rows = await self.connection.fetch(WAITING_IN_PERIOD, period_id)
+        return PeriodClosing(locked[period_id], [_funding(row) for row in rows])
 
 
-async def sync_program(conn: asyncpg.Connection, program: Program, directory: Directory) -> None:
+async def sync_program(conn: Connection, program: Program, directory: Directory) -> None:
     """Write the programme's periods and every eligible Kommune's places, in one transaction.
 
     A budget or quota lowered below what is already committed violates a CHECK constraint and
@@ -177,18 +241,18 @@ async def sync_program(conn: asyncpg.Connection, program: Program, directory: Di
 # --- locks, in the global order --------------------------------------------------------------
 
 
-async def lock_registrations(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> None:
+async def _lock_registration_ids(conn: Connection, registration_ids: Iterable[str]) -> None:
     ids = list(set(registration_ids))
     if ids:
         await conn.fetchval(LOCK_REGISTRATION_IDS, REGISTRATION_LOCK_SPACE, ids)
 
 
-async def lock_periods(conn: asyncpg.Connection, period_ids: Iterable[str]) -> dict[str, Budget]:
+async def _lock_period_rows(conn: Connection, period_ids: Iterable[str]) -> dict[str, Budget]:
     rows = await conn.fetch(LOCK_PERIODS, sorted(set(period_ids)))
     return {row["period_id"]: _budget(row) for row in rows}
 
 
-async def lock_quotas(conn: asyncpg.Connection, kommune_keys: Iterable[str]) -> dict[str, QuotaState]:
+async def _lock_quota_rows(conn: Connection, kommune_keys: Iterable[str]) -> dict[str, QuotaState]:
     rows = await conn.fetch(LOCK_QUOTAS, sorted(set(kommune_keys)))
     return {row["kommune_key"]: _quota(row) for row in rows}
 
@@ -222,46 +286,37 @@ def _funding(row: asyncpg.Record) -> Funding:
     )
 
 
-async def budgets(conn: asyncpg.Connection) -> dict[str, Budget]:
+async def _read_budgets(conn: Connection) -> dict[str, Budget]:
     return {row["period_id"]: _budget(row) for row in await conn.fetch(ALL_PERIODS)}
 
 
-async def quotas(conn: asyncpg.Connection, kommune_keys: Iterable[str]) -> dict[str, QuotaState]:
+async def read_quotas(conn: Connection, kommune_keys: Iterable[str]) -> dict[str, QuotaState]:
     rows = await conn.fetch(GET_QUOTAS, list(set(kommune_keys)))
     return {row["kommune_key"]: _quota(row) for row in rows}
 
 
-async def fundings(conn: asyncpg.Connection, registration_ids: Iterable[str]) -> dict[str, Funding]:
+async def _read_fundings(conn: Connection, registration_ids: Iterable[str]) -> dict[str, Funding]:
     rows = await conn.fetch(GET_FUNDINGS, list(set(registration_ids)))
     return {row["registration_id"]: _funding(row) for row in rows}
 
 
-async def funding(conn: asyncpg.Connection, registration_id: str) -> Funding | None:
-    return (await fundings(conn, [registration_id])).get(registration_id)
+async def _read_waiting_for_money(conn: Connection) -> list[Funding]:
+    """Every entry waiting for money, in order of arrival."""
+    return [_funding(row) for row in await conn.fetch(WAITING_FOR_MONEY)]
 
 
-async def waitlisted(
-    conn: asyncpg.Connection, reason: str, *, period_id: str | None = None, kommune_key: str | None = None
-) -> list[Funding]:
-    """Waitlisted entries for `reason`, optionally of one period or Kommune, in order of arrival."""
-    return [_funding(row) for row in await conn.fetch(WAITLISTED, reason, period_id, kommune_key)]
+async def _read_waiting_for_places(conn: Connection, kommune_keys: Iterable[str]) -> list[Funding]:
+    """The Kommunen's entries waiting for a place, in order of arrival."""
+    return [_funding(row) for row in await conn.fetch(WAITING_FOR_PLACES, list(set(kommune_keys)))]
 
 
-async def budget_queues(conn: asyncpg.Connection) -> dict[str, list[Funding]]:
-    queues: dict[str, list[Funding]] = {}
-    for entry in await waitlisted(conn, "budget_exhausted"):
-        assert entry.period_id is not None
-        queues.setdefault(entry.period_id, []).append(entry)
-    return queues
-
-
-async def quota_waiting(conn: asyncpg.Connection, kommune_keys: Iterable[str]) -> Counter[str]:
+async def _count_waiting_for_places(conn: Connection, kommune_keys: Iterable[str]) -> Counter[str]:
     """Per Kommune, its entries waiting for a place."""
     rows = await conn.fetch(QUOTA_WAITING, list(set(kommune_keys)))
     return Counter({row["kommune_key"]: row["waiting"] for row in rows})
 
 
-async def budget_waiting(conn: asyncpg.Connection, period_ids: Iterable[str]) -> Counter[str]:
+async def _count_waiting_for_money(conn: Connection, period_ids: Iterable[str]) -> Counter[str]:
     """Per period, the entries waiting for money."""
     ids = list(set(period_ids))
     if not ids:
@@ -273,22 +328,15 @@ async def budget_waiting(conn: asyncpg.Connection, period_ids: Iterable[str]) ->
 # --- writes ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FirstDecision:
-    application: Application
-    seminar_id: str
-    decision: Approve | Waitlist | Decline
-
-
-async def record_first_decisions(conn: asyncpg.Connection, decided: Sequence[FirstDecision]) -> None:
-    """Insert the funding records of a batch's first decisions, in order of arrival; approvals
-    take their places and money first, with one statement per table."""
-    if not decided:
+async def _insert_new_fundings(conn: Connection, new: Sequence[NewFunding]) -> None:
+    """Insert the funding records of first decisions, in order of arrival; approvals take their
+    places and money first, with one statement per table."""
+    if not new:
         return
     places: Counter[str] = Counter()
     money: Counter[str] = Counter()
     waitlisted = 0
-    for item in decided:
+    for item in new:
         if isinstance(item.decision, Approve):
             places[item.decision.kommune_key] += 1
             money[item.decision.period_id] += item.decision.amount_cents
@@ -306,7 +354,7 @@ async def record_first_decisions(conn: asyncpg.Connection, decided: Sequence[Fir
         sorted(row["seq"] for row in await conn.fetch(NEXT_WAITLIST_SEQS, waitlisted)) if waitlisted else []
     )
     columns: list[list[object]] = [[] for _ in range(10)]
-    for item in decided:
+    for item in new:
         decision, application = item.decision, item.application
         reason: str | None = None
         amount: int | None = None
@@ -325,7 +373,7 @@ async def record_first_decisions(conn: asyncpg.Connection, decided: Sequence[Fir
         row = (
             application.registration_id,
             application.kommune_key,
-            item.seminar_id,
+            application.seminar_id,
             application.seminar_starts_on,
             application.fee_cents,
             status.value,
@@ -339,10 +387,10 @@ async def record_first_decisions(conn: asyncpg.Connection, decided: Sequence[Fir
     await conn.execute(INSERT_FUNDINGS, *columns)
 
 
-async def apply_change(conn: asyncpg.Connection, effect: Effect) -> None:
+async def _change_existing_record(conn: Connection, effect: Effect) -> None:
     """Apply an effect on an existing record: promotion, requeue, release, leave, period close."""
     if isinstance(effect, Approve) and effect.promoted:
-        await _take(conn, effect)
+        await _take_place_and_money(conn, effect)
         await _exactly_one(conn, PROMOTE, effect.registration_id)
     elif isinstance(effect, Waitlist) and effect.requeued:
         await _exactly_one(conn, REQUEUE, effect.registration_id, effect.reason)
@@ -358,25 +406,16 @@ async def apply_change(conn: asyncpg.Connection, effect: Effect) -> None:
         raise TypeError(f"not a change of an existing record: {effect!r}")
 
 
-async def _take(conn: asyncpg.Connection, approval: Approve) -> None:
+async def _take_place_and_money(conn: Connection, approval: Approve) -> None:
     if await conn.fetchval(TAKE_PLACE, approval.kommune_key) is None:
         raise InvariantError(f"no free place for Kommune {approval.kommune_key}")
     if await conn.fetchval(TAKE_BUDGET, approval.period_id, approval.amount_cents) is None:
         raise InvariantError(f"not enough budget left in period {approval.period_id}")
 
 
-async def _exactly_one(conn: asyncpg.Connection, statement: str, *args: object) -> None:
+async def _exactly_one(conn: Connection, statement: str, *args: object) -> None:
     if await conn.execute(statement, *args) != "UPDATE 1":
         raise InvariantError(f"funding record {args[0]} is not in the state the change expects")
-
-
-async def close_period(conn: asyncpg.Connection, period_id: str) -> Budget | None:
-    """Lock the period's row and mark it closed (once); None if the period does not exist."""
-    locked = await lock_periods(conn, [period_id])
-    if period_id not in locked:
-        return None
-    await conn.execute(CLOSE_PERIOD, period_id)
-    return locked[period_id]
 
 
 # --- operator views --------------------------------------------------------------------------
@@ -407,13 +446,13 @@ FROM fundings WHERE kommune_key = $1 ORDER BY decided_at, registration_id
 """
 
 
-async def period_figures(conn: asyncpg.Connection) -> Sequence[asyncpg.Record]:
+async def period_figures(conn: Connection) -> Sequence[asyncpg.Record]:
     return list(await conn.fetch(PERIOD_FIGURES))
 
 
-async def waitlist_view(conn: asyncpg.Connection, period_id: str | None) -> Sequence[asyncpg.Record]:
+async def waitlist_view(conn: Connection, period_id: str | None) -> Sequence[asyncpg.Record]:
     return list(await conn.fetch(WAITLIST_VIEW, period_id))
 
 
-async def kommune_fundings(conn: asyncpg.Connection, kommune_key: str) -> Sequence[asyncpg.Record]:
+async def kommune_fundings(conn: Connection, kommune_key: str) -> Sequence[asyncpg.Record]:
     return list(await conn.fetch(KOMMUNE_FUNDINGS, kommune_key))

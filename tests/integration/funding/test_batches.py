@@ -1,7 +1,8 @@
 """A batch applied at once decides exactly what the same events decide one at a time.
 
-The applier decides a run of acceptances in memory, from state it read once, and writes it with
-one statement per table. This compares that with one transaction per event, in two databases.
+The applier decides a whole batch in memory, from state it read once under the batch's locks,
+and writes runs of first decisions with one statement per table. This compares that with one
+unit of work (transaction) per event, in two databases, through the PostgreSQL unit of work.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ import pytest
 
 from services.funding import store
 from services.funding.app import MIGRATIONS
+from services.funding.domain import Approve, LockPlan, NewFunding, Release
 from services.funding.handlers import RegistrationEventsApplier
+from services.funding.store import PostgresFundingUnitOfWork
+from services.funding.unit_of_work import InvariantError
+from shared.db import Pool, create_pool
 from shared.events import REGISTRATION_OUTCOME_EVENTS, Envelope, EventDecoder
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxMessage
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
 from tests.integration.funding.conftest import accepted, withdrawn
+from tests.unit.funding.fakes import InMemoryFundingService
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE,
     KREISFREIE_STADT,
@@ -30,6 +36,7 @@ from tests.unit.funding.samples import (
     MITGLIEDSGEMEINDE,
     SAMTGEMEINDE,
     UNKNOWN,
+    application,
     directory,
     small_program,
 )
@@ -40,7 +47,8 @@ IN_2022 = date(2022, 9, 6)
 
 
 def scenario() -> list[Envelope[Any]]:
-    """Quota and budget run out inside the batch; withdrawals release, promote and leave waitlists."""
+    """Quota and budget run out inside the batch; withdrawals release, promote, requeue and leave
+    waitlists."""
     decoder = EventDecoder("registration.events", REGISTRATION_OUTCOME_EVENTS)
     messages = [
         accepted("B-1", EINHEITSGEMEINDE),
@@ -60,15 +68,20 @@ def scenario() -> list[Envelope[Any]]:
         withdrawn("B-4", LANDKREIS),  # money back: B-5 is approved
         accepted("B-12", LANDKREIS),  # the budget is full again: waits for money
         accepted("B-13", LANDKREIS, starts_on=IN_2022),
+        accepted("B-14", KREISFREIE_STADT),  # K holds B-9 and B-10: waits for a place
+        withdrawn("B-9", KREISFREIE_STADT),  # a place, but no money in 2023: B-14 now waits for money
+        withdrawn("B-5", SAMTGEMEINDE),  # money back: B-12 is approved, B-14 still waits
+        withdrawn("B-12", LANDKREIS),  # money back: the requeued B-14 is approved
     ]
     return [decoder.decode(json.dumps(value).encode()) for _, value in messages]
 
 
-async def migrated(make_database: DatabaseFactory) -> asyncpg.Connection:
-    conn = await asyncpg.connect(await make_database("funding"))
-    await apply_migrations(conn, MIGRATIONS, "funding")
-    await store.sync_program(conn, small_program(), directory())
-    return conn
+async def migrated(make_database: DatabaseFactory) -> Pool:
+    pool = await create_pool(await make_database("funding"), max_size=2)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, MIGRATIONS, "funding")
+        await store.sync_program(conn, small_program(), directory())
+    return pool
 
 
 def published(messages: Sequence[Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -76,7 +89,7 @@ def published(messages: Sequence[Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [(m.topic, m.key, m.envelope.model_dump(mode="json", exclude={"occurred_at"})) for m in messages]
 
 
-async def state(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+async def state(conn: Pool) -> dict[str, list[tuple[Any, ...]]]:
     fundings = await conn.fetch(
         """SELECT registration_id, kommune_key, status, period_id, reason, amount_cents, promoted,
                   rank() OVER (ORDER BY waitlist_seq) AS waitlist_rank
@@ -105,27 +118,57 @@ async def test_a_batch_decides_what_the_events_decide_one_at_a_time(make_databas
     applier = RegistrationEventsApplier(Topics(), small_program(), directory())
     whole, single = await migrated(make_database), await migrated(make_database)
     try:
-        async with whole.transaction():
-            await applier.lock(whole, events)
-            at_once = await applier.apply_batch(whole, events)
+        async with PostgresFundingUnitOfWork(whole) as uow:
+            at_once = await applier.apply_batch(uow, events)
         one_by_one: list[OutboxMessage] = []
         for event in events:
-            async with single.transaction():
-                await applier.lock(single, [event])
-                one_by_one.extend(await applier.apply(single, event))
+            async with PostgresFundingUnitOfWork(single) as uow:
+                one_by_one.extend(await applier.apply_batch(uow, [event]))
 
         assert published(at_once) == published(one_by_one)
         assert await state(whole) == await state(single)
+        # The in-memory unit of work the unit tests use publishes what PostgreSQL's does.
+        in_memory = InMemoryFundingService(small_program(), directory())
+        in_memory.deliver(events)
+        assert published(in_memory.tables.outbox) == published(at_once)
         # The scenario reaches what it is meant to reach, so the comparison covers those paths.
         decisions = [(m.envelope.event_type, m.envelope.data.registration_id) for m in at_once]
         assert decisions.count(("funding.waitlisted", "B-3")) == 1  # for a place
         assert decisions.count(("funding.approved", "B-3")) == 1  # promoted after B-1's release
-        assert ("funding.waitlisted", "B-12") in decisions
         assert ("funding.waitlisted", "B-6") in decisions
         assert ("funding.released", "B-1") in decisions
         assert ("funding.approved", "B-5") in decisions  # promoted after B-4's release
         assert ("funding.declined", "B-7") in decisions
         assert sum(1 for d in decisions if d[1] == "B-1") == 2  # approved once, released once
+        assert decisions.count(("funding.waitlisted", "B-12")) == 1
+        assert ("funding.approved", "B-12") in decisions  # promoted after B-5's release
+        assert decisions.count(("funding.waitlisted", "B-14")) == 2  # for a place, then for money
+        assert decisions[-1] == ("funding.approved", "B-14")  # the requeued entry, after B-12's release
     finally:
         await whole.close()
         await single.close()
+
+
+async def test_the_postgresql_unit_of_work_refuses_what_the_in_memory_one_refuses(
+    make_database: DatabaseFactory,
+) -> None:
+    pool = await migrated(make_database)
+    approvals = [
+        NewFunding(application(rid), Approve(rid, EINHEITSGEMEINDE, "2023", 50_000))
+        for rid in ("R1", "R2", "R3")
+    ]
+    plan = LockPlan(("R1", "R2", "R3"), frozenset({"2023"}), frozenset({EINHEITSGEMEINDE}), may_release=False)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="within_quota"):
+            async with PostgresFundingUnitOfWork(pool) as uow:
+                await uow.lock_registrations(plan.registration_ids)
+                await uow.lock_and_load(plan)
+                await uow.record(approvals)
+        with pytest.raises(InvariantError, match="not in the state the change expects"):
+            async with PostgresFundingUnitOfWork(pool) as uow:
+                await uow.record([Release("R1", EINHEITSGEMEINDE, "2023", 50_000)])
+        # Both rolled back: nothing was written.
+        assert await pool.fetchval("SELECT count(*) FROM fundings") == 0
+        assert await pool.fetchval("SELECT sum(held) FROM quotas") == 0
+    finally:
+        await pool.close()

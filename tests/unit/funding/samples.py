@@ -72,6 +72,7 @@ def application(
     return Application(
         registration_id=registration_id,
         kommune_key=kommune_key,
+        seminar_id=f"S-{starts_on.isoformat()}",
         seminar_starts_on=starts_on,
         seminar_ends_on=starts_on + timedelta(days=days - 1),
         fee_cents=fee_cents,

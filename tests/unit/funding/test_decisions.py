@@ -17,7 +17,7 @@ from services.funding.domain import (
     QuotaState,
     Status,
     Waitlist,
-    decide,
+    decide_first,
 )
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE,
@@ -131,7 +131,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_first_decision(case: Case) -> None:
-    decision = decide(
+    decision = decide_first(
         small_program(),
         directory().get(case.application.kommune_key),
         case.application,
@@ -147,7 +147,7 @@ def test_first_decision(case: Case) -> None:
 @pytest.mark.parametrize("status", list(Status))
 def test_a_decided_registration_gets_no_second_first_decision(status: Status) -> None:
     existing = Funding("R1", EINHEITSGEMEINDE, status, "2023", None, 50_000)
-    decision = decide(
+    decision = decide_first(
         small_program(),
         directory().get(EINHEITSGEMEINDE),
         application("R1"),

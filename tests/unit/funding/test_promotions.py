@@ -1,15 +1,15 @@
-"""Withdrawals, releases and every promotion path, as scenarios over the in-memory book."""
+"""Withdrawals, releases and every promotion path, as scenarios through the real applier over the
+in-memory unit of work."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from services.funding.domain import Approve, Decline, Effect, LeaveWaitlist, Release, Waitlist
-from tests.unit.funding.memory import Book
+from services.funding.domain import Approve, Decline, Effect, LeaveWaitlist, Release, Status, Waitlist
+from tests.unit.funding.fakes import InMemoryFundingService
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE as E,
 )
@@ -30,105 +30,106 @@ from tests.unit.funding.samples import (
     SAMTGEMEINDE as S,
 )
 
-_event_ids = (f"event-{n}" for n in itertools.count())
-
 
 def accept(
-    book: Book, registration_id: str, key: str, *, in_2022: bool = False, fee: int = 100_000
+    funding: InMemoryFundingService,
+    registration_id: str,
+    key: str,
+    *,
+    in_2022: bool = False,
+    fee: int = 100_000,
 ) -> Effect:
     starts_on = IN_2022 if in_2022 else IN_2023
-    (decision,) = book.accept(
-        next(_event_ids), application(registration_id, key, starts_on=starts_on, fee_cents=fee)
-    )
+    (decision,) = funding.accept(application(registration_id, key, starts_on=starts_on, fee_cents=fee))
     return decision
 
 
-def withdraw(book: Book, registration_id: str) -> list[Effect]:
-    return book.withdraw(next(_event_ids), registration_id)
+def withdraw(funding: InMemoryFundingService, registration_id: str) -> list[Effect]:
+    return funding.withdraw(registration_id)
 
 
-def new_book() -> Book:
-    return Book(small_program(), directory())
+def new_funding() -> InMemoryFundingService:
+    return InMemoryFundingService(small_program(), directory())
 
 
-def fill_2023(book: Book) -> None:
+def fill_2023(funding: InMemoryFundingService) -> None:
     """Uses the whole 2023 budget (150,000) with L1 (100,000) and S1 (50,000)."""
-    assert isinstance(accept(book, "L1", L, fee=200_000), Approve)
-    assert isinstance(accept(book, "S1", S), Approve)
+    assert isinstance(accept(funding, "L1", L, fee=200_000), Approve)
+    assert isinstance(accept(funding, "S1", S), Approve)
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    setup: Callable[[Book], None]
+    setup: Callable[[InMemoryFundingService], None]
     withdrawn: str
     expected: list[Effect]
 
 
-def _one_approved(book: Book) -> None:
-    assert accept(book, "E1", E) == Approve("E1", E, "2023", 50_000)
+def _one_approved(funding: InMemoryFundingService) -> None:
+    assert accept(funding, "E1", E) == Approve("E1", E, "2023", 50_000)
 
 
-def _quota_waiting(book: Book) -> None:
-    assert accept(book, "E1", E) == Approve("E1", E, "2023", 50_000)
-    assert accept(book, "E2", E) == Approve("E2", E, "2023", 50_000)
-    assert accept(book, "E3", E) == Waitlist("E3", E, "2023", 50_000, "quota_exhausted", 1)
-    assert accept(book, "E4", E) == Waitlist("E4", E, "2023", 50_000, "quota_exhausted", 2)
+def _quota_waiting(funding: InMemoryFundingService) -> None:
+    assert accept(funding, "E1", E) == Approve("E1", E, "2023", 50_000)
+    assert accept(funding, "E2", E) == Approve("E2", E, "2023", 50_000)
+    assert accept(funding, "E3", E) == Waitlist("E3", E, "2023", 50_000, "quota_exhausted", 1)
+    assert accept(funding, "E4", E) == Waitlist("E4", E, "2023", 50_000, "quota_exhausted", 2)
 
 
-def _quota_waiting_in_other_period(book: Book) -> None:
-    accept(book, "E1", E, in_2022=True)
-    accept(book, "E2", E, in_2022=True)
-    assert accept(book, "E3", E) == Waitlist("E3", E, "2023", 50_000, "quota_exhausted", 1)
+def _quota_waiting_in_other_period(funding: InMemoryFundingService) -> None:
+    accept(funding, "E1", E, in_2022=True)
+    accept(funding, "E2", E, in_2022=True)
+    assert accept(funding, "E3", E) == Waitlist("E3", E, "2023", 50_000, "quota_exhausted", 1)
 
 
-def _quota_waiting_without_money(book: Book) -> None:
-    fill_2023(book)
-    accept(book, "E1", E, in_2022=True)
-    accept(book, "E2", E, in_2022=True)
-    assert accept(book, "E3", E) == Waitlist("E3", E, "2023", 50_000, "quota_exhausted", 1)
+def _quota_waiting_without_money(funding: InMemoryFundingService) -> None:
+    fill_2023(funding)
+    accept(funding, "E1", E, in_2022=True)
+    accept(funding, "E2", E, in_2022=True)
+    assert accept(funding, "E3", E) == Waitlist("E3", E, "2023", 50_000, "quota_exhausted", 1)
 
 
-def _budget_waiting(book: Book) -> None:
-    fill_2023(book)
-    assert accept(book, "S2", S) == Waitlist("S2", S, "2023", 50_000, "budget_exhausted", 1)
-    assert accept(book, "K1", K) == Waitlist("K1", K, "2023", 50_000, "budget_exhausted", 2)
-    assert accept(book, "E1", E) == Waitlist("E1", E, "2023", 50_000, "budget_exhausted", 3)
+def _budget_waiting(funding: InMemoryFundingService) -> None:
+    fill_2023(funding)
+    assert accept(funding, "S2", S) == Waitlist("S2", S, "2023", 50_000, "budget_exhausted", 1)
+    assert accept(funding, "K1", K) == Waitlist("K1", K, "2023", 50_000, "budget_exhausted", 2)
+    assert accept(funding, "E1", E) == Waitlist("E1", E, "2023", 50_000, "budget_exhausted", 3)
 
 
-def _budget_waiting_kommune_full(book: Book) -> None:
-    fill_2023(book)
-    assert accept(book, "E1", E) == Waitlist("E1", E, "2023", 50_000, "budget_exhausted", 1)
-    accept(book, "E2", E, in_2022=True)
-    accept(book, "E3", E, in_2022=True)  # E now holds both places
-    assert accept(book, "K1", K) == Waitlist("K1", K, "2023", 50_000, "budget_exhausted", 2)
+def _budget_waiting_kommune_full(funding: InMemoryFundingService) -> None:
+    fill_2023(funding)
+    assert accept(funding, "E1", E) == Waitlist("E1", E, "2023", 50_000, "budget_exhausted", 1)
+    accept(funding, "E2", E, in_2022=True)
+    accept(funding, "E3", E, in_2022=True)  # E now holds both places
+    assert accept(funding, "K1", K) == Waitlist("K1", K, "2023", 50_000, "budget_exhausted", 2)
 
 
-def _money_left_while_kommune_full(book: Book) -> None:
-    _budget_waiting_kommune_full(book)
-    assert withdraw(book, "L1") == [
+def _money_left_while_kommune_full(funding: InMemoryFundingService) -> None:
+    _budget_waiting_kommune_full(funding)
+    assert withdraw(funding, "L1") == [
         Release("L1", L, "2023", 100_000),
         Approve("K1", K, "2023", 50_000, promoted=True),
     ]  # E1 is skipped: E has no free place; 50,000 stay unused
 
 
-def _budget_waiting_big_first(book: Book) -> None:
-    fill_2023(book)
-    assert accept(book, "K1", K, fee=200_000) == Waitlist("K1", K, "2023", 100_000, "budget_exhausted", 1)
-    assert accept(book, "E1", E) == Waitlist("E1", E, "2023", 50_000, "budget_exhausted", 2)
+def _budget_waiting_big_first(funding: InMemoryFundingService) -> None:
+    fill_2023(funding)
+    assert accept(funding, "K1", K, fee=200_000) == Waitlist("K1", K, "2023", 100_000, "budget_exhausted", 1)
+    assert accept(funding, "E1", E) == Waitlist("E1", E, "2023", 50_000, "budget_exhausted", 2)
 
 
-def _quota_before_budget(book: Book) -> None:
-    accept(book, "L1", L)
-    accept(book, "L2", L)
-    accept(book, "S1", S)  # 150,000 used
-    assert accept(book, "K1", K) == Waitlist("K1", K, "2023", 50_000, "budget_exhausted", 1)
-    assert accept(book, "L3", L) == Waitlist("L3", L, "2023", 50_000, "quota_exhausted", 1)
+def _quota_before_budget(funding: InMemoryFundingService) -> None:
+    accept(funding, "L1", L)
+    accept(funding, "L2", L)
+    accept(funding, "S1", S)  # 150,000 used
+    assert accept(funding, "K1", K) == Waitlist("K1", K, "2023", 50_000, "budget_exhausted", 1)
+    assert accept(funding, "L3", L) == Waitlist("L3", L, "2023", 50_000, "quota_exhausted", 1)
 
 
-def _waitlisted_then_withdrawn(book: Book) -> None:
-    _quota_waiting(book)
-    assert withdraw(book, "E3") == [LeaveWaitlist("E3")]
+def _waitlisted_then_withdrawn(funding: InMemoryFundingService) -> None:
+    _quota_waiting(funding)
+    assert withdraw(funding, "E3") == [LeaveWaitlist("E3")]
 
 
 SCENARIOS = [
@@ -205,40 +206,55 @@ SCENARIOS = [
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_withdrawal(scenario: Scenario) -> None:
-    book = new_book()
-    scenario.setup(book)
-    assert withdraw(book, scenario.withdrawn) == scenario.expected
+    funding = new_funding()
+    scenario.setup(funding)
+    assert withdraw(funding, scenario.withdrawn) == scenario.expected
 
 
 def test_a_requeued_entry_is_promoted_when_money_comes_back() -> None:
-    book = new_book()
-    _quota_waiting_without_money(book)
-    withdraw(book, "E1")
-    assert withdraw(book, "S1") == [Release("S1", S, "2023", 50_000), Approve("E3", E, "2023", 50_000, True)]
+    funding = new_funding()
+    _quota_waiting_without_money(funding)
+    withdraw(funding, "E1")
+    assert withdraw(funding, "S1") == [
+        Release("S1", S, "2023", 50_000),
+        Approve("E3", E, "2023", 50_000, True),
+    ]
 
 
 @pytest.mark.parametrize("status_setup", ["declined", "released", "never decided"])
 def test_withdrawing_what_holds_nothing_changes_nothing(status_setup: str) -> None:
-    book = new_book()
+    funding = new_funding()
     if status_setup == "declined":
-        accept(book, "R1", "033595403002")
+        accept(funding, "R1", "033595403002")
     elif status_setup == "released":
-        accept(book, "R1", E)
-        withdraw(book, "R1")
-    before = dict(book.records)
-    assert withdraw(book, "R1") == []
-    assert book.records == before
+        accept(funding, "R1", E)
+        withdraw(funding, "R1")
+    before = dict(funding.tables.fundings)
+    assert withdraw(funding, "R1") == []
+    assert funding.tables.fundings == before
 
 
 def test_closing_a_period_declines_what_waits_in_it_and_later_registrations() -> None:
-    book = new_book()
-    _budget_waiting(book)
-    assert accept(book, "L2", L) == Waitlist("L2", L, "2023", 50_000, "budget_exhausted", 4)
-    accept(book, "E9", E, in_2022=True)
-    assert book.close("2023") == [
+    funding = new_funding()
+    _budget_waiting(funding)
+    assert accept(funding, "L2", L) == Waitlist("L2", L, "2023", 50_000, "budget_exhausted", 4)
+    accept(funding, "E9", E, in_2022=True)
+    assert funding.close("2023") == [
         Decline(rid, key, "period_closed", "2023", first=False)
         for rid, key in [("S2", S), ("K1", K), ("E1", E), ("L2", L)]
     ]
-    assert book.close("2023") == []
-    assert accept(book, "K2", K) == Decline("K2", K, "period_closed", "2023")
-    assert withdraw(book, "L1") == [Release("L1", L, "2023", 100_000)]
+    assert funding.close("2023") == []
+    assert accept(funding, "K2", K) == Decline("K2", K, "period_closed", "2023")
+    assert withdraw(funding, "L1") == [Release("L1", L, "2023", 100_000)]
+
+
+def test_leaving_the_money_waitlist_promotes_no_one_until_the_next_release() -> None:
+    funding = new_funding()
+    _budget_waiting_big_first(funding)
+    assert withdraw(funding, "S1") == [Release("S1", S, "2023", 50_000)]  # K1's 100,000 do not fit
+    assert withdraw(funding, "K1") == [LeaveWaitlist("K1")]  # E1's 50,000 would fit now
+    assert funding.tables.fundings["E1"].status is Status.WAITLISTED
+    assert withdraw(funding, "L1") == [
+        Release("L1", L, "2023", 100_000),
+        Approve("E1", E, "2023", 50_000, promoted=True),
+    ]

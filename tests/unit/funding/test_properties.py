@@ -1,21 +1,26 @@
-"""Random sequences of accepted and withdrawn registrations, checked against the invariants.
+"""Random histories of accepted and withdrawn registrations through the real applier.
 
-The book refuses any effect the database would refuse and checks after every step that the
-budgets and quotas agree with the records. On top of that: every accepted registration gets
-exactly one first decision, and a redelivered event (same event id, or the same registration
-accepted again under a new id) publishes nothing.
+The in-memory unit of work refuses what the database would refuse, and a change to a row the
+batch did not lock, and checks on every commit that the budgets and quotas agree with the
+records. On top of that: every accepted registration gets exactly one first decision; a
+redelivered event (same event id, or the same registration accepted again under a new id)
+publishes nothing; nothing waits for a place or money that is free; and a history delivered in
+batches publishes and stores exactly what it does one event at a time.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.funding.domain import Approve, Decline, Effect, Status, Waitlist
-from tests.unit.funding.memory import Book
+from services.funding.domain import Approve, Decline, Effect, LeaveWaitlist, Release, Status, Waitlist
+from shared.events import Envelope
+from tests.unit.funding.fakes import InMemoryFundingService, accepted_event, withdrawn_event
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE,
     IN_2022,
@@ -89,7 +94,34 @@ def _with_close(history: list[Step], close: tuple[int, Close] | None) -> list[St
     return [*history[:at], step, *history[at:]]
 
 
-FIRST = (Approve, Waitlist, Decline)
+Delivery = Envelope[Any] | Close
+
+
+def deliveries(history: list[Step]) -> list[Delivery]:
+    """The history as events (a redelivery repeats an earlier event) and period closings."""
+    delivered: list[Delivery] = []
+    events: list[Envelope[Any]] = []
+    first_keys: dict[str, str] = {}
+    for number, step in enumerate(history):
+        event_id = uuid.UUID(int=number + 1)
+        if isinstance(step, Accept):
+            registration_id = f"R{step.registration}"
+            first_keys.setdefault(registration_id, step.key)
+            starts_on = IN_2023 if step.in_2023 else IN_2022
+            found = application(registration_id, step.key, starts_on=starts_on, fee_cents=step.fee_cents)
+            events.append(accepted_event(found, event_id))
+            delivered.append(events[-1])
+        elif isinstance(step, Withdraw):
+            registration_id = f"R{step.registration}"
+            key = first_keys.get(registration_id, EINHEITSGEMEINDE)
+            events.append(withdrawn_event(registration_id, key, event_id))
+            delivered.append(events[-1])
+        elif isinstance(step, Redeliver):
+            if step.step < len(events):
+                delivered.append(events[step.step])
+        else:
+            delivered.append(step)
+    return delivered
 
 
 def is_first_decision(effect: Effect) -> bool:
@@ -100,68 +132,110 @@ def is_first_decision(effect: Effect) -> bool:
     return isinstance(effect, Decline) and effect.first
 
 
+def new_service() -> InMemoryFundingService:
+    return InMemoryFundingService(small_program(), directory())
+
+
 @settings(max_examples=300, deadline=None)
 @given(steps)
 def test_random_histories_keep_every_invariant(history: list[Step]) -> None:
-    book = Book(small_program(), directory())
-    delivered: list[tuple[str, Step]] = []
+    funding = new_service()
+    seen: set[uuid.UUID] = set()
     accepted: set[str] = set()
-    for number, step in enumerate(history):
-        if isinstance(step, Redeliver):
-            if step.step >= len(delivered):
-                continue
-            event_id, original = delivered[step.step]
-            before = dict(book.records), dict(book.budgets), dict(book.quotas)
-            assert _deliver(book, event_id, original) == []
-            assert (dict(book.records), dict(book.budgets), dict(book.quotas)) == before
+    first_decisions: Counter[str] = Counter()
+    # Periods whose head waiting for money may fit: someone ahead of it left (until a release).
+    heads_moved_up: set[str] = set()
+    for delivery in deliveries(history):
+        if isinstance(delivery, Close):
+            funding.close(delivery.period_id)
             continue
-        event_id = f"event-{number}"
-        delivered.append((event_id, step))
-        effects = _deliver(book, event_id, step)
-        _assert_nothing_waits_for_what_is_free(book)
-        if isinstance(step, Accept):
-            registration_id = f"R{step.registration}"
-            firsts = [e for e in effects if is_first_decision(e)]
+        before = funding.tables.copy()
+        effects = funding.deliver([delivery])
+        for effect in effects:
+            if isinstance(effect, Release):
+                heads_moved_up.clear()
+            elif isinstance(effect, LeaveWaitlist):
+                left = before.fundings[effect.registration_id]
+                if left.reason == "budget_exhausted" and left.period_id is not None:
+                    heads_moved_up.add(left.period_id)
+        _assert_nothing_waits_for_what_is_free(funding, heads_moved_up)
+        if delivery.event_id in seen:
+            assert effects == [], "a redelivered event changed something"
+            assert funding.tables.fundings == before.fundings and funding.tables.outbox == before.outbox
+            continue
+        seen.add(delivery.event_id)
+        firsts = [e for e in effects if is_first_decision(e)]
+        first_decisions.update(e.registration_id for e in firsts)
+        if delivery.event_type == "registration.accepted":
+            registration_id = delivery.data.registration_id
             if registration_id in accepted:
                 assert effects == [], "a registration decided before got a second first decision"
             else:
-                assert len(firsts) == 1 and firsts[0].registration_id == registration_id
+                assert [e.registration_id for e in firsts] == [registration_id]
                 accepted.add(registration_id)
+        else:
+            assert firsts == [], "a withdrawal made a first decision"
 
-    first_decisions = Counter(
-        e.registration_id for e in book.published if isinstance(e, FIRST) and is_first_decision(e)
-    )
     assert first_decisions == Counter(accepted)
-    for record in book.records.values():
+    tables = funding.tables
+    for record in tables.fundings.values():
         if record.status is Status.WAITLISTED:
             assert record.period_id is not None
-            assert not book.budgets[record.period_id].closed, "a waitlisted entry outlived its period"
+            assert not tables.budgets[record.period_id].closed, "a waitlisted entry outlived its period"
+    # One message per recorded change, except leaving a waitlist (nothing to tell).
+    assert len(tables.outbox) == sum(1 for c in tables.recorded if not isinstance(c, LeaveWaitlist))
 
 
-def _assert_nothing_waits_for_what_is_free(book: Book) -> None:
-    """No entry waits for a place its Kommune has free; no period's first fundable entry fits."""
-    for entry in book.waiting("quota_exhausted"):
-        assert not book.quotas[entry.kommune_key].has_room, f"{entry} waits for a free place"
-    for period_id, budget in book.budgets.items():
+def _assert_nothing_waits_for_what_is_free(funding: InMemoryFundingService, heads_moved_up: set[str]) -> None:
+    """No entry waits for a place its Kommune has free; no period's first fundable entry fits
+    (but where an entry ahead of it left the waitlist since the last release)."""
+    tables = funding.tables
+    for entry in tables.waiting("quota_exhausted"):
+        assert not tables.quotas[entry.kommune_key].has_room, f"{entry} waits for a free place"
+    for period_id, budget in tables.budgets.items():
+        if period_id in heads_moved_up:
+            continue
         waiting = [
             e
-            for e in book.waiting("budget_exhausted")
-            if e.period_id == period_id and book.quotas[e.kommune_key].has_room
+            for e in tables.waiting("budget_exhausted")
+            if e.period_id == period_id and tables.quotas[e.kommune_key].has_room
         ]
         if waiting:
             assert waiting[0].amount_cents is not None
             assert not budget.allows(waiting[0].amount_cents), f"{waiting[0]} waits for money that is there"
 
 
-def _deliver(book: Book, event_id: str, step: Step) -> list[Effect]:
-    if isinstance(step, Accept):
-        starts_on = IN_2023 if step.in_2023 else IN_2022
-        return book.accept(
-            event_id,
-            application(f"R{step.registration}", step.key, starts_on=starts_on, fee_cents=step.fee_cents),
-        )
-    if isinstance(step, Withdraw):
-        return book.withdraw(event_id, f"R{step.registration}")
-    if isinstance(step, Close):
-        return book.close(step.period_id)
-    raise AssertionError(step)
+@settings(max_examples=200, deadline=None)
+@given(steps, st.lists(st.integers(1, 12), min_size=1, max_size=40))
+def test_batches_publish_and_store_what_single_events_do(history: list[Step], sizes: list[int]) -> None:
+    one_by_one, batched = new_service(), new_service()
+    pending: list[Envelope[Any]] = []
+    batch_sizes = iter(sizes * 80)
+
+    def flush() -> None:
+        while pending:
+            size = next(batch_sizes)
+            batched.deliver(pending[:size])
+            del pending[:size]
+
+    for delivery in deliveries(history):
+        if isinstance(delivery, Close):
+            one_by_one.close(delivery.period_id)
+            flush()
+            batched.close(delivery.period_id)
+        else:
+            one_by_one.deliver([delivery])
+            pending.append(delivery)
+    flush()
+
+    assert published(batched) == published(one_by_one)
+    for table in ("fundings", "budgets", "quotas", "inbox"):
+        assert getattr(batched.tables, table) == getattr(one_by_one.tables, table), table
+
+
+def published(funding: InMemoryFundingService) -> list[dict[str, Any]]:
+    """Everything but the time of writing."""
+    return [
+        {"key": m.key, **m.envelope.model_dump(mode="json", exclude={"occurred_at"})}
+        for m in funding.tables.outbox
+    ]

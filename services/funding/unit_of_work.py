@@ -1,0 +1,47 @@
+"""The port between funding's appliers and its state: one transaction, locked in one order.
+
+`store.PostgresFundingUnitOfWork` implements it over asyncpg beside the SQL; the unit tests use
+an in-memory twin (tests/unit/funding/fakes.py) that refuses what the database refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.funding.domain import BatchState, Budget, Funding, FundingChange, LockPlan
+from shared.unit_of_work import UnitOfWork
+
+
+class InvariantError(RuntimeError):
+    """The state refused a change the domain decided: state and decision disagree."""
+
+
+@dataclass(frozen=True)
+class PeriodClosing:
+    """A period as it was when it was marked closed, and the entries still waiting in it."""
+
+    before: Budget
+    waitlisted: list[Funding]
+
+
+class FundingUnitOfWork(UnitOfWork, Protocol):
+    """The inbox and outbox, and the funding state a batch or an operator action changes.
+
+    The locks follow ADR 0007: registration ids, then period rows, then quota rows. A change to
+    a counter is refused when it would overdraw a quota or budget, and a change to a record
+    when the record is not in the state the change expects (`InvariantError`).
+    """
+
+    async def lock_registrations(self, registration_ids: Sequence[str]) -> dict[str, Funding]:
+        """Lock the registration ids (first in the lock order) and read their funding records."""
+
+    async def lock_and_load(self, plan: LockPlan) -> BatchState:
+        """Lock the plan's periods, then its Kommunen, and read the state the batch needs."""
+
+    async def record(self, changes: Sequence[FundingChange]) -> None:
+        """Write the changes in order: new funding records, and effects on existing ones."""
+
+    async def mark_period_closed(self, period_id: str) -> PeriodClosing | None:
+        """Lock the period's row, mark it closed (once); None if there is no such period."""

@@ -1,0 +1,388 @@
+"""An in-memory funding database and unit of work that behave like the PostgreSQL ones.
+
+A unit of work works on a copy of the committed tables and replaces them on a clean exit, so a
+failure rolls everything back. It refuses what the database refuses (a quota or budget overdrawn,
+a record not in the state a change expects, a second record for a registration) and, on top of
+that, a change to a row its batch did not lock, and books that disagree with the records. Every
+value is immutable, so a copy of the dicts is a copy of the state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any, TypeVar
+
+from services.funding.domain import (
+    Application,
+    Approve,
+    BatchState,
+    Budget,
+    Decline,
+    Effect,
+    Funding,
+    FundingChange,
+    LeaveWaitlist,
+    LockPlan,
+    NewFunding,
+    QuotaState,
+    Release,
+    Status,
+    Waitlist,
+)
+from services.funding.handlers import RegistrationEventsApplier
+from services.funding.operations import close_period_in
+from services.funding.unit_of_work import InvariantError, PeriodClosing
+from shared.directory import Directory
+from shared.events import Envelope, Participant, RegistrationAccepted, RegistrationWithdrawn, new_envelope
+from shared.outbox import OutboxMessage
+from shared.program import Program
+from shared.topics import Topics
+from tests.unit.funding.samples import EINHEITSGEMEINDE
+
+TOPIC = "registration.events"
+T = TypeVar("T")
+
+
+@dataclass
+class FundingTables:
+    budgets: dict[str, Budget]
+    quotas: dict[str, QuotaState]
+    fundings: dict[str, Funding] = field(default_factory=dict)
+    inbox: set[uuid.UUID] = field(default_factory=set)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    # Every change recorded, in order (what a test compares with what it expects).
+    recorded: list[FundingChange] = field(default_factory=list)
+
+    def copy(self) -> FundingTables:
+        return FundingTables(
+            dict(self.budgets),
+            dict(self.quotas),
+            dict(self.fundings),
+            set(self.inbox),
+            list(self.outbox),
+            list(self.recorded),
+        )
+
+    def waiting(self, reason: str) -> list[Funding]:
+        """Waitlisted entries for the reason, in order of arrival."""
+        entries = [f for f in self.fundings.values() if f.status is Status.WAITLISTED and f.reason == reason]
+        return sorted(entries, key=lambda f: f.seq or 0)
+
+
+class InMemoryFundingDatabase:
+    """The committed state, synced from the programme and the directory like `store.sync_program`."""
+
+    def __init__(self, program: Program, directory: Directory) -> None:
+        self.tables = FundingTables(
+            budgets={p.id: Budget(p.id, p.budget_cents) for p in program.periods},
+            quotas={
+                k.key: QuotaState(k.key, program.quota_for(k))
+                for k in directory.kommunen.values()
+                if program.eligibility.admits(k)
+            },
+        )
+        # Like a PostgreSQL sequence: not rolled back.
+        self.waitlist_order = itertools.count(1)
+
+    def unit_of_work(self) -> InMemoryFundingUnitOfWork:
+        return InMemoryFundingUnitOfWork(self)
+
+
+class InMemoryFundingUnitOfWork:
+    def __init__(self, database: InMemoryFundingDatabase) -> None:
+        self._database = database
+        self._tables: FundingTables | None = None
+        self._locked_registrations: set[str] = set()
+        self._locked_periods: set[str] = set()
+        self._locked_kommunen: set[str] = set()
+
+    @property
+    def tables(self) -> FundingTables:
+        if self._tables is None:
+            raise RuntimeError("the unit of work has not begun")
+        return self._tables
+
+    async def __aenter__(self) -> InMemoryFundingUnitOfWork:
+        self._tables = self._database.tables.copy()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self._check_books()
+            self._database.tables = self.tables
+        self._tables = None
+
+    # --- inbox and outbox ----------------------------------------------------------------------
+
+    async def claim_new_events(self, topic: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        new = set(event_ids) - self.tables.inbox
+        self.tables.inbox |= new
+        return new
+
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        known = {m.envelope.event_id for m in self.tables.outbox}
+        self.tables.outbox += [m for m in messages if m.envelope.event_id not in known]
+
+    # --- locks and reads -----------------------------------------------------------------------
+
+    async def lock_registrations(self, registration_ids: Sequence[str]) -> dict[str, Funding]:
+        if self._locked_periods or self._locked_kommunen:
+            raise InvariantError("registration ids locked after period or quota rows (ADR 0007)")
+        self._locked_registrations |= set(registration_ids)
+        fundings = self.tables.fundings
+        return {rid: fundings[rid] for rid in registration_ids if rid in fundings}
+
+    async def lock_and_load(self, plan: LockPlan) -> BatchState:
+        tables = self.tables
+        if not set(plan.registration_ids) <= self._locked_registrations:
+            raise InvariantError("a plan for registration ids that are not locked")
+        self._locked_periods |= plan.period_ids & tables.budgets.keys()
+        waiting_for_money = tables.waiting("budget_exhausted") if plan.may_release else []
+        self._locked_kommunen |= plan.kommunen_to_lock(waiting_for_money) & tables.quotas.keys()
+        records = {rid: tables.fundings[rid] for rid in plan.registration_ids if rid in tables.fundings}
+        if plan.may_release:
+            waiting_for_places = [
+                f for f in tables.waiting("quota_exhausted") if f.kommune_key in plan.kommune_keys
+            ]
+            records = {f.registration_id: f for f in waiting_for_money + waiting_for_places} | records
+        quota_waiting: dict[str, int] = {}
+        budget_waiting: dict[str, int] = {}
+        for entry in tables.fundings.values():
+            if entry.status is not Status.WAITLISTED:
+                continue
+            if entry.reason == "quota_exhausted" and entry.kommune_key in plan.kommune_keys:
+                quota_waiting[entry.kommune_key] = quota_waiting.get(entry.kommune_key, 0) + 1
+            elif entry.reason == "budget_exhausted" and entry.period_id is not None:
+                budget_waiting[entry.period_id] = budget_waiting.get(entry.period_id, 0) + 1
+        return BatchState(
+            fundings=records,
+            budgets=dict(tables.budgets),
+            quotas={k: q for k, q in tables.quotas.items() if k in self._locked_kommunen},
+            quota_waiting=quota_waiting,
+            budget_waiting=budget_waiting,
+            waitlists_loaded=plan.may_release,
+        )
+
+    async def mark_period_closed(self, period_id: str) -> PeriodClosing | None:
+        tables = self.tables
+        if period_id not in tables.budgets:
+            return None
+        self._locked_periods.add(period_id)
+        before = tables.budgets[period_id]
+        tables.budgets[period_id] = replace(before, closed=True)
+        waiting = [
+            f for f in tables.fundings.values() if f.status is Status.WAITLISTED and f.period_id == period_id
+        ]
+        return PeriodClosing(before, sorted(waiting, key=lambda f: f.seq or 0))
+
+    # --- writes, refused like the database refuses them ----------------------------------------
+
+    async def record(self, changes: Sequence[FundingChange]) -> None:
+        for change in changes:
+            if isinstance(change, NewFunding):
+                self._insert(change)
+            else:
+                self._change(change)
+            self.tables.recorded.append(change)
+
+    def _insert(self, new: NewFunding) -> None:
+        application, decision = new.application, new.decision
+        rid = application.registration_id
+        if rid in self.tables.fundings:
+            raise InvariantError(f"a second funding record for {rid}")
+        if rid not in self._locked_registrations:
+            raise InvariantError(f"registration {rid} is not locked")
+        record = Funding(rid, application.kommune_key, Status.DECLINED, decision.period_id)
+        if isinstance(decision, Approve):
+            self._take(decision)
+            record = replace(record, status=Status.APPROVED, amount_cents=decision.amount_cents)
+        elif isinstance(decision, Waitlist):
+            self._locked_period(decision.period_id)
+            record = replace(
+                record,
+                status=Status.WAITLISTED,
+                reason=decision.reason,
+                amount_cents=decision.amount_cents,
+                seq=next(self._database.waitlist_order),
+            )
+        else:
+            record = replace(record, reason=decision.reason)
+        self.tables.fundings[rid] = record
+
+    def _change(self, change: Effect) -> None:
+        tables = self.tables
+        entry = tables.fundings.get(change.registration_id)
+        if entry is None:
+            raise InvariantError(f"no funding record {change.registration_id}")
+        expected = Status.APPROVED if isinstance(change, Release) else Status.WAITLISTED
+        if entry.status is not expected:
+            raise InvariantError(f"funding record {entry.registration_id} is {entry.status}, not {expected}")
+        if entry.status is Status.WAITLISTED:
+            assert entry.period_id is not None
+            self._locked_period(entry.period_id)  # a waitlisted record changes only under its period's lock
+        rid = entry.registration_id
+        if isinstance(change, Approve) and change.promoted:
+            self._take(change)
+            tables.fundings[rid] = replace(entry, status=Status.APPROVED, reason=None, seq=None)
+        elif isinstance(change, Waitlist) and change.requeued:
+            tables.fundings[rid] = replace(entry, reason=change.reason)
+        elif isinstance(change, Release):
+            self._locked_kommune(change.kommune_key)
+            self._locked_period(change.period_id)
+            tables.quotas[change.kommune_key] = tables.quotas[change.kommune_key].free()
+            tables.budgets[change.period_id] = tables.budgets[change.period_id].release(change.amount_cents)
+            tables.fundings[rid] = replace(entry, status=Status.RELEASED)
+        elif isinstance(change, LeaveWaitlist):
+            tables.fundings[rid] = replace(entry, status=Status.WITHDRAWN, seq=None)
+        elif isinstance(change, Decline) and not change.first:
+            tables.fundings[rid] = replace(entry, status=Status.DECLINED, reason=change.reason, seq=None)
+        else:
+            raise TypeError(f"not a change of an existing record: {change!r}")
+
+    def _take(self, approval: Approve) -> None:
+        tables = self.tables
+        self._locked_kommune(approval.kommune_key)
+        self._locked_period(approval.period_id)
+        quota = tables.quotas.get(approval.kommune_key)
+        if quota is None or not quota.has_room:
+            raise InvariantError(f"no free place for Kommune {approval.kommune_key}")
+        budget = tables.budgets.get(approval.period_id)
+        if budget is None or budget.closed or not budget.allows(approval.amount_cents):
+            raise InvariantError(f"not enough budget left in period {approval.period_id}")
+        tables.quotas[approval.kommune_key] = quota.take()
+        tables.budgets[approval.period_id] = budget.approve(approval.amount_cents)
+
+    def _locked_period(self, period_id: str) -> None:
+        if period_id not in self._locked_periods:
+            raise InvariantError(f"period {period_id} changed without its row lock")
+
+    def _locked_kommune(self, kommune_key: str) -> None:
+        if kommune_key not in self._locked_kommunen:
+            raise InvariantError(f"quota of {kommune_key} changed without its row lock")
+
+    def _check_books(self) -> None:
+        """Counters agree with the records and stay within quota and budget."""
+        approved = [f for f in self.tables.fundings.values() if f.status is Status.APPROVED]
+        for period_id, budget in self.tables.budgets.items():
+            held = sum(f.amount_cents or 0 for f in approved if f.period_id == period_id)
+            if budget.committed_cents != held:
+                raise InvariantError(f"period {period_id}: {budget}, but {held} approved")
+            if budget.remaining_cents is not None and budget.remaining_cents < 0:
+                raise InvariantError(f"period {period_id} overdrawn: {budget}")
+        held_by: dict[str, int] = {}
+        for f in approved:
+            held_by[f.kommune_key] = held_by.get(f.kommune_key, 0) + 1
+        for key, quota in self.tables.quotas.items():
+            if not quota.held == held_by.get(key, 0) <= quota.places:
+                raise InvariantError(f"quota of {key}: {quota}, {held_by.get(key, 0)} approved")
+
+
+async def deliver(
+    database: InMemoryFundingDatabase, applier: RegistrationEventsApplier, events: Sequence[Envelope[Any]]
+) -> list[FundingChange]:
+    """One batch as the consumer applies it (shared/consumer.py): in one unit of work, claim the
+    events in the inbox, apply those seen for the first time, enqueue what they publish.
+    Returns the changes the batch recorded."""
+    async with database.unit_of_work() as uow:
+        before = len(uow.tables.recorded)
+        new_ids = await uow.claim_new_events(TOPIC, [event.event_id for event in events])
+        fresh: list[Envelope[Any]] = []
+        for event in events:
+            if event.event_id in new_ids:
+                new_ids.discard(event.event_id)
+                fresh.append(event)
+        if fresh:
+            await uow.enqueue(await applier.apply_batch(uow, fresh))
+        return uow.tables.recorded[before:]
+
+
+def completed(work: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never waits: the in-memory unit of work does no I/O, so
+    the real applier runs to its end in one step, without an event loop."""
+    try:
+        work.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    work.close()
+    raise RuntimeError("the coroutine waited for something")
+
+
+class InMemoryFundingService:
+    """The real applier over an in-memory database, fed one event (or one batch) at a time.
+
+    `accept`, `withdraw` and `close` return the changes they recorded, with first decisions as
+    their effects: what the funding.decisions topic tells, plus leaving a waitlist.
+    """
+
+    def __init__(self, program: Program, directory: Directory) -> None:
+        self.database = InMemoryFundingDatabase(program, directory)
+        self.applier = RegistrationEventsApplier(Topics(), program, directory)
+        self._event_ids = (uuid.UUID(int=n) for n in itertools.count(1))
+
+    @property
+    def tables(self) -> FundingTables:
+        return self.database.tables
+
+    def next_event_id(self) -> uuid.UUID:
+        return next(self._event_ids)
+
+    def deliver(self, events: Sequence[Envelope[Any]]) -> list[Effect]:
+        return effects_of(completed(deliver(self.database, self.applier, events)))
+
+    def accept(self, application: Application, event_id: uuid.UUID | None = None) -> list[Effect]:
+        return self.deliver([accepted_event(application, event_id or self.next_event_id())])
+
+    def withdraw(self, registration_id: str, event_id: uuid.UUID | None = None) -> list[Effect]:
+        record = self.tables.fundings.get(registration_id)
+        key = record.kommune_key if record is not None else EINHEITSGEMEINDE
+        return self.deliver([withdrawn_event(registration_id, key, event_id or self.next_event_id())])
+
+    def close(self, period_id: str) -> list[Effect]:
+        async def close() -> list[FundingChange]:
+            async with self.database.unit_of_work() as uow:
+                before = len(uow.tables.recorded)
+                await close_period_in(uow, period_id, Topics())
+                return uow.tables.recorded[before:]
+
+        return effects_of(completed(close()))
+
+
+def effects_of(changes: Sequence[FundingChange]) -> list[Effect]:
+    return [change.decision if isinstance(change, NewFunding) else change for change in changes]
+
+
+def accepted_event(application: Application, event_id: uuid.UUID) -> Envelope[Any]:
+    data = RegistrationAccepted(
+        registration_id=application.registration_id,
+        kommune_key=application.kommune_key,
+        seminar_id=application.seminar_id,
+        seminar_title="Kommunale Digitallotsen",
+        seminar_starts_on=application.seminar_starts_on,
+        seminar_ends_on=application.seminar_ends_on,
+        fee_cents=application.fee_cents,
+        participant=Participant(given_name="Erika", family_name="Muster", email="erika@example.org"),
+        contact_email="kontakt@kommune.example",
+    )
+    return new_envelope(
+        "registration.accepted", data, source="registration", correlation_id=None, event_id=event_id
+    )
+
+
+def withdrawn_event(registration_id: str, kommune_key: str, event_id: uuid.UUID) -> Envelope[Any]:
+    data = RegistrationWithdrawn(
+        registration_id=registration_id,
+        kommune_key=kommune_key,
+        seminar_id="S-1",
+        contact_email="kontakt@kommune.example",
+        reason="withdrawn_by_portal",
+    )
+    return new_envelope(
+        "registration.withdrawn", data, source="registration", correlation_id=None, event_id=event_id
+    )
