@@ -20,7 +20,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import WithJsonSchema
 
 from shared.consumer import BatchConsumer
-from shared.db import Pool, create_pool, retry_transient
+from shared.db import Pool, create_pool, retry_transient, session_timeouts
 from shared.events import ContractModel, EventDecoder, topic_json_schema
 from shared.health import HealthServer
 from shared.kafka import SUBSCRIBER_ACK_POLICY, make_broker, make_producer
@@ -119,11 +119,18 @@ class ServiceRuntime:
     async def _start(self) -> None:
         configure_logging(self.name, self.settings.log_level, self.settings.log_format)
         pool = await retry_transient(
-            lambda: create_pool(self.database_url, max_size=self.settings.db_pool_max_size),
+            lambda: create_pool(
+                self.database_url,
+                max_size=self.settings.db_pool_max_size,
+                timeouts=session_timeouts(self.settings),
+            ),
             give_up_after=60,
         )
         self._pool = pool
         async with pool.acquire() as conn:
+            # A migration may rewrite a large table, and waits for the instance that migrates
+            # first: neither is a stuck session. The pool resets the settings on release.
+            await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
             applied = await apply_migrations(conn, self.migrations, self.name)
         log.info("migrations applied", count=len(applied))
         self._producer = make_producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq")
