@@ -43,7 +43,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 # OSErrors of the file system are deterministic; the rest are the network's (DNS, routes,
 # asyncio's "Multiple exceptions" when every address of a host refused).
-_FILE_SYSTEM_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+_FILE_SYSTEM_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
 
 
 def is_transient(exc: BaseException) -> bool:

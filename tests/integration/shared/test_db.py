@@ -107,7 +107,7 @@ async def test_every_session_has_the_configured_timeouts_and_sane_defaults(
     dsn = await make_database("registration")
     defaults = CommonSettings()
     assert 0 < defaults.db_lock_timeout_seconds <= defaults.db_statement_timeout_seconds
-    assert 0 < defaults.db_idle_in_transaction_timeout_seconds
+    assert defaults.db_idle_in_transaction_timeout_seconds > 0
     pool = await create_pool(dsn, max_size=1, timeouts=session_timeouts(defaults))
     own = await connect(dsn, timeouts=SessionTimeouts(2.0, 3.0, 4.0), idle_session_timeout=5.0)
     try:
