@@ -176,6 +176,11 @@ async def relay_is_stalled(conn: Connection, stall_after: timedelta) -> bool:
     return relay_stalled(row["oldest_unpublished_at"], row["last_published_at"], row["now"], stall_after)
 
 
+def relay_lock_id(service: str) -> int:
+    """The key of the advisory lock whose holder leads the service's relays."""
+    return zlib.crc32(f"outbox-relay:{service}".encode())
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -199,7 +204,7 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._timeouts = timeouts or SessionTimeouts()
         self._wake = asyncio.Event()
-        self._lock_id = zlib.crc32(f"outbox-relay:{service}".encode())
+        self._lock_id = relay_lock_id(service)
         self.is_leader = False
         self.published = 0
 

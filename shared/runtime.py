@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +27,7 @@ from shared.health import HealthServer
 from shared.kafka import SUBSCRIBER_ACK_POLICY, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.migrations import apply_migrations
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, relay_is_stalled
 from shared.settings import CommonSettings
 from shared.topics import Topics
 from shared.unit_of_work import BatchApplier, UnitOfWorkFactory, UnitOfWorkT
@@ -154,6 +155,7 @@ class ServiceRuntime:
             topics=self.topics,
             batch_size=self.settings.outbox_batch_size,
             poll_interval=self.settings.outbox_poll_interval_seconds,
+            timeouts=session_timeouts(self.settings),
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")
         self._health = HealthServer(self.settings.http_host, self.http_port, self.health)
@@ -174,15 +176,25 @@ class ServiceRuntime:
         log.info("service stopped")
 
     async def health(self) -> dict[str, bool]:
+        """Readiness: the broker and the database answer, and no consumer and not the relay
+        has had work for `READINESS_STALL_SECONDS` without progress."""
+        stall_after = self.settings.readiness_stall_seconds
         checks = {"database": False, "kafka": False}
+        relay_stalled = True
         try:
-            async with asyncio.timeout(2):
-                await self.pool.fetchval("SELECT 1")
-            checks["database"] = True
+            async with asyncio.timeout(2), self.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+                checks["database"] = True
+                # Judged from the outbox, not from this instance: the leader may be another.
+                relay_stalled = await relay_is_stalled(conn, timedelta(seconds=stall_after))
         except Exception:
             log.warning("health: database unreachable")
         with contextlib.suppress(Exception):
             checks["kafka"] = await self.broker.ping(timeout=2)
+        for topic, consumer in self._consumers.items():
+            checks[f"consumer:{topic}"] = not consumer.progress.stalled(stall_after)
+        relay_running = self._relay_task is not None and not self._relay_task.done()
+        checks["outbox_relay"] = relay_running and not relay_stalled
         return checks
 
 
