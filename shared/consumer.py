@@ -89,7 +89,11 @@ class BatchConsumer(Generic[UnitOfWorkT]):
         # A batch that fails stays "in hand": it is redelivered, and the consumer is stalled
         # until it, or one of its messages, goes through.
         self.progress.begin()
-        await self._process(records)
+        try:
+            await self._process(records)
+        except BaseException:
+            self.progress.failed()
+            raise
         self.progress.finish()
 
     async def _process(self, records: Sequence[Record]) -> None:

@@ -24,16 +24,26 @@ READINESS_PATHS = ("/readyz", "/healthz")
 
 
 class Progress:
-    """Whether a worker has work in hand, and since when it has made no progress on it."""
+    """Whether a worker has work in hand, and since when it has made no progress on it.
+
+    Work that failed stays in hand while it keeps coming back (a rewound batch is redelivered at
+    once); work that has not come back for the stall limit was taken elsewhere (a rebalance), and
+    is not held against this worker.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._waiting_since: float | None = None
+        self._active = False
+        self._last_attempt = 0.0
 
     def begin(self) -> None:
         """Work is in hand; work that failed and comes again keeps its first time."""
+        now = self._clock()
         if self._waiting_since is None:
-            self._waiting_since = self._clock()
+            self._waiting_since = now
+        self._active = True
+        self._last_attempt = now
 
     def advance(self) -> None:
         """Part of the work is done: progress, though more is in hand."""
@@ -43,9 +53,19 @@ class Progress:
     def finish(self) -> None:
         """All the work in hand is done."""
         self._waiting_since = None
+        self._active = False
+
+    def failed(self) -> None:
+        """The attempt failed; the work is expected back."""
+        self._active = False
+        self._last_attempt = self._clock()
 
     def stalled(self, after_seconds: float) -> bool:
-        return self._waiting_since is not None and self._clock() - self._waiting_since > after_seconds
+        if self._waiting_since is None:
+            return False
+        now = self._clock()
+        still_in_hand = self._active or now - self._last_attempt <= after_seconds
+        return still_in_hand and now - self._waiting_since > after_seconds
 
 
 class HealthServer:

@@ -31,6 +31,7 @@ def test_work_in_hand_without_progress_stalls_and_progress_clears_it() -> None:
     progress.begin()
     clock.now += 20
     assert not progress.stalled(30)
+    progress.failed()
     progress.begin()  # the same batch again after a rewind: still the first time
     clock.now += 20
     assert progress.stalled(30)
@@ -73,3 +74,25 @@ def test_the_relay_is_stalled_when_rows_wait_and_none_leave(
         return None if seconds is None else NOW - timedelta(seconds=seconds)
 
     assert relay_stalled(ago(oldest_waiting), ago(last_published), NOW, AFTER) is stalled
+
+
+def test_failed_work_that_keeps_coming_back_stays_in_hand() -> None:
+    clock = Clock()
+    progress = Progress(clock)
+    for _ in range(5):  # rewound and redelivered, again and again
+        progress.begin()
+        clock.now += 10
+        progress.failed()
+        clock.now += 1
+    assert progress.stalled(30)
+
+
+def test_failed_work_that_does_not_come_back_was_taken_elsewhere() -> None:
+    clock = Clock()
+    progress = Progress(clock)
+    progress.begin()
+    clock.now += 40
+    progress.failed()
+    assert progress.stalled(30)
+    clock.now += 31  # a rebalance gave its partitions to another instance
+    assert not progress.stalled(30)
