@@ -18,10 +18,10 @@ import hashlib
 import json
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
@@ -33,6 +33,7 @@ from shared.logging import get_logger
 from shared.topics import Topics
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 NOTIFY_CHANNEL = "outbox"
 
@@ -81,6 +82,11 @@ SELECT
      ORDER BY id DESC LIMIT 1) AS last_published_at,
     now() AS now
 """
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class LeadershipLostError(Exception):
@@ -215,10 +221,12 @@ class OutboxRelay:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except (KafkaError, LeadershipLostError) as exc:
-                log.warning("outbox relay interrupted", error=repr(exc))
             except Exception as exc:
-                if is_transient(exc):
+                if _being_cancelled():
+                    # Cleaning up after the cancellation failed (a rollback on a dead session):
+                    # the relay still stops.
+                    raise asyncio.CancelledError from exc
+                if isinstance(exc, KafkaError | LeadershipLostError) or is_transient(exc):
                     log.warning("outbox relay interrupted", error=repr(exc))
                 else:
                     # Never end silently: a dead relay would stop this service's events for good.
@@ -255,8 +263,8 @@ class OutboxRelay:
             # start() registers the transactional id: it fences the producer of any earlier
             # leader and completes its open transaction (commits what was committing, aborts the
             # rest), so the recovery below reads a final state topic.
-            await producer.start()
             try:
+                await self._keeping_the_session(conn, producer.start())
                 self.is_leader = True
                 await self._recover(conn, database)
                 log.info("outbox relay leading")
@@ -270,6 +278,19 @@ class OutboxRelay:
                 await producer.stop()
         finally:
             await conn.close(timeout=2)
+
+    async def _keeping_the_session(self, conn: Connection, operation: Awaitable[T]) -> T:
+        """Await a Kafka operation (which may take seconds) while the leader's session confirms
+        the lock every poll, so that the idle limit meant for a stopped leader does not end it."""
+        task = asyncio.ensure_future(operation)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self._poll_interval)
+                if not task.done():
+                    await self._confirm_leadership(conn)
+            return task.result()
+        finally:
+            task.cancel()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -313,7 +334,9 @@ class OutboxRelay:
 
     async def _recover(self, conn: Connection, database: uuid.UUID) -> None:
         """Mark the rows of our last committed Kafka transaction, in case we died before marking them."""
-        marker = await last_committed_batch(self._bootstrap, self._state_topic, self.service, database)
+        marker = await self._keeping_the_session(
+            conn, last_committed_batch(self._bootstrap, self._state_topic, self.service, database)
+        )
         if marker is None:
             return
         rows = await conn.fetch(ROWS_OF_MARKER, list(marker.ids))
