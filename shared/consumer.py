@@ -3,7 +3,10 @@
 A batch is applied in one transaction that writes the inbox rows, the new state and the outbox
 rows. If that transaction fails for a reason other than a transient one, the batch is applied
 again one message at a time, so that a poison message is retried a bounded number of times and
-dead-lettered alone while the rest of the batch goes through.
+dead-lettered alone while the rest of the batch goes through. Errors are classified by what
+they are (`shared.db.is_transient`): a transient one (connection, lock or statement timeout,
+deadlock, serialization, shutdown) rewinds the batch; any other dead-letters its message. A
+batch that is rewound and redelivered sends each dead letter once (`send_dead_letters_once`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from shared.db import TRANSIENT_ERRORS, Pool, retry_transient
-from shared.dlq import DeadLetter, send_dead_letters
+from shared.db import Pool, is_transient, retry_transient
+from shared.dlq import DeadLetter, send_dead_letters_once
 from shared.events import ContractError, Envelope, EventDecoder
+from shared.health import Progress
 from shared.logging import bound_event, get_logger
 from shared.unit_of_work import BatchApplier, UnitOfWorkFactory, UnitOfWorkT
 
@@ -78,8 +82,21 @@ class BatchConsumer(Generic[UnitOfWorkT]):
         self._producer = dead_letter_producer
         self._max_attempts = max_attempts
         self._retry_base = retry_base_seconds
+        # For readiness: has a batch been in hand for long without a message done?
+        self.progress = Progress()
 
     async def process(self, records: Sequence[Record]) -> None:
+        # A batch that fails stays "in hand": it is redelivered, and the consumer is stalled
+        # until it, or one of its messages, goes through.
+        self.progress.begin()
+        try:
+            await self._process(records)
+        except BaseException:
+            self.progress.failed()
+            raise
+        self.progress.finish()
+
+    async def _process(self, records: Sequence[Record]) -> None:
         decoded: list[tuple[Record, Envelope[Any]]] = []
         letters: list[DeadLetter] = []
         for record in records:
@@ -94,20 +111,28 @@ class BatchConsumer(Generic[UnitOfWorkT]):
                     reason=str(exc),
                 )
                 letters.append(DeadLetter(record, str(exc)))
-        if letters:
-            await send_dead_letters(self._producer, letters, self.service)
-            EVENTS.labels(self.service, self.topic, "dead_lettered").inc(len(letters))
+        await self._dead_letter(letters)
         if not decoded:
             return
         with BATCH_SECONDS.labels(self.service, self.topic).time():
             try:
                 await self._apply_transient_safe([event for _, event in decoded])
-            except TRANSIENT_ERRORS:
-                raise
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 log.warning("batch failed, applying its messages one by one", error=safe_error(exc))
                 for record, event in decoded:
                     await self._apply_alone(record, event)
+                    self.progress.advance()
+
+    async def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        sent = await retry_transient(
+            lambda: send_dead_letters_once(self._pool, self._producer, letters, self.service),
+            give_up_after=TRANSIENT_GIVE_UP_SECONDS,
+        )
+        EVENTS.labels(self.service, self.topic, "dead_lettered").inc(sent)
 
     async def _apply_transient_safe(self, events: Sequence[Envelope[Any]]) -> None:
         await retry_transient(
@@ -123,9 +148,9 @@ class BatchConsumer(Generic[UnitOfWorkT]):
             try:
                 await self._apply_transient_safe([event])
                 return
-            except TRANSIENT_ERRORS:
-                raise
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 with bound_event(event.event_id, event.effective_correlation_id):
                     log.error(
                         "handler failed",
@@ -135,8 +160,7 @@ class BatchConsumer(Generic[UnitOfWorkT]):
                     )
                 if attempt == self._max_attempts:
                     reason = f"handler failed after {attempt} attempts: {safe_error(exc)}"
-                    await send_dead_letters(self._producer, [DeadLetter(record, reason)], self.service)
-                    EVENTS.labels(self.service, self.topic, "dead_lettered").inc()
+                    await self._dead_letter([DeadLetter(record, reason)])
                     return
                 delay = self._retry_base * 2 ** (attempt - 1)
                 await asyncio.sleep(random.uniform(delay / 2, delay))

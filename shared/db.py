@@ -1,4 +1,5 @@
-"""The PostgreSQL pool and the retry rule for transient database failures."""
+"""The PostgreSQL pool, the timeouts of every session, and the rule that tells a transient
+database failure (retry the same work) from a deterministic one (the work itself is at fault)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+if TYPE_CHECKING:
+    from shared.settings import CommonSettings
 
 T = TypeVar("T")
 
@@ -17,21 +22,83 @@ T = TypeVar("T")
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
-# Failures after which the same work, tried again, can succeed: the message was fine.
+# Failures that are transient whatever their details: the same work, tried again, can succeed.
+# `is_transient` is the whole rule; this tuple is its part that `isinstance` can express.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
+    asyncpg.PostgresConnectionError,  # class 08, and the client's "connection was closed"
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    # Resource exhaustion (too many connections, out of memory or disk) passes.
+    # Class 57: admin or crash shutdown, cannot connect now, statement_timeout, idle timeouts.
+    asyncpg.OperatorInterventionError,
+    asyncpg.IdleInTransactionSessionTimeoutError,
+    asyncpg.LockNotAvailableError,  # lock_timeout
+    asyncpg.ObjectInUseError,
+    # Resource exhaustion (too many connections, out of memory or disk) and the server's I/O.
     asyncpg.InsufficientResourcesError,
+    asyncpg.PostgresSystemError,
+    asyncpg.exceptions.TransactionResolutionUnknownError,
+    asyncpg.exceptions.OutdatedSchemaCacheError,
     ConnectionError,
-    OSError,
-    asyncio.TimeoutError,
+    TimeoutError,
 )
+# OSErrors of the file system are deterministic; the rest are the network's (DNS, routes,
+# asyncio's "Multiple exceptions" when every address of a host refused).
+_FILE_SYSTEM_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the same work may succeed if tried again: the connection, a lock, a timeout or
+    the server failed, not the work. Everything else (constraint violations, bad data, a value
+    the driver cannot encode, a wrong argument) fails again the same way: deterministic."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        # The client's own errors. Its subclasses (DataError: a value it cannot encode, wrong
+        # configuration, unsupported features) are deterministic, and so is a plain one (wrong
+        # number of arguments, misuse) unless it says that the connection is gone.
+        return type(exc) is asyncpg.InterfaceError and "closed" in str(exc)
+    if isinstance(exc, OSError):
+        return not isinstance(exc, _FILE_SYSTEM_ERRORS)
+    return False
+
+
+@dataclass(frozen=True)
+class SessionTimeouts:
+    """Server-side limits of every session, so that a stopped or stuck instance cannot hold a
+    lock for ever: the server cancels a statement that waits for a lock or runs too long, and ends
+    a session that sits idle inside a transaction (which releases its locks)."""
+
+    lock_timeout: float = 10.0
+    statement_timeout: float = 30.0
+    idle_in_transaction: float = 10.0
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "lock_timeout": _milliseconds(self.lock_timeout),
+            "statement_timeout": _milliseconds(self.statement_timeout),
+            "idle_in_transaction_session_timeout": _milliseconds(self.idle_in_transaction),
+        }
+
+
+TIMEOUT_SETTINGS = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def session_timeouts(settings: CommonSettings) -> SessionTimeouts:
+    return SessionTimeouts(
+        lock_timeout=settings.db_lock_timeout_seconds,
+        statement_timeout=settings.db_statement_timeout_seconds,
+        idle_in_transaction=settings.db_idle_in_transaction_timeout_seconds,
+    )
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -43,19 +110,39 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 # lookup by `= ANY($1)` then stays a sequential scan as the table grows (110 ms instead of 1 ms
 # per 500 keys at 35,000 rows, measured with pg_stat_statements in the benchmark).
 SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+# Client side, above statement_timeout: the server cancels first and says why.
+COMMAND_TIMEOUT_SECONDS = 60
 
 
-async def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, max_size: int = 10, min_size: int = 1, timeouts: SessionTimeouts | None = None
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        command_timeout=60,
-        server_settings=SESSION_SETTINGS,
+        command_timeout=COMMAND_TIMEOUT_SECONDS,
+        server_settings={**SESSION_SETTINGS, **(timeouts or SessionTimeouts()).server_settings()},
     )
     assert pool is not None
     return pool
+
+
+async def connect(
+    dsn: str, *, timeouts: SessionTimeouts | None = None, idle_session_timeout: float | None = None
+) -> asyncpg.Connection:
+    """A connection of its own (a leader's session, a listener), with the pool's settings.
+
+    `idle_session_timeout` also ends the session when it sits idle outside a transaction: for a
+    session that holds a session-level lock, so that a stopped holder loses it.
+    """
+    settings = {**SESSION_SETTINGS, **(timeouts or SessionTimeouts()).server_settings()}
+    if idle_session_timeout is not None:
+        settings["idle_session_timeout"] = _milliseconds(idle_session_timeout)
+    conn = await asyncpg.connect(dsn, command_timeout=COMMAND_TIMEOUT_SECONDS, server_settings=settings)
+    await _init_connection(conn)
+    return conn
 
 
 async def retry_transient(
@@ -73,7 +160,9 @@ async def retry_transient(
     while True:
         try:
             return await operation()
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             attempt += 1
             if give_up_after is not None and loop.time() - started > give_up_after:
                 raise

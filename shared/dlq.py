@@ -1,4 +1,9 @@
-"""Dead letters: the original key, value and headers, plus why and where the message failed."""
+"""Dead letters: the original key, value and headers, plus why and where the message failed.
+
+Each consumed record is dead-lettered once, however often its batch is retried or redelivered:
+the records already sent are kept in `dead_letters_sent` (topic, partition, offset), written
+after the broker acknowledged their copies. A crash between the two sends a copy twice at worst.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 
+from shared.db import Pool
 from shared.topics import dlq_topic
 
 HEADER_ERROR = "x-dlq-error"
@@ -32,6 +38,18 @@ DLQ_HEADERS = {
     HEADER_FAILED_AT,
 }
 MAX_ERROR_LENGTH = 2000
+
+SENT_BEFORE = """
+SELECT sent.topic, sent."partition", sent."offset"
+FROM dead_letters_sent AS sent
+JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS wanted (topic, "partition", "offset")
+    USING (topic, "partition", "offset")
+"""
+RECORD_SENT = """
+INSERT INTO dead_letters_sent (topic, "partition", "offset")
+SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])
+ON CONFLICT DO NOTHING
+"""
 
 
 @dataclass(frozen=True)
@@ -75,3 +93,29 @@ async def send_dead_letters(producer: AIOKafkaProducer, letters: list[DeadLetter
             futures.append(await producer.send(topic, value=None, key=letter.record.key, headers=headers))
     for future in futures:
         await future
+
+
+def _source(record: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
+
+
+def _columns(sources: list[tuple[str, int, int]]) -> tuple[list[str], list[int], list[int]]:
+    return [s[0] for s in sources], [s[1] for s in sources], [s[2] for s in sources]
+
+
+async def send_dead_letters_once(
+    pool: Pool, producer: AIOKafkaProducer, letters: list[DeadLetter], service: str
+) -> int:
+    """Send the letters whose records were not dead-lettered before; returns how many were sent."""
+    if not letters:
+        return 0
+    wanted = [_source(letter.record) for letter in letters]
+    sent_before = {
+        (row["topic"], row["partition"], row["offset"])
+        for row in await pool.fetch(SENT_BEFORE, *_columns(wanted))
+    }
+    fresh = [letter for letter in letters if _source(letter.record) not in sent_before]
+    if fresh:
+        await send_dead_letters(producer, fresh, service)
+        await pool.execute(RECORD_SENT, *_columns([_source(letter.record) for letter in fresh]))
+    return len(fresh)

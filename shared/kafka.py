@@ -67,7 +67,7 @@ async def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> l
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(s.name, num_partitions=s.partitions, replication_factor=1)
+            NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, topic_configs=dict(s.config))
             for s in specs
             if s.name not in existing
         ]

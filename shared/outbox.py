@@ -1,34 +1,39 @@
 """The transactional outbox and its relay.
 
 Handlers write outbox rows in the transaction that changes their state. One relay per service
-(the holder of a PostgreSQL advisory lock) claims rows in id order with FOR UPDATE SKIP LOCKED and
-publishes each batch in one Kafka transaction, together with a marker of the batch's row ids on
-`outbox.relay-state`. A relay killed after the Kafka commit but before it marked the rows finds the
-marker on restart and marks them instead of publishing them again: every row is published once.
+leads: the holder of a PostgreSQL session advisory lock, taken on the very session that claims
+and marks the rows, so that leadership and the claim live and die together. It claims rows in id
+order and publishes each batch in one Kafka transaction, together with a marker on its state
+topic (`outbox.<service>.relay-state`) that names its database and the batch's rows. A relay
+killed after the Kafka commit but before it marked the rows finds the marker on restart and
+marks them instead of publishing them again: every row is published once, in order per key,
+across any change of leader (docs/adr/0011-relay-leadership-and-recovery.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from shared.db import TRANSIENT_ERRORS, Connection, Pool
+from shared.db import Connection, Pool, SessionTimeouts, connect, is_transient
 from shared.events import ContractModel, Envelope
 from shared.kafka import retry_concurrent_transactions_sooner
 from shared.logging import get_logger
 from shared.topics import Topics
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 NOTIFY_CHANNEL = "outbox"
 
@@ -40,17 +45,52 @@ FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::uuid[], $6::te
 ON CONFLICT (event_id) DO NOTHING
 """
 NOTIFY = "SELECT pg_notify('outbox', '')"
+# No SKIP LOCKED: rows locked by anyone else are waited for (under lock_timeout), never passed,
+# so no relay can publish a row ahead of an older one.
 CLAIM_BATCH = """
-SELECT id, topic, message_key, payload, headers::text AS headers
+SELECT id, event_id, topic, message_key, payload, headers::text AS headers
 FROM outbox
 WHERE published_at IS NULL
 ORDER BY id
 LIMIT $1
-FOR UPDATE SKIP LOCKED
+FOR UPDATE
 """
 MARK_PUBLISHED = (
     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL"
 )
+ROWS_OF_MARKER = "SELECT id, event_id FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id"
+DATABASE_IDENTITY = "SELECT id FROM database_identity"
+TRY_LEAD = "SELECT pg_try_advisory_lock($1)"
+# Whether this very session still holds the leadership lock (a bigint key shows as two halves).
+STILL_LEADING = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+      AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1
+)
+"""
+# For readiness: the oldest row waiting, and when the last row before it was published (rows
+# leave in id order, so that is the relay's last progress).
+RELAY_PROGRESS = """
+WITH oldest AS (
+    SELECT id, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1
+)
+SELECT
+    (SELECT created_at FROM oldest) AS oldest_unpublished_at,
+    (SELECT published_at FROM outbox
+     WHERE id < (SELECT id FROM oldest) AND published_at IS NOT NULL
+     ORDER BY id DESC LIMIT 1) AS last_published_at,
+    now() AS now
+"""
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+class LeadershipLostError(Exception):
+    """The session that holds the relay's lock no longer holds it: publish nothing more."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +128,65 @@ async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
     await conn.execute(NOTIFY)
 
 
+@dataclass(frozen=True)
+class RelayMarker:
+    """What a relay writes in the Kafka transaction of a batch: whose rows, which rows."""
+
+    database: uuid.UUID
+    ids: tuple[int, ...]
+    # Of the rows' (id, event_id) pairs: a database restored to before these rows were written
+    # has the same identity and reuses the ids for other rows, which must not be taken as sent.
+    digest: str
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"database": str(self.database), "ids": list(self.ids), "digest": self.digest}
+        ).encode()
+
+
+def rows_digest(rows: Sequence[tuple[int, uuid.UUID]]) -> str:
+    """A digest of (id, event_id) pairs, in id order."""
+    text = "\n".join(f"{row_id}:{event_id}" for row_id, event_id in sorted(rows))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def parse_marker(value: bytes | None, database: uuid.UUID) -> RelayMarker | None:
+    """The marker in a state record, if it is one of this database's; None for any other."""
+    if value is None:
+        return None
+    try:
+        fields = json.loads(value)
+        marker = RelayMarker(
+            uuid.UUID(fields["database"]), tuple(int(i) for i in fields["ids"]), str(fields["digest"])
+        )
+    except (ValueError, KeyError, TypeError):
+        return None  # a marker of an older format, or no marker: it names no database
+    return marker if marker.database == database else None
+
+
+def relay_stalled(
+    oldest_unpublished_at: datetime | None,
+    last_published_at: datetime | None,
+    now: datetime,
+    stall_after: timedelta,
+) -> bool:
+    """True when rows have waited longer than `stall_after` and none left for as long."""
+    if oldest_unpublished_at is None or now - oldest_unpublished_at <= stall_after:
+        return False
+    return last_published_at is None or now - last_published_at > stall_after
+
+
+async def relay_is_stalled(conn: Connection, stall_after: timedelta) -> bool:
+    row = await conn.fetchrow(RELAY_PROGRESS)
+    assert row is not None
+    return relay_stalled(row["oldest_unpublished_at"], row["last_published_at"], row["now"], stall_after)
+
+
+def relay_lock_id(service: str) -> int:
+    """The key of the advisory lock whose holder leads the service's relays."""
+    return zlib.crc32(f"outbox-relay:{service}".encode())
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -99,17 +198,19 @@ class OutboxRelay:
         topics: Topics,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        timeouts: SessionTimeouts | None = None,
     ) -> None:
         self.service = service
-        self._state_topic = topics.outbox_relay_state
+        self._state_topic = topics.relay_state(service)
         self._transactional_id = f"{topics.prefix}{service}-outbox-relay"
         self._dsn = dsn
         self._pool = pool
         self._bootstrap = bootstrap_servers
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._timeouts = timeouts or SessionTimeouts()
         self._wake = asyncio.Event()
-        self._lock_id = zlib.crc32(f"outbox-relay:{service}".encode())
+        self._lock_id = relay_lock_id(service)
         self.is_leader = False
         self.published = 0
 
@@ -120,20 +221,34 @@ class OutboxRelay:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except (*TRANSIENT_ERRORS, KafkaError) as exc:
-                log.warning("outbox relay interrupted", error=repr(exc))
             except Exception as exc:
-                # Never end silently: a dead relay would stop this service's events for good.
-                log.error("outbox relay failed, restarting it", error=repr(exc), exc_info=True)
+                if _being_cancelled():
+                    # Cleaning up after the cancellation failed (a rollback on a dead session):
+                    # the relay still stops.
+                    raise asyncio.CancelledError from exc
+                if isinstance(exc, KafkaError | LeadershipLostError) or is_transient(exc):
+                    log.warning("outbox relay interrupted", error=repr(exc))
+                else:
+                    # Never end silently: a dead relay would stop this service's events for good.
+                    log.error("outbox relay failed, restarting it", error=repr(exc), exc_info=True)
             finally:
                 self.is_leader = False
             await asyncio.sleep(self._poll_interval)
 
     async def _lead(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        # The leader's own session: it holds the lock, claims, publishes and marks. If it dies,
+        # its claim dies with it, and the next leader starts from the oldest unpublished row. A
+        # stopped leader's session ends once it sits idle (idle_session_timeout) or idle inside
+        # a transaction, which frees the lock.
+        conn = await connect(
+            self._dsn,
+            timeouts=self._timeouts,
+            idle_session_timeout=max(self._timeouts.idle_in_transaction, 5 * self._poll_interval),
+        )
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
+            while not await conn.fetchval(TRY_LEAD, self._lock_id):
                 await asyncio.sleep(self._poll_interval)
+            database: uuid.UUID = await conn.fetchval(DATABASE_IDENTITY)
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
             retry_concurrent_transactions_sooner()
             producer = AIOKafkaProducer(
@@ -145,13 +260,16 @@ class OutboxRelay:
                 # for them: a linger would only delay every commit.
                 linger_ms=0,
             )
-            await producer.start()
+            # start() registers the transactional id: it fences the producer of any earlier
+            # leader and completes its open transaction (commits what was committing, aborts the
+            # rest), so the recovery below reads a final state topic.
             try:
+                await self._keeping_the_session(conn, producer.start())
                 self.is_leader = True
-                await self._recover()
+                await self._recover(conn, database)
                 log.info("outbox relay leading")
                 while True:
-                    published = await self._publish_batch(producer)
+                    published = await self._publish_batch(conn, producer, database)
                     if published < self._batch_size:
                         await self._wait_for_work(conn)
             except ProducerFenced:
@@ -161,6 +279,19 @@ class OutboxRelay:
         finally:
             await conn.close(timeout=2)
 
+    async def _keeping_the_session(self, conn: Connection, operation: Awaitable[T]) -> T:
+        """Await a Kafka operation (which may take seconds) while the leader's session confirms
+        the lock every poll, so that the idle limit meant for a stopped leader does not end it."""
+        task = asyncio.ensure_future(operation)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self._poll_interval)
+                if not task.done():
+                    await self._confirm_leadership(conn)
+            return task.result()
+        finally:
+            task.cancel()
+
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
@@ -168,15 +299,15 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
         self._wake.clear()
-        # Also proves the leadership connection (and so the advisory lock) is still alive.
-        await conn.fetchval("SELECT 1")
+        await self._confirm_leadership(conn)
 
-    async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
+    async def _publish_batch(self, conn: Connection, producer: AIOKafkaProducer, database: uuid.UUID) -> int:
+        async with conn.transaction():
             rows = await conn.fetch(CLAIM_BATCH, self._batch_size)
             if not rows:
                 return 0
             ids = [row["id"] for row in rows]
+            marker = RelayMarker(database, tuple(ids), rows_digest([(r["id"], r["event_id"]) for r in rows]))
             async with producer.transaction():
                 for row in rows:
                     await producer.send(
@@ -185,35 +316,49 @@ class OutboxRelay:
                         key=row["message_key"],
                         headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
                     )
-                await producer.send(
-                    self._state_topic,
-                    key=self.service.encode(),
-                    value=json.dumps({"ids": ids, "batch": str(uuid.uuid4())}).encode(),
-                )
+                await producer.send(self._state_topic, key=self.service.encode(), value=marker.encode())
+                # Still the leader, on the session that holds the claim? Otherwise the Kafka
+                # transaction aborts. A leader that loses its session after this check is fenced
+                # by its successor's producer, or committed before it (and is then recovered).
+                await self._confirm_leadership(conn)
             await self._mark_published(conn, ids)
         self.published += len(ids)
         return len(ids)
 
+    async def _confirm_leadership(self, conn: Connection) -> None:
+        if not await conn.fetchval(STILL_LEADING, self._lock_id):
+            raise LeadershipLostError(f"the session no longer holds the lock of the {self.service} relay")
+
     async def _mark_published(self, conn: Connection, ids: list[int]) -> None:
         await conn.execute(MARK_PUBLISHED, ids)
 
-    async def _recover(self) -> None:
+    async def _recover(self, conn: Connection, database: uuid.UUID) -> None:
         """Mark the rows of our last committed Kafka transaction, in case we died before marking them."""
-        ids = await last_committed_batch(self._bootstrap, self._state_topic, self.service)
-        if ids:
-            async with self._pool.acquire() as conn:
-                marked = await conn.execute(MARK_PUBLISHED, ids)
-            log.info("outbox relay recovered last batch", rows=len(ids), result=marked)
+        marker = await self._keeping_the_session(
+            conn, last_committed_batch(self._bootstrap, self._state_topic, self.service, database)
+        )
+        if marker is None:
+            return
+        rows = await conn.fetch(ROWS_OF_MARKER, list(marker.ids))
+        if (
+            len(rows) != len(marker.ids)
+            or rows_digest([(r["id"], r["event_id"]) for r in rows]) != marker.digest
+        ):
+            # Same database, other rows: restored to before the marked rows were written.
+            log.warning("outbox relay ignores a marker of other rows", rows=len(marker.ids))
+            return
+        marked = await conn.execute(MARK_PUBLISHED, list(marker.ids))
+        log.info("outbox relay recovered last batch", rows=len(marker.ids), result=marked)
 
 
 async def last_committed_batch(
-    bootstrap_servers: str, state_topic: str, service: str, window: int = 200
-) -> list[int]:
-    """The row ids of this service's last committed batch, from the shared state topic.
+    bootstrap_servers: str, state_topic: str, service: str, database: uuid.UUID, window: int = 200
+) -> RelayMarker | None:
+    """This database's last committed marker on the service's state topic, if any.
 
-    The relays of all services write there, so this service's last marker may lie far back (its
-    relay was down while the others kept publishing): the search widens backwards until it finds
-    one, or reaches the start of the topic.
+    Relays of other databases may write there too (a second deployment on the same broker), so
+    our last marker may lie further back: the search widens backwards until it finds one, or
+    reaches the start of the topic.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
@@ -229,26 +374,34 @@ async def last_committed_batch(
         stop = (await consumer.end_offsets([partition]))[partition]
         while stop > begin:
             start = max(begin, stop - window)
-            ids = await _last_batch_between(consumer, partition, service, start, stop)
-            if ids is not None:
-                return ids
+            marker = await _last_marker_between(
+                consumer, partition=partition, service=service, database=database, start=start, stop=stop
+            )
+            if marker is not None:
+                return marker
             stop, window = start, window * 2
-        return []
+        return None
     finally:
         await consumer.stop()
 
 
-async def _last_batch_between(
-    consumer: AIOKafkaConsumer, partition: TopicPartition, service: str, start: int, stop: int
-) -> list[int] | None:
+async def _last_marker_between(
+    consumer: AIOKafkaConsumer,
+    *,
+    partition: TopicPartition,
+    service: str,
+    database: uuid.UUID,
+    start: int,
+    stop: int,
+) -> RelayMarker | None:
     consumer.seek(partition, start)
-    ids: list[int] | None = None
+    found: RelayMarker | None = None
     empty_polls = 0
     # Transaction markers take offsets too, so `stop` may never be "reached" by a record.
     while await consumer.position(partition) < stop and empty_polls < 3:
         batch = await consumer.getmany(partition, timeout_ms=500)
         empty_polls = 0 if batch else empty_polls + 1
         for record in batch.get(partition, []):
-            if record.offset < stop and record.key == service.encode() and record.value is not None:
-                ids = list(json.loads(record.value)["ids"])
-    return ids
+            if record.offset < stop and record.key == service.encode():
+                found = parse_marker(record.value, database) or found
+    return found

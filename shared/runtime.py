@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,13 +21,13 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import WithJsonSchema
 
 from shared.consumer import BatchConsumer
-from shared.db import Pool, create_pool, retry_transient
+from shared.db import Pool, create_pool, retry_transient, session_timeouts
 from shared.events import ContractModel, EventDecoder, topic_json_schema
 from shared.health import HealthServer
 from shared.kafka import SUBSCRIBER_ACK_POLICY, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.migrations import apply_migrations
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, relay_is_stalled
 from shared.settings import CommonSettings
 from shared.topics import Topics
 from shared.unit_of_work import BatchApplier, UnitOfWorkFactory, UnitOfWorkT
@@ -119,11 +120,18 @@ class ServiceRuntime:
     async def _start(self) -> None:
         configure_logging(self.name, self.settings.log_level, self.settings.log_format)
         pool = await retry_transient(
-            lambda: create_pool(self.database_url, max_size=self.settings.db_pool_max_size),
+            lambda: create_pool(
+                self.database_url,
+                max_size=self.settings.db_pool_max_size,
+                timeouts=session_timeouts(self.settings),
+            ),
             give_up_after=60,
         )
         self._pool = pool
         async with pool.acquire() as conn:
+            # A migration may rewrite a large table, and waits for the instance that migrates
+            # first: neither is a stuck session. The pool resets the settings on release.
+            await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
             applied = await apply_migrations(conn, self.migrations, self.name)
         log.info("migrations applied", count=len(applied))
         self._producer = make_producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq")
@@ -147,6 +155,7 @@ class ServiceRuntime:
             topics=self.topics,
             batch_size=self.settings.outbox_batch_size,
             poll_interval=self.settings.outbox_poll_interval_seconds,
+            timeouts=session_timeouts(self.settings),
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")
         self._health = HealthServer(self.settings.http_host, self.http_port, self.health)
@@ -167,15 +176,25 @@ class ServiceRuntime:
         log.info("service stopped")
 
     async def health(self) -> dict[str, bool]:
+        """Readiness: the broker and the database answer, and no consumer and not the relay
+        has had work for `READINESS_STALL_SECONDS` without progress."""
+        stall_after = self.settings.readiness_stall_seconds
         checks = {"database": False, "kafka": False}
+        relay_stalled = True
         try:
-            async with asyncio.timeout(2):
-                await self.pool.fetchval("SELECT 1")
-            checks["database"] = True
+            async with asyncio.timeout(2), self.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+                checks["database"] = True
+                # Judged from the outbox, not from this instance: the leader may be another.
+                relay_stalled = await relay_is_stalled(conn, timedelta(seconds=stall_after))
         except Exception:
             log.warning("health: database unreachable")
         with contextlib.suppress(Exception):
             checks["kafka"] = await self.broker.ping(timeout=2)
+        for topic, consumer in self._consumers.items():
+            checks[f"consumer:{topic}"] = not consumer.progress.stalled(stall_after)
+        relay_running = self._relay_task is not None and not self._relay_task.done()
+        checks["outbox_relay"] = relay_running and not relay_stalled
         return checks
 
 

@@ -30,3 +30,11 @@ class CommonSettings(BaseSettings):
     outbox_batch_size: int = Field(500, ge=1, validation_alias="OUTBOX_BATCH_SIZE")
     outbox_poll_interval_seconds: float = Field(1.0, gt=0, validation_alias="OUTBOX_POLL_INTERVAL_SECONDS")
     db_pool_max_size: int = Field(10, ge=2, validation_alias="DB_POOL_MAX_SIZE")
+    # Server-side limits of every database session (shared/db.py SessionTimeouts).
+    db_lock_timeout_seconds: float = Field(10.0, gt=0, validation_alias="DB_LOCK_TIMEOUT_SECONDS")
+    db_statement_timeout_seconds: float = Field(30.0, gt=0, validation_alias="DB_STATEMENT_TIMEOUT_SECONDS")
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias="DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS"
+    )
+    # /readyz turns false when a consumer or the relay has work but made no progress this long.
+    readiness_stall_seconds: float = Field(30.0, gt=0, validation_alias="READINESS_STALL_SECONDS")

@@ -13,9 +13,12 @@ PORTAL_REGISTRATIONS = "portal.registrations"
 REGISTRATION_EVENTS = "registration.events"
 FUNDING_DECISIONS = "funding.decisions"
 NOTIFICATION_EVENTS = "notification.events"
-# Where each outbox relay records the ids of its last committed Kafka transaction, inside that
-# same transaction, so that a relay restarted after a crash never publishes a row twice.
-OUTBOX_RELAY_STATE = "outbox.relay-state"
+# Services whose outbox relays publish; each relay has its own state topic.
+RELAY_SERVICES = ("registration", "funding", "notification")
+# Where a relay records the rows of its last committed Kafka transaction, inside that same
+# transaction, so that a relay restarted after a crash never publishes a row twice. Compacted:
+# only the last record per key (the service) matters, and it must outlive any retention.
+RELAY_STATE_CONFIG = (("cleanup.policy", "compact"),)
 
 DLQ_SUFFIX = ".dlq"
 
@@ -30,10 +33,16 @@ def dlq_topic(topic: str) -> str:
     return f"{topic}{DLQ_SUFFIX}"
 
 
+def relay_state_topic(service: str) -> str:
+    return f"outbox.{service}.relay-state"
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int
+    # Topic-level configuration set when the topic is created (name, value).
+    config: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,9 @@ class Topics:
     def notification_events(self) -> str:
         return self.prefix + NOTIFICATION_EVENTS
 
-    @property
-    def outbox_relay_state(self) -> str:
-        return self.prefix + OUTBOX_RELAY_STATE
+    def relay_state(self, service: str) -> str:
+        """The topic of a service's outbox relay state (`outbox.<service>.relay-state`)."""
+        return self.prefix + relay_state_topic(service)
 
     def all(self) -> list[TopicSpec]:
         """Every topic the system uses, including a dead-letter topic for every consumed topic."""
@@ -72,10 +81,10 @@ class Topics:
             TopicSpec(REGISTRATION_EVENTS, KOMMUNE_KEYED_PARTITIONS),
             TopicSpec(FUNDING_DECISIONS, KOMMUNE_KEYED_PARTITIONS),
             TopicSpec(NOTIFICATION_EVENTS, KOMMUNE_KEYED_PARTITIONS),
-            TopicSpec(OUTBOX_RELAY_STATE, 1),
         ]
+        states = [TopicSpec(relay_state_topic(s), 1, RELAY_STATE_CONFIG) for s in RELAY_SERVICES]
         dlqs = [TopicSpec(dlq_topic(t.name), t.partitions) for t in base if t.name in _CONSUMED]
-        return [TopicSpec(self.prefix + t.name, t.partitions) for t in base + dlqs]
+        return [TopicSpec(self.prefix + t.name, t.partitions, t.config) for t in base + states + dlqs]
 
 
 def all_topics(prefix: str = "") -> list[TopicSpec]:

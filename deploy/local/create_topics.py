@@ -1,4 +1,7 @@
-"""Creates every topic from shared/topics.py on KAFKA_BOOTSTRAP_SERVERS, idempotently."""
+"""Creates every topic from shared/topics.py on KAFKA_BOOTSTRAP_SERVERS, idempotently, with its
+configuration (each service's compacted `outbox.<service>.relay-state`). The shared
+`outbox.relay-state` of earlier versions is no longer used; delete it once every relay runs the
+per-service topics (docs/adr/0011-relay-leadership-and-recovery.md)."""
 
 from __future__ import annotations
 

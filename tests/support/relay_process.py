@@ -15,7 +15,7 @@ async def main(dsn: str, bootstrap: str, prefix: str, batch_size: int) -> None:
     configure_logging("relay-test", "WARNING", "json")
     pool = await create_pool(dsn)
     relay = OutboxRelay(
-        service="relaytest",
+        service="registration",
         dsn=dsn,
         pool=pool,
         bootstrap_servers=bootstrap,

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
-from shared.db import Connection, create_pool
+from shared.db import (
+    TIMEOUT_SETTINGS,
+    Connection,
+    SessionTimeouts,
+    connect,
+    create_pool,
+    is_transient,
+    session_timeouts,
+)
+from shared.settings import CommonSettings
 from tests.conftest import DatabaseFactory
 
 LOOKUP = "SELECT id FROM items WHERE id = ANY($1::text[])"
 PLANS = "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1"
 EXECUTIONS = 8  # PostgreSQL weighs a generic plan from the sixth execution on
+SETTING_MS = "SELECT setting FROM pg_settings WHERE name = $1"  # these timeouts are kept in ms
 BATCH_KEYS = [f"registration-{n}" for n in range(500)]  # a consumer batch's keys
 
 
@@ -41,3 +52,76 @@ async def test_batch_lookups_are_planned_with_their_own_keys_every_time(
         assert generic > 0
     finally:
         await own.close()
+
+
+async def test_a_session_idle_in_a_transaction_loses_its_locks_to_a_waiting_session(
+    make_database: DatabaseFactory,
+) -> None:
+    """A stopped instance that holds a lock inside a transaction cannot hold it for ever: the
+    server ends its session, and the session waiting for the lock gets it."""
+    dsn = await make_database("registration")
+    timeouts = SessionTimeouts(lock_timeout=30.0, statement_timeout=30.0, idle_in_transaction=0.5)
+    pool = await create_pool(dsn, max_size=1, timeouts=timeouts)
+    stopped = await connect(dsn, timeouts=timeouts)
+    try:
+        await pool.execute("CREATE TABLE periods (period_id text PRIMARY KEY, budget bigint)")
+        await pool.execute("INSERT INTO periods VALUES ('2026-1', 100)")
+        await stopped.execute("BEGIN")
+        await stopped.execute("SELECT * FROM periods WHERE period_id = '2026-1' FOR UPDATE")
+        # `stopped` now sits idle, holding the row's lock, as a paused process would.
+        async with pool.acquire() as waiting, waiting.transaction():
+            row = await waiting.fetchrow("SELECT budget FROM periods WHERE period_id = '2026-1' FOR UPDATE")
+            assert row is not None and row["budget"] == 100
+        with pytest.raises(Exception) as ended:  # the server's FATAL, or "connection is closed"
+            await stopped.execute("SELECT 1")
+        assert is_transient(ended.value), repr(ended.value)
+        assert stopped.is_closed()
+    finally:
+        await stopped.close()
+        await pool.close()
+
+
+async def test_a_statement_waiting_for_a_lock_or_running_too_long_is_cancelled(
+    make_database: DatabaseFactory,
+) -> None:
+    dsn = await make_database("registration")
+    timeouts = SessionTimeouts(lock_timeout=0.2, statement_timeout=0.5, idle_in_transaction=30.0)
+    pool = await create_pool(dsn, max_size=2, timeouts=timeouts)
+    try:
+        await pool.execute("CREATE TABLE periods (period_id text PRIMARY KEY)")
+        await pool.execute("INSERT INTO periods VALUES ('2026-1')")
+        async with pool.acquire() as holder, holder.transaction():
+            await holder.execute("SELECT * FROM periods FOR UPDATE")
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                async with pool.acquire() as waiting, waiting.transaction():
+                    await waiting.execute("SELECT * FROM periods FOR UPDATE")
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await pool.execute("SELECT pg_sleep(5)")
+    finally:
+        await pool.close()
+
+
+async def test_every_session_has_the_configured_timeouts_and_sane_defaults(
+    make_database: DatabaseFactory,
+) -> None:
+    dsn = await make_database("registration")
+    defaults = CommonSettings()
+    assert 0 < defaults.db_lock_timeout_seconds <= defaults.db_statement_timeout_seconds
+    assert defaults.db_idle_in_transaction_timeout_seconds > 0
+    pool = await create_pool(dsn, max_size=1, timeouts=session_timeouts(defaults))
+    own = await connect(dsn, timeouts=SessionTimeouts(2.0, 3.0, 4.0), idle_session_timeout=5.0)
+    try:
+        async with pool.acquire() as conn:
+            shown = [await conn.fetchval(SETTING_MS, name) for name in TIMEOUT_SETTINGS]
+        expected = [
+            defaults.db_lock_timeout_seconds,
+            defaults.db_statement_timeout_seconds,
+            defaults.db_idle_in_transaction_timeout_seconds,
+        ]
+        assert shown == [str(round(seconds * 1000)) for seconds in expected]
+        assert [await own.fetchval(SETTING_MS, name) for name in TIMEOUT_SETTINGS] == ["2000", "3000", "4000"]
+        assert await own.fetchval(SETTING_MS, "idle_session_timeout") == "5000"
+        assert await own.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        await own.close()
+        await pool.close()

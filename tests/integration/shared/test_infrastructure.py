@@ -11,6 +11,7 @@ import uuid
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.topics import KOMMUNE_KEYED_PARTITIONS, Topics, all_topics
 from tests.support.infra import SERVICES, Infrastructure, with_database
@@ -82,3 +83,25 @@ async def test_a_service_role_cannot_read_another_services_database(infra: Infra
         assert await conn.fetchval("SELECT current_user") == own
     finally:
         await conn.close()
+
+
+async def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    # DescribeConfigsResponse: resources of (error, message, type, name, entries of (name, value, …)).
+    return {entry[0]: entry[1] for response in responses for res in response.resources for entry in res[4]}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_each_service_has_a_compacted_relay_state_topic_of_its_own(
+    kafka_bootstrap: str, topics: Topics, service: str
+) -> None:
+    state = topics.relay_state(service)
+    assert state == f"{topics.prefix}outbox.{service}.relay-state"
+    assert (await partitions_by_topic(kafka_bootstrap, [state]))[state] == 1
+    assert (await topic_config(kafka_bootstrap, state))["cleanup.policy"] == "compact"
+    assert f"{topics.prefix}outbox.relay-state" not in {spec.name for spec in topics.all()}
