@@ -3,8 +3,7 @@
 The topics are those of `shared/topics.py` plus the ones `../shared/INTERFACES.md` fixes beyond
 today's contract (`operations.commands`, `operations.results`, `outbox.<service>.relay-state` and
 their dead-letter topics). Where `shared/topics.py` already knows a topic, its partition count is
-the one used here, so the cluster and the local stack never differ; the shared
-`outbox.relay-state` is left out because INTERFACES.md replaces it by one topic per relay.
+the one used here, so the cluster and the local stack never differ.
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ from shared.topics import (
     FUNDING_DECISIONS,
     KOMMUNE_KEYED_PARTITIONS,
     NOTIFICATION_EVENTS,
-    OUTBOX_RELAY_STATE,
     PORTAL_REGISTRATIONS,
     PORTAL_SEMINARS,
     REGISTRATION_EVENTS,
     SEMINAR_KEYED_PARTITIONS,
     all_topics,
     dlq_topic,
+    relay_state_topic,
 )
 
 SERVICES = ("registration", "funding", "notification")
@@ -34,8 +33,6 @@ OPERATIONS_RESULTS = "operations.results"
 OPERATIONS_PARTITIONS = 1
 # The relay reads its last marker back from partition 0.
 RELAY_STATE_PARTITIONS = 1
-# Topics replaced by INTERFACES.md, kept out of the cluster.
-SUPERSEDED_TOPICS = frozenset({OUTBOX_RELAY_STATE})
 
 # retention.ms of the topics without personal data: Kafka's default (7 days), which the local
 # stack's broker applies to every topic it creates.
@@ -43,10 +40,6 @@ DEFAULT_RETENTION_HOURS = 168
 # KAFKA_PERSONAL_DATA_RETENTION_HOURS of this deployment: retention.ms of every topic that carries
 # personal data (the ConfigMap holds the same value; deploy/k8s/check.py compares them).
 PERSONAL_DATA_RETENTION_HOURS = 168
-
-
-def relay_state_topic(service: str) -> str:
-    return f"outbox.{service}.relay-state"
 
 
 @dataclass(frozen=True)
@@ -135,8 +128,7 @@ def contract_topics() -> tuple[Topic, ...]:
         partitions[dlq_topic(name)] = partitions[name]
     # The local stack's layout wins for every topic it already has.
     for spec in all_topics():
-        if spec.name not in SUPERSEDED_TOPICS:
-            partitions[spec.name] = spec.partitions
+        partitions[spec.name] = spec.partitions
     return tuple(
         Topic(name, count, personal_data=name in _PERSONAL or name.endswith(".dlq"))
         for name, count in partitions.items()

@@ -41,7 +41,6 @@ from deploy.k8s import generate, secrets
 from deploy.k8s.catalogue import (
     PERSONAL_DATA_RETENTION_HOURS,
     SERVICE_SPECS,
-    SUPERSEDED_TOPICS,
     Service,
     contract_topics,
 )
@@ -468,7 +467,7 @@ def topic_problems(objects: Objects, cluster: str, production: bool) -> list[str
         )
     topics = {t["spec"].get("topicName", t["metadata"]["name"]): t for t in objects.of("KafkaTopic")}
     wanted = {t.name: t for t in contract_topics()}
-    local_layout = {t.name: t.partitions for t in all_topics() if t.name not in SUPERSEDED_TOPICS}
+    local_layout = {t.name: t.partitions for t in all_topics()}
     for topic_name in sorted(set(wanted) | acl.topics() | set(local_layout)):
         topic = topics.get(topic_name)
         if topic is None:

@@ -26,11 +26,10 @@ from deploy.k8s.catalogue import (
     SERVICE_SPECS,
     Service,
     contract_topics,
-    relay_state_topic,
 )
 from shared.db import Pool
 from shared.outbox import OutboxRelay
-from shared.topics import Topics, dlq_topic
+from shared.topics import Topics, dlq_topic, relay_state_topic
 
 ACL = load_acl()
 TOPICS = tuple(topic.name for topic in contract_topics())
