@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from shared.db import Connection, Pool, SessionTimeouts, connect, is_transient
-from shared.events import ContractModel, Envelope
+from shared.events import Envelope
 from shared.kafka import retry_concurrent_transactions_sooner
 from shared.logging import get_logger
 from shared.topics import Topics
@@ -106,10 +106,6 @@ class OutboxMessage:
             ["event_id", str(self.envelope.event_id)],
             ["correlation_id", str(self.envelope.effective_correlation_id)],
         ]
-
-
-def outbox_message(topic: str, key: str, envelope: Envelope[ContractModel]) -> OutboxMessage:
-    return OutboxMessage(topic, key, envelope)
 
 
 async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
