@@ -111,7 +111,8 @@ Applier = RegistrationEventsApplier | FundingDecisionsApplier
 @pytest.fixture(scope="module")
 def appliers() -> dict[str, Applier]:
     name_kommune = KommuneNames(load_directory(str(DEFAULT_DIRECTORY_FILE)))
-    write_email = EmailWriter(NotificationSettings().office)
+    settings = NotificationSettings()
+    write_email = EmailWriter(settings.office, settings.wording)
     return {
         "registration.events": RegistrationEventsApplier(name_kommune, write_email),
         "funding.decisions": FundingDecisionsApplier(name_kommune, write_email),
