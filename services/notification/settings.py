@@ -71,8 +71,8 @@ class NotificationSettings(CommonSettings):
         1.0, gt=0, validation_alias="NOTIFICATION_SENDER_POLL_INTERVAL_SECONDS"
     )
 
-    _program: Program = PrivateAttr()
-    _wording: ProgrammeWording = PrivateAttr()
+    _program: Program | None = PrivateAttr(None)
+    _wording: ProgrammeWording | None = PrivateAttr(None)
 
     @field_validator("mail_from")
     @classmethod
@@ -82,14 +82,6 @@ class NotificationSettings(CommonSettings):
         return value
 
     @model_validator(mode="after")
-    def _program_has_letters(self) -> NotificationSettings:
-        # Read at startup, so that a file without [letters] stops the service before any letter.
-        self._program = load_program(self.program_file)
-        self._wording = ProgrammeWording.of(self._program)
-        sender_address(self.effective_mail_from)
-        return self
-
-    @model_validator(mode="after")
     def _one_kind_of_tls(self) -> NotificationSettings:
         if self.smtp_starttls and self.smtp_tls:
             raise ValueError("SMTP_STARTTLS and SMTP_TLS exclude each other: pick one")
@@ -97,15 +89,24 @@ class NotificationSettings(CommonSettings):
 
     @property
     def program(self) -> Program:
+        """The programme file, read once when first needed (the service builds its letter writer
+        at startup, so a file without [letters] stops it before any letter; lotse reads these
+        settings without needing the file)."""
+        if self._program is None:
+            program = load_program(self.program_file)
+            self._wording = ProgrammeWording.of(program)
+            sender_address(self.mail_from or program.letter_texts().office.mail_from)
+            self._program = program
         return self._program
 
     @property
     def wording(self) -> ProgrammeWording:
-        return self._wording
+        program = self.program
+        return self._wording if self._wording is not None else ProgrammeWording.of(program)
 
     @property
     def effective_mail_from(self) -> str:
-        return self.mail_from if self.mail_from is not None else self._program.letter_texts().office.mail_from
+        return self.mail_from if self.mail_from is not None else self.program.letter_texts().office.mail_from
 
     @property
     def sender(self) -> Address:
@@ -113,7 +114,7 @@ class NotificationSettings(CommonSettings):
 
     @property
     def office(self) -> Office:
-        defaults = self._program.letter_texts().office
+        defaults = self.program.letter_texts().office
         address_lines = (
             tuple(defaults.address_lines)
             if self.mail_office_address is None
