@@ -156,6 +156,13 @@ class PlannedEmail:
     calendar: SeminarCalendar | None = None
 
 
+def _contract_value(value: Any) -> str | None:
+    """A contract value as its wire string, whether the model holds a str or an enum member."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
 def registration_data(event: Envelope[Any]) -> RegistrationData:
     """What a registration.events event says about its registration."""
     data = event.data
@@ -175,7 +182,7 @@ def registration_data(event: Envelope[Any]) -> RegistrationData:
             seminar_ends_on=data.seminar_ends_on,
             fee_cents=data.fee_cents,
             # Read by name: older events (and portals) carry neither field.
-            course=getattr(data, "course", None),
+            course=_contract_value(getattr(data, "course", None)),
             seminar_location=getattr(data, "seminar_location", None),
             seat_confirmed=not isinstance(data, RegistrationWaitlisted),
         )

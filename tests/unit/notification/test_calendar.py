@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, cast
 
 import icalendar
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from services.notification.domain import calendar_uid, plan_email, registration_data
+from services.notification.domain import SeminarCalendar, calendar_uid, plan_email, registration_data
+from services.notification.ical import calendar_bytes
 from tests.unit.notification.golden_cases import (
     BAYERN,
     LOCATION,
@@ -140,3 +143,41 @@ def test_the_location_is_read_from_the_event_where_it_carries_one() -> None:
     )
     assert registration_data(with_location).seminar_location == LOCATION
     assert registration_data(event).seminar_location is None
+
+
+# The contract's Text: no control characters.
+CONTRACT_TEXT = st.characters(blacklist_categories=("Cc", "Cs"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    title=st.text(CONTRACT_TEXT, min_size=1, max_size=200),
+    location=st.none() | st.text(CONTRACT_TEXT, min_size=1, max_size=100),
+    starts_on=st.dates(min_value=date(2000, 1, 1), max_value=date(2098, 12, 1)),
+    days=st.integers(min_value=0, max_value=30),
+    cancelled=st.booleans(),
+)
+def test_any_seminar_reads_back_from_its_entry(
+    title: str, location: str | None, starts_on: date, days: int, cancelled: bool
+) -> None:
+    """Titles and locations come from the portals: whatever text the contract lets through, the
+    entry stays one event with exactly these values (icalendar escapes commas, semicolons and
+    backslashes)."""
+    entry = SeminarCalendar(
+        uid=calendar_uid("R-1", "S-1"),
+        cancelled=cancelled,
+        sequence=1 if cancelled else 0,
+        starts_on=starts_on,
+        ends_on=starts_on + timedelta(days=days),
+        title=title,
+        location=location,
+        stamp=datetime(2023, 1, 15, 9, 30, tzinfo=UTC),
+    )
+    raw = calendar_bytes(entry, NIEDERSACHSEN.office.sender, "kommune@example.org")
+    raw.decode("utf-8")  # valid UTF-8, as the part's charset says
+    event = only_event(icalendar.Calendar.from_ical(raw))
+    assert str(event["SUMMARY"]) == title
+    assert (str(event["LOCATION"]) if "LOCATION" in event else None) == (location or None)
+    assert event.decoded("DTSTART") == starts_on
+    assert event.decoded("DTEND") == starts_on + timedelta(days=days + 1)
+    assert str(event["UID"]) == entry.uid

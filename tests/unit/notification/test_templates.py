@@ -28,7 +28,7 @@ from shared.events import (
     RejectionReason,
     WithdrawalReason,
 )
-from shared.program import PROGRAM_RULE_REASONS, PROGRAMS_DIR, load_program
+from shared.program import PROGRAM_RULE_REASONS, PROGRAMS_DIR, ProgramError, load_program, parse_program
 
 
 @pytest.mark.parametrize(
@@ -130,3 +130,34 @@ def test_dates_are_written_the_german_way() -> None:
     assert format_date(date(2023, 2, 1)) == "01.02.2023"
     assert format_period(date(2023, 2, 1), date(2023, 2, 3)) == "01.02.2023 bis 03.02.2023"
     assert format_period(date(2023, 2, 1), date(2023, 2, 1)) == "01.02.2023"
+
+
+def test_the_land_must_be_named_with_its_article_so_that_letters_can_refer_back_to_it() -> None:
+    text = (PROGRAMS_DIR / "bayern.toml").read_text("utf-8")
+    without_article = text.replace('nominative = "der Freistaat Bayern"', 'nominative = "Freistaat Bayern"')
+    assert without_article != text
+    with pytest.raises(ProgramError, match="article"):
+        ProgrammeWording.of(parse_program(without_article))
+
+
+def test_the_relative_pronoun_follows_the_lands_article() -> None:
+    assert WORDINGS["niedersachsen"].land.relative_pronoun == "das"
+    assert WORDINGS["bayern"].land.relative_pronoun == "der"
+
+
+@pytest.mark.parametrize(
+    ("programme", "course", "funded", "takes_place"),
+    [
+        ("niedersachsen", None, True, True),
+        ("niedersachsen", "follow_up", False, False),
+        ("bayern", "basic", True, True),
+        ("baden-wuerttemberg", "follow_up", True, False),
+    ],
+)
+def test_a_letter_words_the_terms_of_its_course(
+    programme: str, course: str | None, funded: bool, takes_place: bool
+) -> None:
+    context = WORDINGS[programme].course_context(course)
+    assert context["course_funded"] is funded
+    assert (context["amount_in_words"] is not None) is funded
+    assert context["takes_quota_place"] is takes_place
