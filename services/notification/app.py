@@ -27,7 +27,7 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         migrations=MIGRATIONS,
     )
     name_kommune = KommuneNames(load_directory(settings.gv100ad_file))
-    write_email = EmailWriter(settings.office)
+    write_email = EmailWriter(settings.office, settings.wording)
     runtime.consume(
         runtime.topics.registration_events,
         REGISTRATION_OUTCOME_EVENTS,

@@ -12,6 +12,7 @@ here, each followed by a space.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import functools
 import re
@@ -24,7 +25,8 @@ from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
 
 from services.notification.domain import NewEmail, PlannedEmail
-from services.notification.templates import RenderedEmail, render
+from services.notification.ical import calendar_bytes, method
+from services.notification.templates import ProgrammeWording, RenderedEmail, reason_text, render
 from shared.directory import ATTRIBUTION
 
 _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
@@ -64,6 +66,16 @@ class Office:
     name: str
     organisation: str
     signature_lines: tuple[str, ...] = ()
+    address_lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A calendar entry carried by a letter."""
+
+    method: str  # iTIP: REQUEST or CANCEL
+    content: bytes  # the iCalendar object, UTF-8, CRLF line ends
+    filename: str = "seminar.ics"
 
 
 @dataclass(frozen=True)
@@ -215,6 +227,19 @@ def _text_part(subtype: str, text: str) -> bytes:
     return headers.encode("ascii") + binascii.b2a_qp(body)
 
 
+def _calendar_part(attachment: Attachment) -> bytes:
+    """The calendar entry in base64, lines of 76 characters, ending in a line break."""
+    encoded = base64.b64encode(attachment.content).decode("ascii")
+    lines = [encoded[start : start + 76] for start in range(0, len(encoded), 76)]
+    headers = (
+        f'Content-Type: text/calendar; charset="utf-8"; method={attachment.method};\r\n'
+        f' name="{attachment.filename}"\r\n'
+        f'Content-Disposition: attachment; filename="{attachment.filename}"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    return (headers + "\r\n".join(lines) + "\r\n").encode("ascii")
+
+
 def compose(
     *,
     sender: Address,
@@ -223,10 +248,14 @@ def compose(
     message_id: str,
     registration_id: str,
     date: datetime,
+    attachment: Attachment | None = None,
 ) -> Letter:
     # A fixed boundary makes the bytes reproducible. It starts with "==", which quoted-printable
-    # lines never hold ("=" is always followed by two hex digits or the line's end).
-    boundary = "==lotse-" + re.sub(r"[^A-Za-z0-9]", "", message_id)[:56]
+    # and base64 lines never hold ("=" is always followed by two hex digits or the line's end;
+    # base64 pads at the end only). The outer boundary of a letter with an attachment adds "m-",
+    # so that neither boundary begins with the other.
+    token = re.sub(r"[^A-Za-z0-9]", "", message_id)[:56]
+    boundary = "==lotse-" + token
     subject = single_line(rendered.subject)
     headers = "".join(
         (
@@ -238,15 +267,12 @@ def compose(
             _unstructured("X-Registration-ID", registration_id),
             "Auto-Submitted: auto-generated\r\n",
             "MIME-Version: 1.0\r\n",
-            _header("Content-Type", ["multipart/alternative;", f'boundary="{boundary}"']),
-            "Content-Language: de\r\n",
-            "\r\n",
         )
     )
+    alternative_type = _header("Content-Type", ["multipart/alternative;", f'boundary="{boundary}"'])
     delimiter = f"--{boundary}\r\n".encode("ascii")
-    message = b"".join(
+    alternative = b"".join(
         (
-            headers.encode("ascii"),
             delimiter,
             _text_part("plain", rendered.text),
             b"\r\n",
@@ -255,18 +281,57 @@ def compose(
             f"\r\n--{boundary}--\r\n".encode("ascii"),
         )
     )
+    if attachment is None:
+        message = b"".join(
+            (
+                headers.encode("ascii"),
+                alternative_type.encode("ascii"),
+                b"Content-Language: de\r\n\r\n",
+                alternative,
+            )
+        )
+        return Letter(subject=subject, message=message)
+    outer = "==lotse-m-" + token
+    outer_delimiter = f"--{outer}\r\n".encode("ascii")
+    message = b"".join(
+        (
+            headers.encode("ascii"),
+            _header("Content-Type", ["multipart/mixed;", f'boundary="{outer}"']).encode("ascii"),
+            b"Content-Language: de\r\n\r\n",
+            outer_delimiter,
+            alternative_type.encode("ascii"),
+            b"\r\n",
+            alternative,
+            b"\r\n",
+            outer_delimiter,
+            _calendar_part(attachment),
+            f"\r\n--{outer}--\r\n".encode("ascii"),
+        )
+    )
     return Letter(subject=subject, message=message)
 
 
-def letter(planned: PlannedEmail, office: Office) -> Letter:
+def letter(planned: PlannedEmail, office: Office, wording: ProgrammeWording) -> Letter:
     """The complete email for a planned notification, identical however often it is built."""
+    reason = planned.facts.get("reason")
     context = {
         **planned.facts,
+        **wording.course_context(planned.facts.get("course")),
+        "reason_text": (
+            reason_text(planned.facts["event_type"], reason, wording) if reason is not None else None
+        ),
         "office_name": office.name,
         "office_organisation": office.organisation,
+        "office_address_lines": office.address_lines,
         "signature_lines": office.signature_lines,
         "attribution": ATTRIBUTION,
     }
+    attachment = None
+    if planned.calendar is not None:
+        attachment = Attachment(
+            method=method(planned.calendar),
+            content=calendar_bytes(planned.calendar, office.sender, planned.to),
+        )
     return compose(
         sender=office.sender,
         recipient=planned.to,
@@ -274,17 +339,20 @@ def letter(planned: PlannedEmail, office: Office) -> Letter:
         message_id=message_id(planned.trigger_event_id, planned.template, office.sender.domain),
         registration_id=planned.registration_id,
         date=planned.occurred_at,
+        attachment=attachment,
     )
 
 
 class EmailWriter:
-    """Writes the email a planned notification asks for, signed by the programme office."""
+    """Writes the email a planned notification asks for, signed by the programme office in the
+    programme's words."""
 
-    def __init__(self, office: Office) -> None:
+    def __init__(self, office: Office, wording: ProgrammeWording) -> None:
         self._office = office
+        self._wording = wording
 
     def __call__(self, planned: PlannedEmail) -> NewEmail:
-        written = letter(planned, self._office)
+        written = letter(planned, self._office, self._wording)
         return NewEmail(
             id=notification_id(planned.trigger_event_id, planned.template),
             event_id=planned.trigger_event_id,

@@ -21,7 +21,6 @@ from services.notification.templates import (
     Template,
     format_euros,
     format_period,
-    reason_text,
     template_for,
 )
 from shared.directory import KIND_LABELS_DE, Directory
@@ -33,7 +32,11 @@ from shared.events import (
     RegistrationAccepted,
     RegistrationRejected,
     RegistrationWaitlisted,
+    RegistrationWithdrawn,
 )
+
+# The UID of a registration's calendar entry: the same for its invitation and its cancellation.
+_CALENDAR_UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:digitallotsen:seminar-calendar")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class RegistrationData:
     seminar_starts_on: date | None = None
     seminar_ends_on: date | None = None
     fee_cents: int | None = None
+    course: str | None = None  # the contract's `course`: "basic", "follow_up"
+    seminar_location: str | None = None
+    seat_confirmed: bool | None = None  # True once accepted: its letter carried a calendar entry
 
     def over(self, known: RegistrationData | None) -> RegistrationData:
         """This newer data, completed by what was known before where it says nothing."""
@@ -96,6 +102,48 @@ class KommuneNames:
 
 
 @dataclass(frozen=True)
+class SeminarCalendar:
+    """The seminar as a calendar entry of a letter: an invitation, or its cancellation."""
+
+    uid: str  # from registration and seminar: a cancellation names the entry it cancels
+    cancelled: bool
+    sequence: int  # a cancellation's is higher, so calendars take it as the newer version
+    starts_on: date
+    ends_on: date  # the last day, inclusive
+    title: str
+    location: str | None
+    stamp: datetime  # the event's occurred_at: the same letter is the same bytes
+
+
+def calendar_uid(registration_id: str, seminar_id: str) -> str:
+    return f"{uuid.uuid5(_CALENDAR_UID_NAMESPACE, f'{registration_id}/{seminar_id}')}@digitallotsen"
+
+
+def seminar_calendar(event: Envelope[Any], known: RegistrationData) -> SeminarCalendar | None:
+    """An acceptance invites to the seminar; a withdrawal of a confirmed seat cancels that entry."""
+    data = event.data
+    if isinstance(data, RegistrationWaitlisted) or not isinstance(
+        data, RegistrationAccepted | RegistrationWithdrawn
+    ):
+        return None
+    cancelled = isinstance(data, RegistrationWithdrawn)
+    if cancelled and not known.seat_confirmed:
+        return None  # no seat, no entry to cancel (a waitlisted one, or one stored before entries)
+    if known.seminar_title is None or known.seminar_starts_on is None or known.seminar_ends_on is None:
+        return None
+    return SeminarCalendar(
+        uid=calendar_uid(data.registration_id, data.seminar_id),
+        cancelled=cancelled,
+        sequence=1 if cancelled else 0,
+        starts_on=known.seminar_starts_on,
+        ends_on=known.seminar_ends_on,
+        title=known.seminar_title,
+        location=known.seminar_location,
+        stamp=event.occurred_at,
+    )
+
+
+@dataclass(frozen=True)
 class PlannedEmail:
     trigger_event_id: uuid.UUID
     correlation_id: uuid.UUID
@@ -105,6 +153,14 @@ class PlannedEmail:
     kommune_key: str
     to: str
     facts: dict[str, Any]
+    calendar: SeminarCalendar | None = None
+
+
+def _contract_value(value: Any) -> str | None:
+    """A contract value as its wire string, whether the model holds a str or an enum member."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
 
 
 def registration_data(event: Envelope[Any]) -> RegistrationData:
@@ -125,6 +181,10 @@ def registration_data(event: Envelope[Any]) -> RegistrationData:
             seminar_starts_on=data.seminar_starts_on,
             seminar_ends_on=data.seminar_ends_on,
             fee_cents=data.fee_cents,
+            # Read by name: older events (and portals) carry neither field.
+            course=_contract_value(getattr(data, "course", None)),
+            seminar_location=getattr(data, "seminar_location", None),
+            seat_confirmed=not isinstance(data, RegistrationWaitlisted),
         )
     return known
 
@@ -158,6 +218,7 @@ def plan_email(event: Envelope[Any], known: RegistrationData, kommune: NamedKomm
     data = event.data
     template = template_for(event.event_type, promoted=getattr(data, "promoted", False))
     facts: dict[str, Any] = {
+        "event_type": event.event_type,
         "registration_id": data.registration_id,
         "kommune_key": kommune.key,
         "kommune_name": kommune.name,
@@ -173,7 +234,7 @@ def plan_email(event: Envelope[Any], known: RegistrationData, kommune: NamedKomm
         "fee": format_euros(known.fee_cents) if known.fee_cents is not None else None,
         "position": getattr(data, "position", None),
         "reason": getattr(data, "reason", None),
-        "reason_text": reason_text(event.event_type, data.reason) if hasattr(data, "reason") else None,
+        "course": known.course,
         "amount": (
             format_euros(data.amount_cents) if isinstance(data, FundingApproved | FundingReleased) else None
         ),
@@ -188,6 +249,7 @@ def plan_email(event: Envelope[Any], known: RegistrationData, kommune: NamedKomm
         kommune_key=kommune.key,
         to=known.contact_email,
         facts=facts,
+        calendar=seminar_calendar(event, known),
     )
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from email.headerregistry import Address
+from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from services.notification.compose import Office, sender_address
+from services.notification.templates import ProgrammeWording
+from shared.program import DEFAULT_PROGRAM_FILE, Program, load_program
 from shared.settings import CommonSettings
-
-DEFAULT_MAIL_FROM = "Programmbüro Digitallotsen <digitallotsen@nsi-hannover.de>"
-DEFAULT_OFFICE_NAME = "Programmbüro Digitallotsen"
-DEFAULT_OFFICE_ORGANISATION = "Niedersächsisches Studieninstitut für kommunale Verwaltung e. V."
 
 # Round trips of one SMTP session at most: greeting, EHLO, STARTTLS, EHLO again, AUTH (up to three
 # exchanges), MAIL, RCPT, DATA, the message, QUIT. aiosmtplib's timeout holds per round trip.
@@ -41,11 +40,15 @@ class NotificationSettings(CommonSettings):
         60.0, gt=0, validation_alias="NOTIFICATION_DELIVERY_DEADLINE_SECONDS"
     )
 
-    mail_from: str = Field(DEFAULT_MAIL_FROM, validation_alias="MAIL_FROM")
-    mail_office_name: str = Field(DEFAULT_OFFICE_NAME, validation_alias="MAIL_OFFICE_NAME")
-    mail_office_organisation: str = Field(
-        DEFAULT_OFFICE_ORGANISATION, validation_alias="MAIL_OFFICE_ORGANISATION"
-    )
+    # The programme whose letters these are (the same file as funding's): its `[letters]` table
+    # gives the office and every word about the Land, the amounts, the places and its rules.
+    program_file: Path = Field(DEFAULT_PROGRAM_FILE, validation_alias="FUNDING_PROGRAM_FILE")
+    # The office that signs: the programme file's unless a deployment sets these (field by field).
+    mail_from: str | None = Field(None, validation_alias="MAIL_FROM")
+    mail_office_name: str | None = Field(None, validation_alias="MAIL_OFFICE_NAME")
+    mail_office_organisation: str | None = Field(None, validation_alias="MAIL_OFFICE_ORGANISATION")
+    # The office's postal address, "\n" between lines; set (even empty), it replaces the file's.
+    mail_office_address: str | None = Field(None, validation_alias="MAIL_OFFICE_ADDRESS")
     # Extra closing lines under the office name, e.g. a phone number; "\n" separates lines.
     mail_signature: str = Field("", validation_alias="MAIL_SIGNATURE")
 
@@ -68,10 +71,14 @@ class NotificationSettings(CommonSettings):
         1.0, gt=0, validation_alias="NOTIFICATION_SENDER_POLL_INTERVAL_SECONDS"
     )
 
+    _program: Program | None = PrivateAttr(None)
+    _wording: ProgrammeWording | None = PrivateAttr(None)
+
     @field_validator("mail_from")
     @classmethod
-    def _mail_from_is_one_address(cls, value: str) -> str:
-        sender_address(value)
+    def _mail_from_is_one_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            sender_address(value)
         return value
 
     @model_validator(mode="after")
@@ -81,18 +88,48 @@ class NotificationSettings(CommonSettings):
         return self
 
     @property
+    def program(self) -> Program:
+        """The programme file, read once when first needed (the service builds its letter writer
+        at startup, so a file without [letters] stops it before any letter; lotse reads these
+        settings without needing the file)."""
+        if self._program is None:
+            program = load_program(self.program_file)
+            self._wording = ProgrammeWording.of(program)
+            sender_address(self.mail_from or program.letter_texts().office.mail_from)
+            self._program = program
+        return self._program
+
+    @property
+    def wording(self) -> ProgrammeWording:
+        program = self.program
+        return self._wording if self._wording is not None else ProgrammeWording.of(program)
+
+    @property
+    def effective_mail_from(self) -> str:
+        return self.mail_from if self.mail_from is not None else self.program.letter_texts().office.mail_from
+
+    @property
     def sender(self) -> Address:
-        return sender_address(self.mail_from)
+        return sender_address(self.effective_mail_from)
 
     @property
     def office(self) -> Office:
+        defaults = self.program.letter_texts().office
+        address_lines = (
+            tuple(defaults.address_lines)
+            if self.mail_office_address is None
+            else _lines(self.mail_office_address)
+        )
         return Office(
             sender=self.sender,
-            name=self.mail_office_name,
-            organisation=self.mail_office_organisation,
-            signature_lines=tuple(
-                line for line in self.mail_signature.replace("\\n", "\n").splitlines() if line.strip()
+            name=self.mail_office_name if self.mail_office_name is not None else defaults.name,
+            organisation=(
+                self.mail_office_organisation
+                if self.mail_office_organisation is not None
+                else defaults.organisation
             ),
+            signature_lines=_lines(self.mail_signature),
+            address_lines=address_lines,
         )
 
     @property
@@ -117,3 +154,8 @@ class NotificationSettings(CommonSettings):
             + RECORD_GIVE_UP_SECONDS
             + LEASE_MARGIN_SECONDS
         )
+
+
+def _lines(value: str) -> tuple[str, ...]:
+    """The non-blank lines of a setting, "\\n" (as written in an env file) or a real line break."""
+    return tuple(line for line in value.replace("\\n", "\n").splitlines() if line.strip())

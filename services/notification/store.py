@@ -23,21 +23,26 @@ FROM (SELECT DISTINCT hashtext(id) AS key FROM unnest($1::text[]) AS id ORDER BY
 """
 SELECT_REGISTRATIONS = """
 SELECT registration_id, kommune_key, contact_email, given_name, family_name, seminar_id,
-       seminar_title, seminar_starts_on, seminar_ends_on, fee_cents
+       seminar_title, seminar_starts_on, seminar_ends_on, fee_cents, course, seminar_location,
+       seat_confirmed
 FROM registrations WHERE registration_id = ANY($1::text[])
 """
 # One row per registration id: ON CONFLICT DO UPDATE may touch a row only once per statement.
 UPSERT_REGISTRATIONS = """
 INSERT INTO registrations (registration_id, kommune_key, contact_email, given_name, family_name,
-                           seminar_id, seminar_title, seminar_starts_on, seminar_ends_on, fee_cents)
+                           seminar_id, seminar_title, seminar_starts_on, seminar_ends_on, fee_cents,
+                           course, seminar_location, seat_confirmed)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::date[], $9::date[], $10::bigint[])
+                     $7::text[], $8::date[], $9::date[], $10::bigint[], $11::text[], $12::text[],
+                     $13::boolean[])
 ON CONFLICT (registration_id) DO UPDATE SET
     kommune_key = EXCLUDED.kommune_key, contact_email = EXCLUDED.contact_email,
     given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
     seminar_id = EXCLUDED.seminar_id, seminar_title = EXCLUDED.seminar_title,
     seminar_starts_on = EXCLUDED.seminar_starts_on, seminar_ends_on = EXCLUDED.seminar_ends_on,
-    fee_cents = EXCLUDED.fee_cents, updated_at = now()
+    fee_cents = EXCLUDED.fee_cents, course = EXCLUDED.course,
+    seminar_location = EXCLUDED.seminar_location, seat_confirmed = EXCLUDED.seat_confirmed,
+    updated_at = now()
 """
 INSERT_PENDING_DECISIONS = """
 INSERT INTO pending_decisions (event_id, registration_id, envelope)
@@ -164,6 +169,9 @@ async def save_registrations(conn: Connection, registrations: Collection[Registr
         [r.seminar_starts_on for r in registrations],
         [r.seminar_ends_on for r in registrations],
         [r.fee_cents for r in registrations],
+        [r.course for r in registrations],
+        [r.seminar_location for r in registrations],
+        [r.seat_confirmed for r in registrations],
     )
 
 

@@ -14,12 +14,8 @@ from typing import Any
 
 import jinja2
 
-from shared.events import (
-    FundingDeclineReason,
-    FundingWaitlistReason,
-    RejectionReason,
-    WithdrawalReason,
-)
+from shared.events import RejectionReason, WithdrawalReason
+from shared.program import PROGRAM_RULE_REASONS, Course, Program, ProgramError
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -75,20 +71,27 @@ WITHDRAWAL_REASONS: Mapping[WithdrawalReason, str] = {
     "withdrawn_by_portal": "Die Anmeldung wurde über das Anmeldeportal zurückgezogen.",
     "seminar_cancelled": "Das Seminar wurde abgesagt.",
 }
-FUNDING_WAITLIST_REASONS: Mapping[FundingWaitlistReason, str] = {
-    "quota_exhausted": (
-        "Für Ihre Kommune sind bereits zwei Teilnehmende gefördert; mehr sieht das Programm nicht vor."
-    ),
+# The reasons that state a programme rule (shared.program.PROGRAM_RULE_REASONS) are worded by the
+# programme file (`ProgrammeWording.reasons`); these are the reasons that read the same in every
+# programme. The last three are a fallback only: a programme words them where it can give them.
+FUNDING_WAITLIST_REASONS: Mapping[str, str] = {
     "budget_exhausted": "Die Fördermittel des laufenden Förderzeitraums sind derzeit ausgeschöpft.",
 }
-FUNDING_DECLINE_REASONS: Mapping[FundingDeclineReason, str] = {
+FUNDING_DECLINE_REASONS: Mapping[str, str] = {
     "unknown_kommune": "Die Kommune ist im Gemeindeverzeichnis nicht verzeichnet.",
-    "kommune_not_eligible": (
-        "Die Kommune ist nicht förderberechtigt: gefördert werden Landkreise, kreisfreie Städte, "
-        "Einheitsgemeinden und Samtgemeinden in Niedersachsen, nicht aber Mitgliedsgemeinden."
-    ),
     "outside_funding_period": "Das Seminar liegt außerhalb eines Förderzeitraums.",
     "period_closed": "Der Förderzeitraum ist bereits abgeschlossen.",
+    "course_not_funded": "Das Programm fördert diese Art von Kurs nicht.",
+    "prerequisite_missing": (
+        "Die teilnehmende Person hat den geförderten Grundkurs, den dieser Kurs voraussetzt, "
+        "noch nicht besucht."
+    ),
+    "registered_after_start": "Die Anmeldung ging erst nach Beginn des Seminars ein.",
+}
+# Reasons that only the programme can word (required in every programme file).
+_PROGRAMME_ONLY_REASONS = {
+    "funding.waitlisted": frozenset({"quota_exhausted"}),
+    "funding.declined": frozenset({"kommune_not_eligible"}),
 }
 
 
@@ -100,7 +103,81 @@ REASONS_BY_EVENT_TYPE: Mapping[str, Mapping[Any, str]] = {
 }
 
 
-def reason_text(event_type: str, reason: str) -> str:
+@dataclass(frozen=True)
+class LandNames:
+    """The Land in the four cases, and the relative pronoun that refers back to it ("das", "der")."""
+
+    nominative: str
+    accusative: str
+    dative: str
+    genitive: str
+    relative_pronoun: str
+
+
+_ARTICLES = ("der", "die", "das")
+
+
+@dataclass(frozen=True)
+class ProgrammeWording:
+    """What the letters say about the programme, from its file's `[letters]` table (ADR 0014)."""
+
+    land: LandNames
+    amount_in_words: Mapping[str, str]  # by course: "basic", and "follow_up" where funded
+    places_in_words: str
+    takes_quota_place: Mapping[str, bool]  # by course
+    reasons: Mapping[str, str]  # the programme rule reasons the programme can give
+
+    @classmethod
+    def of(cls, program: Program) -> ProgrammeWording:
+        texts = program.letter_texts()
+        article = texts.land.nominative.split(" ", 1)[0]
+        if article not in _ARTICLES:
+            # The letters refer back to the Land with a relative pronoun ("das Land ..., das").
+            raise ProgramError(
+                f"programme {program.id}: letters.land.nominative must begin with its article "
+                f"({', '.join(_ARTICLES)}), not {texts.land.nominative!r}"
+            )
+        amounts = {Course.BASIC.value: texts.amount_in_words.basic}
+        if texts.amount_in_words.follow_up is not None:
+            amounts[Course.FOLLOW_UP.value] = texts.amount_in_words.follow_up
+        reasons = {
+            reason: text
+            for reason in PROGRAM_RULE_REASONS
+            if (text := program.reason_text(reason)) is not None
+        }
+        return cls(
+            land=LandNames(
+                nominative=texts.land.nominative,
+                accusative=texts.land.accusative,
+                dative=texts.land.dative,
+                genitive=texts.land.genitive,
+                relative_pronoun=article,
+            ),
+            amount_in_words=amounts,
+            places_in_words=texts.places_in_words,
+            takes_quota_place={course.value: program.takes_quota_place(course) for course in Course},
+            reasons=reasons,
+        )
+
+    def course_context(self, course: str | None) -> dict[str, Any]:
+        """The programme's words for a letter about a course (the basic course if not known)."""
+        course = course or Course.BASIC.value
+        return {
+            "land": self.land,
+            "course": course,
+            "course_funded": course in self.amount_in_words,
+            "amount_in_words": self.amount_in_words.get(course),
+            "places_in_words": self.places_in_words,
+            "takes_quota_place": self.takes_quota_place.get(course, False),
+        }
+
+
+def reason_text(event_type: str, reason: str, wording: ProgrammeWording | None = None) -> str:
+    """A reason in German: the programme's wording of its rules, else the service's own."""
+    if event_type.startswith("funding.") and wording is not None and reason in wording.reasons:
+        return wording.reasons[reason]
+    if reason in _PROGRAMME_ONLY_REASONS.get(event_type, ()):
+        raise ValueError(f"the programme words the reason {reason!r}, but no programme was given")
     return REASONS_BY_EVENT_TYPE[event_type][reason]
 
 

@@ -123,7 +123,13 @@ async def test_every_outcome_is_emailed_once_to_the_kommune_and_reported(
         assert (sender.display_name, sender.addr_spec) == ("Förderstelle Süd", "foerderung@land.example")
         assert f"Anmeldung {registration_id}" in message["Subject"]
         subjects[(event["event_type"], registration_id)] = str(message["Subject"])
-        assert message.get_content_type() == "multipart/alternative"
+        # A letter that confirms a seat, or withdraws it, carries the calendar entry beside its text.
+        calendar_parts = [part for part in message.walk() if part.get_content_type() == "text/calendar"]
+        expected_type = "multipart/mixed" if calendar_parts else "multipart/alternative"
+        assert message.get_content_type() == expected_type
+        if event["event_type"] == "registration.accepted":
+            assert len(calendar_parts) == 1
+            assert calendar_parts[0].get_param("method") == "REQUEST"
         text, html = parts(message)
         for body in (text, html):
             assert "Göttingen (Landkreis, 03159)" in body

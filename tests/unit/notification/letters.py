@@ -9,6 +9,8 @@ from typing import Any, cast
 
 from services.notification.compose import Office, letter, safe_address
 from services.notification.domain import NamedKommune, PlannedEmail, plan_email, registration_data
+from services.notification.templates import ProgrammeWording
+from shared.program import DEFAULT_PROGRAM_FILE, load_program
 from tests.unit.notification.samples import KOMMUNE_KEY, KOMMUNE_NAME, envelope, event_data
 
 OFFICE = Office(
@@ -17,6 +19,8 @@ OFFICE = Office(
     organisation="Niedersächsisches Studieninstitut für kommunale Verwaltung e. V.",
     signature_lines=("Telefon 0511 000000",),
 )
+# Niedersachsen's programme, whose file holds the wording the letters had before it was data.
+WORDING = ProgrammeWording.of(load_program(DEFAULT_PROGRAM_FILE))
 GOETTINGEN = NamedKommune(KOMMUNE_KEY, KOMMUNE_NAME, "Landkreis")
 
 
@@ -38,4 +42,4 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 
 def letter_bytes(planned: PlannedEmail) -> bytes:
-    return letter(planned, OFFICE).message
+    return letter(planned, OFFICE, WORDING).message

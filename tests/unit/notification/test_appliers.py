@@ -21,11 +21,11 @@ from tests.unit.notification.fakes import (
     emails_by_event,
     pending_registration_ids,
 )
-from tests.unit.notification.letters import OFFICE, parse, parts
+from tests.unit.notification.letters import OFFICE, WORDING, parse, parts
 from tests.unit.notification.samples import envelope, event_data
 
 NAME_KOMMUNE = KommuneNames(load_directory(str(DEFAULT_DIRECTORY_FILE)))
-WRITE_EMAIL = EmailWriter(OFFICE)
+WRITE_EMAIL = EmailWriter(OFFICE, WORDING)
 APPLIERS: dict[str, RegistrationEventsApplier | FundingDecisionsApplier] = {
     "registration.events": RegistrationEventsApplier(NAME_KOMMUNE, WRITE_EMAIL),
     "funding.decisions": FundingDecisionsApplier(NAME_KOMMUNE, WRITE_EMAIL),

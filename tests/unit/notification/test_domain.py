@@ -25,7 +25,7 @@ from services.notification.templates import Template
 from shared.directory import load_directory
 from shared.events import Envelope
 from shared.settings import DEFAULT_DIRECTORY_FILE
-from tests.unit.notification.letters import OFFICE, letter_bytes, parse, parts
+from tests.unit.notification.letters import OFFICE, WORDING, letter_bytes, parse, parts
 from tests.unit.notification.samples import CONTACT, KOMMUNE_KEY, envelope, event_data
 
 GOETTINGEN = NamedKommune(KOMMUNE_KEY, "Göttingen")
@@ -180,7 +180,7 @@ EVENTS: dict[str, Envelope[Any]] = {
 }
 STORED = {"R-1": registration_data(EVENTS["R-1 accepted"])}
 NAME_KOMMUNE = KommuneNames(load_directory(str(DEFAULT_DIRECTORY_FILE)))
-WRITE_EMAIL = EmailWriter(OFFICE)
+WRITE_EMAIL = EmailWriter(OFFICE, WORDING)
 
 
 def labels(events: Sequence[Envelope[Any]]) -> list[str]:

@@ -10,7 +10,15 @@ import pytest
 from services.notification.compose import letter, notification_id
 from services.notification.domain import NamedKommune, plan_email, registration_data
 from shared.directory import ATTRIBUTION
-from tests.unit.notification.letters import GOETTINGEN, OFFICE, letter_bytes, parse, parts, planned_for
+from tests.unit.notification.letters import (
+    GOETTINGEN,
+    OFFICE,
+    WORDING,
+    letter_bytes,
+    parse,
+    parts,
+    planned_for,
+)
 from tests.unit.notification.samples import CONTACT, KOMMUNE_NAME, envelope, registered
 
 # event type, overrides, what the subject says, what the body says
@@ -73,7 +81,9 @@ def test_every_letter_reads_like_a_letter_from_the_programme_office(
     planned = planned_for(event_type, **overrides)
     message = parse(letter_bytes(planned))
 
-    assert message.get_content_type() == "multipart/alternative"
+    # A letter that confirms a seat, or withdraws it, carries the calendar entry beside its text.
+    expected_type = "multipart/alternative" if planned.calendar is None else "multipart/mixed"
+    assert message.get_content_type() == expected_type
     assert subject_says in message["Subject"]
     assert "R-1" in message["Subject"]
     assert message["To"].addresses[0].addr_spec == CONTACT
@@ -121,7 +131,7 @@ def test_html_escapes_what_the_events_say() -> None:
     data = registered(seminar_title="<script>alert(1)</script> & Co")
     event = envelope("registration.accepted", data)
     planned = plan_email(event, registration_data(event), GOETTINGEN)
-    text, html = parts(parse(letter(planned, OFFICE).message))
+    text, html = parts(parse(letter(planned, OFFICE, WORDING).message))
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
     assert "<script>alert(1)</script> & Co" in text
@@ -130,7 +140,7 @@ def test_html_escapes_what_the_events_say() -> None:
 def test_a_letter_without_known_participant_or_seminar_leaves_those_lines_out() -> None:
     event = envelope("registration.rejected")
     planned = plan_email(event, registration_data(event), GOETTINGEN)
-    text, html = parts(parse(letter(planned, OFFICE).message))
+    text, html = parts(parse(letter(planned, OFFICE, WORDING).message))
     for body in (text, html):
         assert "Teilnehmende Person" not in body
         assert "Termin" not in body
@@ -141,7 +151,7 @@ def test_a_letter_without_known_participant_or_seminar_leaves_those_lines_out() 
 def test_a_withdrawal_of_a_registration_never_seen_names_the_seminar_by_its_id() -> None:
     event = envelope("registration.withdrawn")
     planned = plan_email(event, registration_data(event), GOETTINGEN)
-    text, html = parts(parse(letter(planned, OFFICE).message))
+    text, html = parts(parse(letter(planned, OFFICE, WORDING).message))
     for body in (text, html):
         assert "die Anmeldung R-1 zum Seminar S-2023-02" in body
 
@@ -161,6 +171,6 @@ def test_a_withdrawal_of_a_registration_never_seen_names_the_seminar_by_its_id()
 def test_the_kommune_is_named_with_its_kind_and_key(kommune: NamedKommune, label: str) -> None:
     event = envelope("registration.accepted")
     planned = plan_email(event, registration_data(event), kommune)
-    text, html = parts(parse(letter(planned, OFFICE).message))
+    text, html = parts(parse(letter(planned, OFFICE, WORDING).message))
     assert f"Kommune:             {label}\r\n" in text
     assert f"<td>{label}</td>" in html

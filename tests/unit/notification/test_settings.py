@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.notification.settings import (
@@ -9,6 +11,7 @@ from services.notification.settings import (
     SENDER_START_WINDOW_SECONDS,
     NotificationSettings,
 )
+from shared.program import PROGRAMS_DIR
 
 
 def test_smtp_and_sender_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,3 +74,52 @@ def test_the_lease_outlasts_the_delivery_deadline_and_the_recording(deadline: fl
 
 def test_a_crashed_senders_emails_are_taken_over_within_minutes_by_default() -> None:
     assert NotificationSettings().sender_lease_seconds <= 180
+
+
+MAIL_VARIABLES = ("MAIL_FROM", "MAIL_OFFICE_NAME", "MAIL_OFFICE_ORGANISATION", "MAIL_OFFICE_ADDRESS")
+
+
+@pytest.mark.parametrize(
+    ("programme", "mail_from", "organisation"),
+    [
+        (
+            "niedersachsen",
+            "digitallotsen@nsi-hannover.de",
+            "Niedersächsisches Studieninstitut für kommunale Verwaltung e. V.",
+        ),
+        ("bayern", "digitallotsen@bvs.example", "Bayerische Verwaltungsschule"),
+        ("baden-wuerttemberg", "digitallotsen@digitalakademie-bw.example", "Digitalakademie@bw"),
+    ],
+)
+def test_the_office_is_the_programmes_unless_a_deployment_sets_it(
+    monkeypatch: pytest.MonkeyPatch, programme: str, mail_from: str, organisation: str
+) -> None:
+    for name in MAIL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FUNDING_PROGRAM_FILE", str(PROGRAMS_DIR / f"{programme}.toml"))
+    office = NotificationSettings().office
+    assert office.sender.addr_spec == mail_from
+    assert office.name == "Programmbüro Digitallotsen"
+    assert office.organisation == organisation
+    assert office.address_lines == ()
+
+    monkeypatch.setenv("MAIL_OFFICE_ORGANISATION", "Förderstelle Nord")
+    monkeypatch.setenv("MAIL_OFFICE_ADDRESS", "Am Markt 1\\n12345 Musterstadt")
+    office = NotificationSettings().office
+    assert office.organisation == "Förderstelle Nord"
+    assert office.address_lines == ("Am Markt 1", "12345 Musterstadt")
+    assert office.sender.addr_spec == mail_from  # field by field: the address stays the file's
+    assert office.name == "Programmbüro Digitallotsen"
+
+
+def test_a_programme_file_without_letters_is_refused_at_startup(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    text = (PROGRAMS_DIR / "bayern.toml").read_text("utf-8")
+    without_letters = text[: text.index("[letters]")]
+    path = tmp_path / "no-letters.toml"
+    path.write_text(without_letters, "utf-8")
+    monkeypatch.setenv("FUNDING_PROGRAM_FILE", str(path))
+    settings = NotificationSettings()  # lotse reads the settings without the letters
+    with pytest.raises(ValueError, match=r"\[letters\]"):
+        _ = settings.office
