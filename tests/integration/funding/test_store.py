@@ -149,7 +149,9 @@ async def test_raises_at_start_and_by_an_operator_promote_through_the_outbox(
             "SELECT budget_cents, budget_set_by_operator FROM periods WHERE period_id = '2023'"
         )
         assert row is not None and tuple(row.values()) == (250_000, True)
-        # More places: E3 waits for Göttingen's place (E1, E2 hold both) and is approved.
+        # Money for E3, but Göttingen's two places are held by E1 and E2: no one is promoted ...
+        assert (await operations.set_period_budget(pool, "2023", 300_000, Topics())).promoted == []
+        # ... until a start with three places.
         more_places = parse_program(SMALL_BUDGET_TOML.replace("places = 2", "places = 3"))
         assert (await operations.sync_program(pool, more_places, directory(), Topics())).promoted == ["E3"]
         assert await pool.fetchval("SELECT held FROM quotas WHERE kommune_key = $1", E) == 3
