@@ -211,3 +211,37 @@ async def test_follow_up_courses_by_the_participants_keyed_hash(make_database: D
         assert decisions(twin.tables.outbox) == decisions(messages)
     finally:
         await pool.close()
+
+
+async def test_leaving_the_money_waitlist_promotes_the_next_that_fits(make_database: DatabaseFactory) -> None:
+    pool = await migrated(make_database, small_program())
+    applier = RegistrationEventsApplier(Topics(), small_program(), directory())
+    event_ids = ids()
+    try:
+        await apply(
+            pool,
+            applier,
+            [
+                accepted_event(application("L1", L, fee_cents=200_000), next(event_ids)),
+                accepted_event(application("S1", S), next(event_ids)),
+                accepted_event(application("K1", "031010000000", fee_cents=200_000), next(event_ids)),
+                accepted_event(application("E1", E), next(event_ids)),
+                withdrawn_event("S1", S, next(event_ids)),
+            ],
+        )
+        # 2023's 150,000: L1 holds 100,000; 50,000 are free again, but K1 (100,000) comes first
+        # and does not fit, so E1 (50,000) waits behind it.
+        assert await pool.fetchval("SELECT status FROM fundings WHERE registration_id = 'E1'") == "waitlisted"
+        messages = await apply(pool, applier, [withdrawn_event("K1", "031010000000", next(event_ids))])
+        assert [(m.envelope.event_type, m.envelope.data.registration_id) for m in messages] == [
+            ("funding.approved", "E1")
+        ]
+        assert messages[0].envelope.data.promoted is True
+        assert (
+            await pool.fetchval(
+                "SELECT approved_cents - released_cents FROM periods WHERE period_id = '2023'"
+            )
+            == 150_000
+        )
+    finally:
+        await pool.close()
