@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.funding import store
+from services.funding import operations
 from services.funding.handlers import RegistrationEventsApplier
 from services.funding.settings import FundingSettings
 from services.funding.store import PostgresFundingUnitOfWork
@@ -33,7 +33,7 @@ def build(settings: FundingSettings) -> ServiceRuntime:
     runtime.consume(
         runtime.topics.registration_events,
         REGISTRATION_OUTCOME_EVENTS,
-        RegistrationEventsApplier(runtime.topics, program, directory),
+        RegistrationEventsApplier(runtime.topics, program, directory, settings.participant_key_bytes()),
         PostgresFundingUnitOfWork,
         description=(
             "Decides funding for every accepted registration; a withdrawal releases the funding "
@@ -47,10 +47,9 @@ def build(settings: FundingSettings) -> ServiceRuntime:
     )
 
     async def sync_program_on_startup() -> None:
-        # Runs after the runtime's own startup (pool, migrations) and before the broker starts.
-        async with runtime.pool.acquire() as conn:
-            await store.sync_program(conn, program, directory)
-        log.info("programme loaded", program=program.id, periods=[p.id for p in program.periods])
+        # Runs after the runtime's own startup (pool, migrations) and before the broker starts;
+        # promotions after a raise leave through the outbox like every decision.
+        await operations.sync_program(runtime.pool, program, directory, runtime.topics)
 
     runtime.app.on_startup(sync_program_on_startup)
     runtime.finish_setup()

@@ -3,10 +3,15 @@
 No I/O here. The handlers lock and read the state a decision needs, ask this module what
 happens, and write the answer (effects) with conditional updates that PostgreSQL checks again.
 
-First decision for an accepted registration, in this order:
-unknown Kommune -> not eligible -> outside every period -> period closed -> quota used up
-(waitlisted `quota_exhausted`) -> not enough budget left (waitlisted `budget_exhausted`) -> approved.
-A registration that already has a funding record gets no second first decision.
+First decision for an accepted registration, in this order (ADR 0014):
+withdrawn before it was accepted (recorded as withdrawn, nothing published) -> unknown Kommune
+-> not eligible -> course not funded -> registered after the seminar began -> outside every
+period -> period closed -> follow-up without a funded basic course (`prerequisite_missing`) ->
+quota used up, for a course that takes a place (waitlisted `quota_exhausted`) -> not enough
+budget left (waitlisted `budget_exhausted`) -> approved.
+A registration that already has a funding record gets no second first decision. A withdrawal of
+a registration funding has not seen yet (a dead letter replayed, reordering) is remembered
+(`RememberWithdrawal`), so that its later acceptance is funded with nothing.
 
 After a release (the withdrawal of an approved registration), promotions:
 1. while the Kommune has a free place, its `quota_exhausted` entries, earliest first: approved if
@@ -18,10 +23,14 @@ After a release (the withdrawal of an approved registration), promotions:
    place may unblock its entry there). First come first served: the first such entry whose
    amount does not fit ends a period's round, so later (smaller) requests never overtake it.
 
-So after every event: no entry waits for a place while its Kommune has one free; and after every
-first decision and release, in every open period the first entry waiting for money whose Kommune
-has a free place does not fit. (An entry that leaves the money waitlist promotes no one: the
-entries behind it move up, and one that fits now is approved at the next release.)
+When an entry waiting for money leaves its waitlist, the entries behind it in its period are
+considered as after a release (the first one that fits now is approved). When a period's budget
+or a Kommune's places are raised (programme file at start, or an operator), the same promotions
+run: the raised Kommunen's entries waiting for a place, then the entries waiting for money, in
+the raised periods first (`promotions_after_raise`).
+
+So after every event: no entry waits for a place while its Kommune has one free; and in every
+open period the first entry waiting for money whose Kommune has a free place does not fit.
 
 A batch: `plan_locks` names the rows the batch may change (the applier's unit of work locks them
 in the order of ADR 0007 and reads a `BatchState` under those locks), and a `FundingRun` decides
@@ -33,13 +42,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from enum import StrEnum
 
 from shared.directory import Directory, Kommune
 from shared.events import FundingDeclineReason, FundingWaitlistReason
-from shared.program import Program
+from shared.program import Course, Program, seminar_days
 
 
 class Status(StrEnum):
@@ -60,6 +69,12 @@ class Application:
     seminar_starts_on: date
     seminar_ends_on: date
     fee_cents: int
+    course: Course = Course.BASIC
+    # When the registration was submitted (None: an older producer; never too late then).
+    submitted_at: datetime | None = None
+    # The keyed hash of the participant's normalised email (participants.py); None where the
+    # programme checks no prerequisite, so that funding keeps no identity it does not need.
+    participant_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,17 +100,33 @@ class Funding:
     reason: str | None = None
     amount_cents: int | None = None
     seq: int | None = None
+    course: Course = Course.BASIC
+    takes_place: bool = True  # False: a follow-up course funded without a place of the quota
+    participant_hash: str | None = None
+
+    @property
+    def holds_funded_basic(self) -> bool:
+        """An approved, unreleased basic course of a known participant (admits a follow-up)."""
+        return (
+            self.status is Status.APPROVED
+            and self.course is Course.BASIC
+            and self.participant_hash is not None
+        )
 
 
 @dataclass(frozen=True)
 class Budget:
-    """A period's money: `budget_cents` None is unlimited. Committed = approved - released."""
+    """A period's money: `budget_cents` None is unlimited. Committed = approved - released.
+
+    `set_by_operator`: the budget was set by an operator, so the programme file's value no
+    longer applies at start."""
 
     period_id: str
     budget_cents: int | None
     approved_cents: int = 0
     released_cents: int = 0
     closed: bool = False
+    set_by_operator: bool = False
 
     @property
     def committed_cents(self) -> int:
@@ -145,6 +176,7 @@ class Approve:
     period_id: str
     amount_cents: int
     promoted: bool = False  # False: a first decision (new record); True: from the waitlist
+    takes_place: bool = True  # False: holds money only (a follow-up course of ADR 0014)
 
 
 @dataclass(frozen=True)
@@ -156,6 +188,7 @@ class Waitlist:
     reason: FundingWaitlistReason
     position: int
     requeued: bool = False  # True: an entry that changes from quota_exhausted to budget_exhausted
+    takes_place: bool = True
 
 
 @dataclass(frozen=True)
@@ -173,6 +206,7 @@ class Release:
     kommune_key: str
     period_id: str
     amount_cents: int
+    takes_place: bool = True  # False: frees money only
 
 
 @dataclass(frozen=True)
@@ -180,8 +214,29 @@ class LeaveWaitlist:
     registration_id: str
 
 
-Effect = Approve | Waitlist | Decline | Release | LeaveWaitlist
-FirstDecision = Approve | Waitlist | Decline
+@dataclass(frozen=True)
+class RememberWithdrawal:
+    """The withdrawal of a registration funding has no record of: kept for its acceptance."""
+
+    registration_id: str
+    kommune_key: str
+
+
+@dataclass(frozen=True)
+class WithdrawnBeforeAcceptance:
+    """The first decision for an acceptance whose withdrawal came first: a record that is
+    withdrawn, holding nothing. Nothing is published: the registration is withdrawn already,
+    and its Kommune was told so by registration."""
+
+    registration_id: str
+    kommune_key: str
+    period_id: None = None
+
+
+Effect = (
+    Approve | Waitlist | Decline | Release | LeaveWaitlist | RememberWithdrawal | WithdrawnBeforeAcceptance
+)
+FirstDecision = Approve | Waitlist | Decline | WithdrawnBeforeAcceptance
 
 
 @dataclass(frozen=True)
@@ -209,6 +264,8 @@ def decide_first(
     quota: QuotaState | None,
     quota_waiting: int,
     budget_waiting: Mapping[str, int],
+    withdrawn_before: bool = False,
+    holds_funded_basic: bool = False,
 ) -> FirstDecision | None:
     """The first decision for an accepted registration; None if it was decided before.
 
@@ -217,30 +274,48 @@ def decide_first(
     period's money; `quota`: the Kommune's places (None if it has none); `quota_waiting`: how
     many of the Kommune's entries wait for a place; `budget_waiting`: per period, how many
     entries wait for money. Positions are 1-based, at the end of the waitlist.
+    `withdrawn_before`: its withdrawal came first; `holds_funded_basic`: the same participant
+    holds an approved, unreleased basic course (the prerequisite of a follow-up).
     """
     if existing is not None:
         return None
     registration_id, key = application.registration_id, application.kommune_key
+    if withdrawn_before:
+        return WithdrawnBeforeAcceptance(registration_id, key)
     if kommune is None:
         return Decline(registration_id, key, "unknown_kommune")
-    if not program.eligibility.admits(kommune):
+    if not program.eligible(kommune):
         return Decline(registration_id, key, "kommune_not_eligible")
+    course = application.course
+    if not program.course_funded(course):
+        return Decline(registration_id, key, "course_not_funded")
+    submitted_at = application.submitted_at
+    if submitted_at is not None and program.registered_too_late(submitted_at, application.seminar_starts_on):
+        return Decline(registration_id, key, "registered_after_start")
     period = program.period_for(application.seminar_starts_on)
     if period is None:
         return Decline(registration_id, key, "outside_funding_period")
     budget = budgets.get(period.id) or Budget(period.id, period.budget_cents)
     if budget.closed:
         return Decline(registration_id, key, "period_closed", period.id)
-    amount = program.amount_cents(
-        application.fee_cents, application.seminar_starts_on, application.seminar_ends_on
+    if program.requires_funded_basic(course) and not holds_funded_basic:
+        return Decline(registration_id, key, "prerequisite_missing", period.id)
+    amount = program.course_amount_cents(
+        course,
+        application.fee_cents,
+        seminar_days(application.seminar_starts_on, application.seminar_ends_on),
     )
-    quota = quota or QuotaState(key, program.quota_for(kommune))
-    if not quota.has_room:
-        return Waitlist(registration_id, key, period.id, amount, "quota_exhausted", quota_waiting + 1)
+    takes_place = program.takes_quota_place(course)
+    if takes_place:
+        quota = quota or QuotaState(key, program.quota_for(kommune))
+        if not quota.has_room:
+            return Waitlist(registration_id, key, period.id, amount, "quota_exhausted", quota_waiting + 1)
     if not budget.allows(amount):
         position = budget_waiting.get(period.id, 0) + 1
-        return Waitlist(registration_id, key, period.id, amount, "budget_exhausted", position)
-    return Approve(registration_id, key, period.id, amount)
+        return Waitlist(
+            registration_id, key, period.id, amount, "budget_exhausted", position, takes_place=takes_place
+        )
+    return Approve(registration_id, key, period.id, amount, takes_place=takes_place)
 
 
 # --- withdrawals, releases and promotions ----------------------------------------------------
@@ -253,30 +328,52 @@ def on_withdrawn(
     quotas: Mapping[str, QuotaState],
     kommune_queue: Sequence[Funding],
     budget_queues: Mapping[str, Sequence[Funding]],
+    withdrawal: Withdrawal | None = None,
+    remembered: bool = False,
 ) -> list[Effect]:
     """What the withdrawal of a registration changes.
 
     An approved registration is released and its place and money promote others; a waitlisted one
-    leaves its waitlist; anything else (declined, already withdrawn, never decided) changes nothing.
+    leaves its waitlist (and if it waited for money, the entries behind it in its period that fit
+    now are approved); one funding has no record of is remembered (`withdrawal` given and not
+    `remembered` already), so that its acceptance, if it comes later, is funded with nothing;
+    anything else (declined, already withdrawn or released) changes nothing.
 
     `kommune_queue`: the withdrawn registration's Kommune's `quota_exhausted` entries;
     `budget_queues`: per period, its `budget_exhausted` entries; both in order of arrival.
     `quotas` holds every Kommune that appears in them.
     """
     if existing is None:
-        return []
+        if withdrawal is None or remembered:
+            return []
+        return [RememberWithdrawal(withdrawal.registration_id, withdrawal.kommune_key)]
     if existing.status is Status.WAITLISTED:
-        return [LeaveWaitlist(existing.registration_id)]
+        leave = LeaveWaitlist(existing.registration_id)
+        if existing.reason != "budget_exhausted" or existing.period_id is None:
+            return [leave]
+        # The entries behind it move up: the first that fits now is approved, as after a release.
+        queue = [
+            e for e in budget_queues.get(existing.period_id, []) if e.registration_id != leave.registration_id
+        ]
+        return [
+            leave,
+            *promote_waiting(budgets, quotas, {}, {existing.period_id: queue}, [existing.period_id]),
+        ]
     if existing.status is not Status.APPROVED:
         return []
     assert existing.period_id is not None and existing.amount_cents is not None
     release = Release(
-        existing.registration_id, existing.kommune_key, existing.period_id, existing.amount_cents
+        existing.registration_id,
+        existing.kommune_key,
+        existing.period_id,
+        existing.amount_cents,
+        existing.takes_place,
     )
     budgets = dict(budgets)
     budgets[release.period_id] = budgets[release.period_id].release(release.amount_cents)
     quotas = dict(quotas)
-    quotas[release.kommune_key] = quotas[release.kommune_key].free()
+    if release.takes_place:
+        quotas[release.kommune_key] = quotas[release.kommune_key].free()
     return [release, *plan_promotions(release, budgets, quotas, kommune_queue, budget_queues)]
 
 
@@ -288,6 +385,124 @@ def plan_promotions(
     budget_queues: Mapping[str, Sequence[Funding]],
 ) -> list[Effect]:
     """The promotions after `release` (already applied to `budgets` and `quotas`)."""
+    kommune_queues = {release.kommune_key: kommune_queue} if release.takes_place else {}
+    return promote_waiting(budgets, quotas, kommune_queues, budget_queues, [release.period_id])
+
+
+def promotions_after_raise(
+    state: BatchState, raised_periods: Iterable[str], raised_kommunen: Iterable[str]
+) -> list[Effect]:
+    """The promotions after periods' budgets or Kommunen's places were raised (already in
+    `state`, read with its waitlists): the raised Kommunen's entries waiting for a place, then
+    the entries waiting for money, in the raised periods first."""
+    if not state.waitlists_loaded:
+        raise WaitlistsNotLoadedError("a raise needs the waitlists")
+    kommunen = set(raised_kommunen)
+    kommune_queues: dict[str, list[Funding]] = {}
+    budget_queues: dict[str, list[Funding]] = {}
+    for entry in sorted(state.fundings.values(), key=_arrival):
+        if entry.status is not Status.WAITLISTED or entry.period_id is None:
+            continue
+        if entry.reason == "quota_exhausted" and entry.kommune_key in kommunen:
+            kommune_queues.setdefault(entry.kommune_key, []).append(entry)
+        elif entry.reason == "budget_exhausted":
+            budget_queues.setdefault(entry.period_id, []).append(entry)
+    return promote_waiting(
+        state.budgets, state.quotas, kommune_queues, budget_queues, sorted(set(raised_periods))
+    )
+
+
+class BudgetBelowCommittedError(ValueError):
+    """A budget may not be set below what its period has committed (approved - released)."""
+
+
+def set_budget(budget: Budget, budget_cents: int | None, *, by_operator: bool) -> Budget:
+    """A period's budget set to `budget_cents` (None: unlimited); refused below what is committed.
+
+    An operator's value is kept from then on (`set_by_operator`), whatever a later start's file says.
+    """
+    if budget_cents is not None and budget_cents < budget.committed_cents:
+        raise BudgetBelowCommittedError(
+            f"period {budget.period_id}: a budget of {budget_cents} cents lies below the "
+            f"{budget.committed_cents} cents already committed (approved - released)"
+        )
+    return replace(budget, budget_cents=budget_cents, set_by_operator=budget.set_by_operator or by_operator)
+
+
+def is_raise(before: int | None, after: int | None) -> bool:
+    """More money than before (None: unlimited)."""
+    if before is None:
+        return False
+    return after is None or after > before
+
+
+class PlacesBelowHeldError(ValueError):
+    """A Kommune's places may not be set below the places it holds."""
+
+
+@dataclass(frozen=True)
+class LimitChanges:
+    """What a start writes from the programme file: every period's budget (the operator's where
+    one was set), every eligible Kommune's places, and which of them were raised."""
+
+    budgets: Mapping[str, int | None]
+    places: Mapping[str, int]
+    raised_periods: frozenset[str]
+    raised_kommunen: frozenset[str]
+
+
+def plan_program_limits(
+    program: Program, directory: Directory, budgets: Mapping[str, Budget], quotas: Mapping[str, QuotaState]
+) -> LimitChanges:
+    """The limits a start writes, against the stored `budgets` and `quotas` (locked).
+
+    A period's file budget applies unless an operator set its budget; a budget or places lowered
+    below what is committed or held is refused (BudgetBelowCommittedError, PlacesBelowHeldError).
+    """
+    new_budgets: dict[str, int | None] = {}
+    raised_periods: set[str] = set()
+    for period in program.periods:
+        stored = budgets.get(period.id)
+        if stored is None:
+            new_budgets[period.id] = period.budget_cents
+            continue
+        if stored.set_by_operator:
+            new_budgets[period.id] = stored.budget_cents
+            continue
+        new_budgets[period.id] = set_budget(stored, period.budget_cents, by_operator=False).budget_cents
+        if is_raise(stored.budget_cents, period.budget_cents):
+            raised_periods.add(period.id)
+    places: dict[str, int] = {}
+    raised_kommunen: set[str] = set()
+    for kommune in program.eligible_kommunen(directory):
+        wanted = program.quota_for(kommune)
+        places[kommune.key] = wanted
+        quota = quotas.get(kommune.key)
+        if quota is None:
+            continue
+        if wanted < quota.held:
+            raise PlacesBelowHeldError(
+                f"Kommune {kommune.key}: {wanted} places lie below the {quota.held} it holds"
+            )
+        if wanted > quota.places:
+            raised_kommunen.add(kommune.key)
+    return LimitChanges(new_budgets, places, frozenset(raised_periods), frozenset(raised_kommunen))
+
+
+def promote_waiting(
+    budgets: Mapping[str, Budget],
+    quotas: Mapping[str, QuotaState],
+    kommune_queues: Mapping[str, Sequence[Funding]],
+    budget_queues: Mapping[str, Sequence[Funding]],
+    first_periods: Sequence[str],
+) -> list[Effect]:
+    """Promotions where there is room, by the rules of the module docstring.
+
+    1. per Kommune of `kommune_queues` (by key), its entries waiting for a place, earliest first,
+       while it has a free place (an entry whose money does not fit moves to the money waitlist);
+    2. the entries waiting for money, in `first_periods` first and then the others (by id),
+       first come first served: the first entry of a period that does not fit ends its round.
+    """
     budgets = dict(budgets)
     quotas = dict(quotas)
     queues = {period_id: list(queue) for period_id, queue in budget_queues.items()}
@@ -296,44 +511,54 @@ def plan_promotions(
     def promote(entry: Funding) -> None:
         assert entry.period_id is not None and entry.amount_cents is not None
         budgets[entry.period_id] = budgets[entry.period_id].approve(entry.amount_cents)
-        quotas[entry.kommune_key] = quotas[entry.kommune_key].take()
+        if entry.takes_place:
+            quotas[entry.kommune_key] = quotas[entry.kommune_key].take()
         effects.append(
-            Approve(entry.registration_id, entry.kommune_key, entry.period_id, entry.amount_cents, True)
-        )
-
-    # 1. The Kommune's entries waiting for a place, earliest first, while it has a free place.
-    for head in sorted((e for e in kommune_queue if _open(e, budgets)), key=_arrival):
-        if not quotas[release.kommune_key].has_room:
-            break
-        assert head.period_id is not None and head.amount_cents is not None
-        if budgets[head.period_id].allows(head.amount_cents):
-            promote(head)
-            continue
-        queue = queues.setdefault(head.period_id, [])
-        queue.append(replace(head, reason="budget_exhausted"))
-        queue.sort(key=_arrival)
-        position = 1 + [entry.registration_id for entry in queue].index(head.registration_id)
-        effects.append(
-            Waitlist(
-                head.registration_id,
-                head.kommune_key,
-                head.period_id,
-                head.amount_cents,
-                "budget_exhausted",
-                position,
-                requeued=True,
+            Approve(
+                entry.registration_id,
+                entry.kommune_key,
+                entry.period_id,
+                entry.amount_cents,
+                True,
+                entry.takes_place,
             )
         )
 
-    # 2. Entries waiting for money, while it lasts: the released period first (it has new money),
-    # then the others (the Kommune's free place may unblock its entry there).
-    others = sorted(period_id for period_id in queues if period_id != release.period_id)
-    for period_id in [release.period_id, *others]:
-        if budgets[period_id].closed:
+    # 1. The Kommunen's entries waiting for a place, earliest first, while they have a free place.
+    for kommune_key in sorted(kommune_queues):
+        for head in sorted((e for e in kommune_queues[kommune_key] if _open(e, budgets)), key=_arrival):
+            if not quotas[kommune_key].has_room:
+                break
+            assert head.period_id is not None and head.amount_cents is not None
+            if budgets[head.period_id].allows(head.amount_cents):
+                promote(head)
+                continue
+            queue = queues.setdefault(head.period_id, [])
+            queue.append(replace(head, reason="budget_exhausted"))
+            queue.sort(key=_arrival)
+            position = 1 + [entry.registration_id for entry in queue].index(head.registration_id)
+            effects.append(
+                Waitlist(
+                    head.registration_id,
+                    head.kommune_key,
+                    head.period_id,
+                    head.amount_cents,
+                    "budget_exhausted",
+                    position,
+                    requeued=True,
+                )
+            )
+
+    # 2. Entries waiting for money, while it lasts: the given periods first (they have new money),
+    # then the others (a Kommune's free place may unblock its entry there).
+    first = list(dict.fromkeys(first_periods))
+    others = sorted(period_id for period_id in queues if period_id not in first)
+    for period_id in [*first, *others]:
+        if period_id not in budgets or budgets[period_id].closed:
             continue
         for entry in sorted(queues.get(period_id, []), key=_arrival):
             assert entry.amount_cents is not None
-            if not quotas[entry.kommune_key].has_room:
+            if entry.takes_place and not quotas[entry.kommune_key].has_room:
                 continue
             if not budgets[period_id].allows(entry.amount_cents):
                 break
@@ -379,6 +604,8 @@ class LockPlan:
     period_ids: frozenset[str]
     kommune_keys: frozenset[str]
     may_release: bool
+    # The participants of the batch's acceptances, whose funded basic courses are read.
+    participant_hashes: frozenset[str] = frozenset()
 
     def kommunen_to_lock(self, waiting_for_money: Iterable[Funding]) -> frozenset[str]:
         """The Kommunen to lock, given the entries waiting for money in any period (read under
@@ -396,8 +623,9 @@ def plan_locks(
     An acceptance reaches its Kommune and its period. A withdrawal of a registration that is
     approved, waitlisted or not yet known may be a release by the time it is applied: the
     acceptance may come earlier in the batch, or another instance may promote a waitlisted one
-    before the period rows are held. A release may promote in any period and any Kommune waiting
-    for money, so those locks are taken up front, in order, rather than as the changes run.
+    before the period rows are held. A release (and an entry leaving the money waitlist) may
+    promote in any period and any Kommune waiting for money, so those locks are taken up front,
+    in order, rather than as the changes run.
     A declined, released or withdrawn registration's withdrawal changes nothing and reaches nothing.
     """
     period_ids: set[str] = set()
@@ -423,6 +651,11 @@ def plan_locks(
         period_ids=frozenset(period_ids),
         kommune_keys=frozenset(kommune_keys),
         may_release=may_release,
+        participant_hashes=frozenset(
+            event.participant_hash
+            for event in events
+            if isinstance(event, Application) and event.participant_hash is not None
+        ),
     )
 
 
@@ -434,7 +667,9 @@ class BatchState:
     waitlisted entry a release may promote (all entries waiting for money; the entries of the
     plan's Kommunen waiting for a place). `budgets`: every period. `quotas`: the locked Kommunen
     that have places. `quota_waiting`: per Kommune of the plan, its entries waiting for a place;
-    `budget_waiting`: per period, its entries waiting for money.
+    `budget_waiting`: per period, its entries waiting for money. `pending_withdrawals`: the
+    batch's registrations withdrawn before funding saw them accepted. `funded_basic`: per
+    participant of the plan, the approved, unreleased basic courses they hold.
     """
 
     fundings: Mapping[str, Funding]
@@ -443,6 +678,8 @@ class BatchState:
     quota_waiting: Mapping[str, int]
     budget_waiting: Mapping[str, int]
     waitlists_loaded: bool
+    pending_withdrawals: frozenset[str] = frozenset()
+    funded_basic: Mapping[str, int] = field(default_factory=dict)
 
 
 # --- a batch: deciding its events in order ---------------------------------------------------
@@ -500,6 +737,8 @@ class FundingRun:
         self._quota_waiting = Counter(state.quota_waiting)
         self._budget_waiting = Counter(state.budget_waiting)
         self._waitlists_loaded = state.waitlists_loaded
+        self._pending_withdrawals = set(state.pending_withdrawals)
+        self._funded_basic = Counter(state.funded_basic)
         self._next_seq = 1 + max((f.seq for f in self._fundings.values() if f.seq is not None), default=0)
 
     def decide(self, events: Sequence[RegistrationEvent]) -> list[Outcome]:
@@ -523,6 +762,11 @@ class FundingRun:
             quota=self._quotas.get(key),
             quota_waiting=self._quota_waiting[key],
             budget_waiting=self._budget_waiting,
+            withdrawn_before=application.registration_id in self._pending_withdrawals,
+            holds_funded_basic=(
+                application.participant_hash is not None
+                and self._funded_basic[application.participant_hash] > 0
+            ),
         )
         assert decision is not None  # None only for an existing record
         new_funding = NewFunding(application, decision)
@@ -533,7 +777,10 @@ class FundingRun:
         existing = self._fundings.get(withdrawal.registration_id)
         kommune_queue: list[Funding] = []
         budget_queues: dict[str, list[Funding]] = {}
-        if existing is not None and existing.status is Status.APPROVED:
+        if existing is not None and (
+            existing.status is Status.APPROVED
+            or (existing.status is Status.WAITLISTED and existing.reason == "budget_exhausted")
+        ):
             if not self._waitlists_loaded:
                 raise WaitlistsNotLoadedError(f"release of {existing.registration_id}")
             waiting = [f for f in self._fundings.values() if f.status is Status.WAITLISTED]
@@ -548,6 +795,8 @@ class FundingRun:
             quotas=self._quotas,
             kommune_queue=kommune_queue,
             budget_queues=budget_queues,
+            withdrawal=withdrawal,
+            remembered=withdrawal.registration_id in self._pending_withdrawals,
         )
         for effect in effects:
             self._fold_change(effect)
@@ -557,36 +806,34 @@ class FundingRun:
 
     def _fold_new(self, new_funding: NewFunding) -> None:
         application, decision = new_funding.application, new_funding.decision
-        key = application.kommune_key
-        record = Funding(application.registration_id, key, Status.DECLINED, decision.period_id)
+        record = new_record(new_funding, self._next_seq)
         if isinstance(decision, Approve):
-            record = replace(record, status=Status.APPROVED, amount_cents=decision.amount_cents)
             self._hold_place_and_money(decision)
         elif isinstance(decision, Waitlist):
-            record = replace(
-                record,
-                status=Status.WAITLISTED,
-                reason=decision.reason,
-                amount_cents=decision.amount_cents,
-                seq=self._next_seq,
-            )
             self._next_seq += 1
             self._waiting(record, +1)
-        else:
-            record = replace(record, reason=decision.reason)
+        elif isinstance(decision, WithdrawnBeforeAcceptance):
+            self._pending_withdrawals.discard(decision.registration_id)
+        self._count_basic(record, +1)
         self._fundings[application.registration_id] = record
 
     def _fold_change(self, effect: Effect) -> None:
+        if isinstance(effect, RememberWithdrawal):
+            self._pending_withdrawals.add(effect.registration_id)
+            return
         entry = self._fundings[effect.registration_id]
         if isinstance(effect, Release):
+            self._count_basic(entry, -1)
             self._fundings[entry.registration_id] = replace(entry, status=Status.RELEASED)
-            self._quotas[effect.kommune_key] = self._quotas[effect.kommune_key].free()
+            if effect.takes_place:
+                self._quotas[effect.kommune_key] = self._quotas[effect.kommune_key].free()
             self._budgets[effect.period_id] = self._budgets[effect.period_id].release(effect.amount_cents)
         elif isinstance(effect, Approve):  # a promotion
             self._waiting(entry, -1)
             self._fundings[entry.registration_id] = replace(
                 entry, status=Status.APPROVED, reason=None, seq=None
             )
+            self._count_basic(self._fundings[entry.registration_id], +1)
             self._hold_place_and_money(effect)
         elif isinstance(effect, Waitlist):  # now waits for money instead of a place
             self._waiting(entry, -1)
@@ -595,15 +842,22 @@ class FundingRun:
         elif isinstance(effect, LeaveWaitlist):
             self._waiting(entry, -1)
             self._fundings[entry.registration_id] = replace(entry, status=Status.WITHDRAWN, seq=None)
-        else:  # a waitlisted entry declined
+        elif isinstance(effect, Decline):  # a waitlisted entry declined
             self._waiting(entry, -1)
             self._fundings[entry.registration_id] = replace(
                 entry, status=Status.DECLINED, reason=effect.reason, seq=None
             )
+        else:
+            raise TypeError(f"not a change of an existing record: {effect!r}")
+
+    def _count_basic(self, record: Funding, change: int) -> None:
+        if record.holds_funded_basic:
+            assert record.participant_hash is not None
+            self._funded_basic[record.participant_hash] += change
 
     def _hold_place_and_money(self, approval: Approve) -> None:
         quota = self._quotas.get(approval.kommune_key)
-        if quota is not None:
+        if quota is not None and approval.takes_place:
             self._quotas[approval.kommune_key] = quota.take()
         budget = self._budgets.get(approval.period_id)
         if budget is not None:
@@ -614,3 +868,36 @@ class FundingRun:
             self._quota_waiting[entry.kommune_key] += change
         elif entry.period_id is not None:
             self._budget_waiting[entry.period_id] += change
+
+
+def new_record(new_funding: NewFunding, seq: int | None) -> Funding:
+    """The funding record a first decision creates (`seq`: its place in the waitlists' order,
+    used only for a waitlisted one)."""
+    application, decision = new_funding.application, new_funding.decision
+    record = Funding(
+        application.registration_id,
+        application.kommune_key,
+        Status.DECLINED,
+        decision.period_id,
+        course=application.course,
+        participant_hash=application.participant_hash,
+    )
+    if isinstance(decision, Approve):
+        return replace(
+            record,
+            status=Status.APPROVED,
+            amount_cents=decision.amount_cents,
+            takes_place=decision.takes_place,
+        )
+    if isinstance(decision, Waitlist):
+        return replace(
+            record,
+            status=Status.WAITLISTED,
+            reason=decision.reason,
+            amount_cents=decision.amount_cents,
+            seq=seq,
+            takes_place=decision.takes_place,
+        )
+    if isinstance(decision, WithdrawnBeforeAcceptance):
+        return replace(record, status=Status.WITHDRAWN, reason="withdrawn_before_acceptance")
+    return replace(record, reason=decision.reason)

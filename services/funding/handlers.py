@@ -21,22 +21,27 @@ from services.funding.domain import (
     plan_locks,
 )
 from services.funding.messages import decision_messages, log_effects
+from services.funding.participants import checked_key, participant_hash
 from services.funding.unit_of_work import FundingUnitOfWork
 from shared.directory import Directory
 from shared.events import Envelope, RegistrationAccepted, RegistrationWithdrawn
 from shared.logging import bound_event, get_logger
 from shared.outbox import OutboxMessage
-from shared.program import Program
+from shared.program import Course, Program
 from shared.topics import Topics
 
 log = get_logger(__name__)
 
 
-def registration_event(event: Envelope[Any]) -> RegistrationEvent | None:
+def registration_event(
+    event: Envelope[Any], participant_key: bytes | None = None
+) -> RegistrationEvent | None:
     """What funding acts on in an event of registration.events; None for the rest.
 
     By event type, not by data class: `registration.waitlisted` (no seat yet) carries the
-    acceptance's fields and its model derives from the acceptance's.
+    acceptance's fields and its model derives from the acceptance's. With a `participant_key`
+    (a programme that checks the prerequisite), the participant's keyed hash; the email address
+    itself goes no further than this function.
     """
     if event.event_type == "registration.accepted":
         data: RegistrationAccepted = event.data
@@ -47,6 +52,11 @@ def registration_event(event: Envelope[Any]) -> RegistrationEvent | None:
             seminar_starts_on=data.seminar_starts_on,
             seminar_ends_on=data.seminar_ends_on,
             fee_cents=data.fee_cents,
+            course=Course(data.course),
+            submitted_at=data.submitted_at,
+            participant_hash=(
+                None if participant_key is None else participant_hash(participant_key, data.participant.email)
+            ),
         )
     if isinstance(event.data, RegistrationWithdrawn):
         return Withdrawal(event.data.registration_id, event.data.kommune_key)
@@ -56,15 +66,24 @@ def registration_event(event: Envelope[Any]) -> RegistrationEvent | None:
 class RegistrationEventsApplier:
     """registration.events: first decisions for acceptances; releases and promotions for withdrawals."""
 
-    def __init__(self, topics: Topics, program: Program, directory: Directory) -> None:
+    def __init__(
+        self, topics: Topics, program: Program, directory: Directory, participant_key: bytes | None = None
+    ) -> None:
+        """`participant_key`: see `participants.checked_key` (refused here if the programme needs
+        one and it is missing)."""
         self._topic = topics.funding_decisions
         self._program = program
         self._directory = directory
+        self._participant_key = checked_key(program, participant_key)
 
     async def apply_batch(
         self, uow: FundingUnitOfWork, events: Sequence[Envelope[Any]]
     ) -> Sequence[OutboxMessage]:
-        causes = [(event, found) for event in events if (found := registration_event(event)) is not None]
+        causes = [
+            (event, found)
+            for event in events
+            if (found := registration_event(event, self._participant_key)) is not None
+        ]
         if not causes:
             return []
         inputs = [found for _, found in causes]

@@ -8,7 +8,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from services.funding.domain import Approve, Decline, Effect, LeaveWaitlist, Release, Waitlist
+from services.funding.domain import (
+    Approve,
+    Decline,
+    Effect,
+    LeaveWaitlist,
+    Release,
+    RememberWithdrawal,
+    Waitlist,
+    WithdrawnBeforeAcceptance,
+)
 from shared.events import (
     FundingApproved,
     FundingDeclined,
@@ -61,8 +70,9 @@ def decision_messages(
 
 
 def _event(effect: Effect) -> tuple[str, DecisionData] | None:
-    """The event an effect publishes; None for leaving a waitlist (nothing to tell)."""
-    if isinstance(effect, LeaveWaitlist):
+    """The event an effect publishes; None for leaving a waitlist, and for a withdrawal that came
+    before its acceptance and that acceptance (the registration is withdrawn: nothing to tell)."""
+    if isinstance(effect, LeaveWaitlist | RememberWithdrawal | WithdrawnBeforeAcceptance):
         return None
     event_type, model = _EVENTS[type(effect)]
     return event_type, model(**{name: getattr(effect, name) for name in model.model_fields})

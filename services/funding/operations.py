@@ -8,16 +8,28 @@ period runs in the funding unit of work, like the applier; the views only read.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from services.funding import store
-from services.funding.domain import declines_at_closing
+from services.funding.domain import (
+    Approve,
+    Effect,
+    LockPlan,
+    declines_at_closing,
+    is_raise,
+    plan_program_limits,
+    promotions_after_raise,
+    set_budget,
+)
 from services.funding.messages import decision_messages, log_effects
 from services.funding.store import PostgresFundingUnitOfWork
 from services.funding.unit_of_work import FundingUnitOfWork
 from shared.db import Pool
+from shared.directory import Directory
 from shared.logging import get_logger
+from shared.program import Program
 from shared.topics import Topics
 
 log = get_logger(__name__)
@@ -61,6 +73,123 @@ async def close_period_in(uow: FundingUnitOfWork, period_id: str, topics: Topics
     log_effects(declines)
     log.info("funding period closed", period_id=period_id, declined=len(declines))
     return ClosedPeriod(period_id, [d.registration_id for d in declines], closing.before.closed)
+
+
+@dataclass(frozen=True)
+class ProgramSync:
+    raised_periods: list[str]
+    raised_kommunen: list[str]
+    promoted: list[str]  # registration ids approved from the waitlists, in order
+
+
+async def sync_program(pool: Pool, program: Program, directory: Directory, topics: Topics) -> ProgramSync:
+    """At start: bind the database to the programme, write its periods and every eligible
+    Kommune's places, and promote from the waitlists where a budget or places were raised.
+
+    One transaction; promotions go through the outbox like every decision. A period's budget set
+    by an operator (`set_period_budget`) is kept; otherwise the file's value applies. Raises
+    ProgramMismatchError for a database started with another programme, and
+    BudgetBelowCommittedError / PlacesBelowHeldError for a file that lowers a limit below what
+    is committed or held (the service does not start rather than overdraw).
+    """
+    async with PostgresFundingUnitOfWork(pool) as uow:
+        return await sync_program_in(uow, program, directory, topics)
+
+
+async def sync_program_in(
+    uow: FundingUnitOfWork, program: Program, directory: Directory, topics: Topics
+) -> ProgramSync:
+    """`sync_program` inside a unit of work the caller commits."""
+    await uow.bind_program(program.id)
+    limits = await uow.lock_limits()
+    changes = plan_program_limits(program, directory, limits.budgets, limits.quotas)
+    await uow.write_limits(program.periods, changes)
+    promoted = await _promote_after_raise(
+        uow,
+        set(changes.budgets) | set(limits.budgets),
+        changes.raised_periods,
+        changes.raised_kommunen,
+        topics,
+    )
+    log.info(
+        "programme loaded",
+        program=program.id,
+        periods=[p.id for p in program.periods],
+        raised_periods=sorted(changes.raised_periods),
+        raised_kommunen=len(changes.raised_kommunen),
+        promoted=len(promoted),
+    )
+    return ProgramSync(sorted(changes.raised_periods), sorted(changes.raised_kommunen), promoted)
+
+
+class BudgetRefusedError(ValueError):
+    """An operator's budget that cannot be set (below what the period has committed)."""
+
+
+@dataclass(frozen=True)
+class BudgetSet:
+    period_id: str
+    budget_cents_before: int | None  # None: unlimited
+    budget_cents: int | None
+    promoted: list[str]  # registration ids approved from the money waitlist, in order
+
+
+async def set_period_budget(
+    pool: Pool, period_id: str, budget_cents: int | None, topics: Topics
+) -> BudgetSet:
+    """An operator sets a period's budget (None: unlimited), for `lotse budget set`.
+
+    The value is kept by later starts whatever the programme file says. A raise promotes from
+    the waitlists (funding.approved with promoted: true, through the outbox); lowering below
+    what is committed is refused (BudgetRefusedError). Raises UnknownPeriodError.
+    """
+    async with PostgresFundingUnitOfWork(pool) as uow:
+        return await set_period_budget_in(uow, period_id, budget_cents, topics)
+
+
+async def set_period_budget_in(
+    uow: FundingUnitOfWork, period_id: str, budget_cents: int | None, topics: Topics
+) -> BudgetSet:
+    """`set_period_budget` inside a unit of work the caller commits."""
+    limits = await uow.lock_limits()
+    before = limits.budgets.get(period_id)
+    if before is None:
+        raise UnknownPeriodError(f"no funding period {period_id!r}")
+    try:
+        after = set_budget(before, budget_cents, by_operator=True)
+    except ValueError as exc:
+        raise BudgetRefusedError(str(exc)) from exc
+    await uow.set_budget(after)
+    raised = {period_id} if is_raise(before.budget_cents, budget_cents) else set()
+    promoted = await _promote_after_raise(uow, set(limits.budgets), raised, set(), topics)
+    log.info(
+        "funding budget set by operator",
+        period_id=period_id,
+        budget_cents=budget_cents,
+        promoted=len(promoted),
+    )
+    return BudgetSet(period_id, before.budget_cents, budget_cents, promoted)
+
+
+async def _promote_after_raise(
+    uow: FundingUnitOfWork,
+    period_ids: set[str],
+    raised_periods: Iterable[str],
+    raised_kommunen: Iterable[str],
+    topics: Topics,
+) -> list[str]:
+    """Promote from the waitlists after a raise, within the unit of work; the approved ids."""
+    periods, kommunen = frozenset(raised_periods), frozenset(raised_kommunen)
+    if not periods and not kommunen:
+        return []
+    state = await uow.lock_and_load(LockPlan((), frozenset(period_ids), kommunen, may_release=True))
+    effects: list[Effect] = promotions_after_raise(state, periods, kommunen)
+    await uow.record(effects)
+    # Every raise is a cause of its own: a fresh id (a later raise must not reuse these ids).
+    cause = uuid.uuid4()
+    await uow.enqueue(decision_messages(topics.funding_decisions, cause, cause, effects))
+    log_effects(effects)
+    return [effect.registration_id for effect in effects if isinstance(effect, Approve)]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.program import DEFAULT_PROGRAM_FILE
 from shared.settings import CommonSettings
@@ -17,3 +17,15 @@ class FundingSettings(CommonSettings):
     http_port: int = Field(8082, validation_alias="FUNDING_HTTP_PORT")
     # The programme definition file (TOML); the default is the Niedersachsen programme.
     program_file: Path = Field(DEFAULT_PROGRAM_FILE, validation_alias="FUNDING_PROGRAM_FILE")
+    # The key of the participant's pseudonymised identity (ADR 0014), or a file holding it.
+    # Needed only by programmes that check the prerequisite of follow-up courses.
+    participant_key: SecretStr | None = Field(None, validation_alias="FUNDING_PARTICIPANT_KEY")
+    participant_key_file: Path | None = Field(None, validation_alias="FUNDING_PARTICIPANT_KEY_FILE")
+
+    def participant_key_bytes(self) -> bytes | None:
+        """The key (the variable, else the file's content without surrounding white space)."""
+        if self.participant_key is not None:
+            return self.participant_key.get_secret_value().encode("utf-8")
+        if self.participant_key_file is not None:
+            return self.participant_key_file.read_text("utf-8").strip().encode("utf-8")
+        return None

@@ -27,17 +27,20 @@ from services.funding.domain import (
     Funding,
     FundingChange,
     LeaveWaitlist,
+    LimitChanges,
     LockPlan,
     NewFunding,
     QuotaState,
     Release,
+    RememberWithdrawal,
     Status,
     Waitlist,
+    WithdrawnBeforeAcceptance,
+    new_record,
 )
-from services.funding.unit_of_work import InvariantError, PeriodClosing
+from services.funding.unit_of_work import InvariantError, Limits, PeriodClosing, ProgramMismatchError
 from shared.db import Connection
-from shared.directory import Directory
-from shared.program import Program
+from shared.program import Course, Period
 from shared.unit_of_work import PostgresUnitOfWork
 
 # An arbitrary namespace for this service's advisory locks on registration ids.
@@ -48,6 +51,19 @@ SYNC_LOCK_ID = 0x66756E73
 LOCK_REGISTRATION_IDS = """
 SELECT count(pg_advisory_xact_lock($1::int, key_hash))
 FROM (SELECT DISTINCT hashtext(id) AS key_hash FROM unnest($2::text[]) AS id ORDER BY key_hash) AS keys
+"""
+BIND_PROGRAM = """
+INSERT INTO funding_program (program_id) VALUES ($1) ON CONFLICT (only_row) DO NOTHING
+"""
+BOUND_PROGRAM = "SELECT program_id FROM funding_program"
+LOCK_ALL_PERIODS = """
+SELECT period_id FROM periods ORDER BY period_id FOR UPDATE
+"""
+LOCK_ALL_QUOTAS = "SELECT kommune_key, places, held FROM quotas ORDER BY kommune_key FOR UPDATE"
+# The CHECK constraint within_budget refuses a budget below what is committed.
+SET_BUDGET = """
+UPDATE periods SET budget_cents = $2, budget_set_by_operator = $3, updated_at = now()
+WHERE period_id = $1
 """
 UPSERT_PERIODS = """
 INSERT INTO periods (period_id, starts_on, ends_on, budget_cents)
@@ -64,7 +80,10 @@ SELECT * FROM unnest($1::text[], $2::integer[]) ORDER BY 1
 ON CONFLICT (kommune_key) DO UPDATE SET places = EXCLUDED.places, updated_at = now()
 WHERE quotas.places <> EXCLUDED.places
 """
-_PERIOD_COLUMNS = "period_id, budget_cents, approved_cents, released_cents, closed_at IS NOT NULL AS closed"
+_PERIOD_COLUMNS = (
+    "period_id, budget_cents, approved_cents, released_cents, closed_at IS NOT NULL AS closed, "
+    "budget_set_by_operator"
+)
 LOCK_PERIODS = f"""
 SELECT {_PERIOD_COLUMNS} FROM periods WHERE period_id = ANY($1::text[]) ORDER BY period_id FOR UPDATE
 """
@@ -74,7 +93,10 @@ SELECT kommune_key, places, held FROM quotas
 WHERE kommune_key = ANY($1::text[]) ORDER BY kommune_key FOR UPDATE
 """
 GET_QUOTAS = "SELECT kommune_key, places, held FROM quotas WHERE kommune_key = ANY($1::text[])"
-_FUNDING_COLUMNS = "registration_id, kommune_key, status, period_id, reason, amount_cents, waitlist_seq"
+_FUNDING_COLUMNS = (
+    "registration_id, kommune_key, status, period_id, reason, amount_cents, waitlist_seq, "
+    "course, takes_place, participant_hash"
+)
 GET_FUNDINGS = f"SELECT {_FUNDING_COLUMNS} FROM fundings WHERE registration_id = ANY($1::text[])"
 # Waitlisted entries in order of arrival: of every period waiting for money; of some Kommunen
 # waiting for a place; of one period (both reasons).
@@ -107,9 +129,25 @@ GROUP BY period_id
 NEXT_WAITLIST_SEQS = "SELECT nextval('funding_waitlist_order') AS seq FROM generate_series(1, $1)"
 INSERT_FUNDINGS = """
 INSERT INTO fundings (registration_id, kommune_key, seminar_id, seminar_starts_on, fee_cents, status,
-                      period_id, reason, amount_cents, waitlist_seq)
+                      period_id, reason, amount_cents, waitlist_seq, course, takes_place,
+                      participant_hash)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[], $6::text[],
-                     $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+                     $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::boolean[],
+                     $13::text[])
+"""
+PENDING_WITHDRAWALS = """
+SELECT registration_id FROM pending_withdrawals WHERE registration_id = ANY($1::text[])
+"""
+REMEMBER_WITHDRAWAL = """
+INSERT INTO pending_withdrawals (registration_id, kommune_key) VALUES ($1, $2)
+ON CONFLICT (registration_id) DO NOTHING
+"""
+FORGET_WITHDRAWALS = "DELETE FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
+# Per participant, the approved, unreleased basic courses they hold (the prerequisite).
+FUNDED_BASIC = """
+SELECT participant_hash, count(*) AS held FROM fundings
+WHERE status = 'approved' AND course = 'basic' AND participant_hash = ANY($1::text[])
+GROUP BY participant_hash
 """
 # Bulk takes for a batch's first approvals. The CHECK constraints within_quota and within_budget
 # refuse any overdraft, whatever the caller believes; a closed or missing row updates nothing.
@@ -183,6 +221,8 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
             records = {entry.registration_id: entry for entry in waiting} | records
         budgets = await _read_budgets(conn)
         limited = [budget.period_id for budget in budgets.values() if budget.budget_cents is not None]
+        pending = await conn.fetch(PENDING_WITHDRAWALS, list(plan.registration_ids))
+        funded_basic = await conn.fetch(FUNDED_BASIC, sorted(plan.participant_hashes))
         return BatchState(
             fundings=records,
             budgets=budgets,
@@ -190,6 +230,8 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
             quota_waiting=await _count_waiting_for_places(conn, plan.kommune_keys),
             budget_waiting=await _count_waiting_for_money(conn, limited),
             waitlists_loaded=plan.may_release,
+            pending_withdrawals=frozenset(row["registration_id"] for row in pending),
+            funded_basic={row["participant_hash"]: row["held"] for row in funded_basic},
         )
 
     async def record(self, changes: Sequence[FundingChange]) -> None:
@@ -213,29 +255,48 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
         rows = await self.connection.fetch(WAITING_IN_PERIOD, period_id)
         return PeriodClosing(locked[period_id], [_funding(row) for row in rows])
 
-
-async def sync_program(conn: Connection, program: Program, directory: Directory) -> None:
-    """Write the programme's periods and every eligible Kommune's places, in one transaction.
-
-    A budget or quota lowered below what is already committed violates a CHECK constraint and
-    stops the service from starting, rather than silently overdrawing.
-    """
-    eligible = sorted(
-        (kommune.key, program.quota_for(kommune))
-        for kommune in directory.kommunen.values()
-        if program.eligibility.admits(kommune)
-    )
-    async with conn.transaction():
+    async def bind_program(self, program_id: str) -> None:
+        conn = self.connection
+        # Serialises the programme sync of instances starting together.
         await conn.execute("SELECT pg_advisory_xact_lock($1)", SYNC_LOCK_ID)
-        periods = sorted(program.periods, key=lambda period: period.id)
-        await conn.execute(
-            UPSERT_PERIODS,
-            [p.id for p in periods],
-            [p.starts_on for p in periods],
-            [p.ends_on for p in periods],
-            [p.budget_cents for p in periods],
-        )
-        await conn.execute(UPSERT_QUOTAS, [key for key, _ in eligible], [places for _, places in eligible])
+        await conn.execute(BIND_PROGRAM, program_id)
+        bound = await conn.fetchval(BOUND_PROGRAM)
+        if bound != program_id:
+            raise ProgramMismatchError(
+                f"this funding database was started with programme {bound!r}, not {program_id!r}: "
+                "use the programme file it was started with (FUNDING_PROGRAM_FILE), or a new "
+                "database for another programme"
+            )
+
+    async def lock_limits(self) -> Limits:
+        conn = self.connection
+        await conn.fetch(LOCK_ALL_PERIODS)
+        quotas = {row["kommune_key"]: _quota(row) for row in await conn.fetch(LOCK_ALL_QUOTAS)}
+        return Limits(await _read_budgets(conn), quotas)
+
+    async def write_limits(self, periods: Sequence[Period], changes: LimitChanges) -> None:
+        conn = self.connection
+        ordered = sorted(periods, key=lambda period: period.id)
+        try:
+            await conn.execute(
+                UPSERT_PERIODS,
+                [p.id for p in ordered],
+                [p.starts_on for p in ordered],
+                [p.ends_on for p in ordered],
+                [changes.budgets[p.id] for p in ordered],
+            )
+            keys = sorted(changes.places)
+            await conn.execute(UPSERT_QUOTAS, keys, [changes.places[key] for key in keys])
+        except asyncpg.CheckViolationError as exc:
+            raise InvariantError(f"a limit below what is committed or held: {exc}") from exc
+
+    async def set_budget(self, budget: Budget) -> None:
+        try:
+            await _exactly_one(
+                self.connection, SET_BUDGET, budget.period_id, budget.budget_cents, budget.set_by_operator
+            )
+        except asyncpg.CheckViolationError as exc:
+            raise InvariantError(f"period {budget.period_id}: budget below what is committed") from exc
 
 
 # --- locks, in the global order --------------------------------------------------------------
@@ -267,6 +328,7 @@ def _budget(row: asyncpg.Record) -> Budget:
         approved_cents=row["approved_cents"],
         released_cents=row["released_cents"],
         closed=row["closed"],
+        set_by_operator=row["budget_set_by_operator"],
     )
 
 
@@ -283,6 +345,9 @@ def _funding(row: asyncpg.Record) -> Funding:
         reason=row["reason"],
         amount_cents=row["amount_cents"],
         seq=row["waitlist_seq"],
+        course=Course(row["course"]),
+        takes_place=row["takes_place"],
+        participant_hash=row["participant_hash"],
     )
 
 
@@ -336,51 +401,48 @@ async def _insert_new_fundings(conn: Connection, new: Sequence[NewFunding]) -> N
     places: Counter[str] = Counter()
     money: Counter[str] = Counter()
     waitlisted = 0
+    withdrawn_before: list[str] = []
     for item in new:
         if isinstance(item.decision, Approve):
-            places[item.decision.kommune_key] += 1
+            if item.decision.takes_place:
+                places[item.decision.kommune_key] += 1
             money[item.decision.period_id] += item.decision.amount_cents
         elif isinstance(item.decision, Waitlist):
             waitlisted += 1
+        elif isinstance(item.decision, WithdrawnBeforeAcceptance):
+            withdrawn_before.append(item.decision.registration_id)
     if places:
         keys = sorted(places)  # the lock order, although the rows are locked already
         if await conn.execute(TAKE_PLACES, keys, [places[key] for key in keys]) != f"UPDATE {len(keys)}":
             raise InvariantError(f"a Kommune of {keys} has no quota row")
+    if money:
         periods = sorted(money)
         taken = await conn.execute(TAKE_BUDGETS, periods, [money[period] for period in periods])
         if taken != f"UPDATE {len(periods)}":
             raise InvariantError(f"a period of {periods} is closed or unknown")
+    if withdrawn_before:
+        await conn.execute(FORGET_WITHDRAWALS, withdrawn_before)
     seqs = iter(
         sorted(row["seq"] for row in await conn.fetch(NEXT_WAITLIST_SEQS, waitlisted)) if waitlisted else []
     )
-    columns: list[list[object]] = [[] for _ in range(10)]
+    columns: list[list[object]] = [[] for _ in range(13)]
     for item in new:
         decision, application = item.decision, item.application
-        reason: str | None = None
-        amount: int | None = None
-        seq: int | None = None
-        if isinstance(decision, Approve):
-            status, amount = Status.APPROVED, decision.amount_cents
-        elif isinstance(decision, Waitlist):
-            status, reason, amount, seq = (
-                Status.WAITLISTED,
-                decision.reason,
-                decision.amount_cents,
-                next(seqs),
-            )
-        else:
-            status, reason = Status.DECLINED, decision.reason
+        record = new_record(item, next(seqs) if isinstance(decision, Waitlist) else None)
         row = (
             application.registration_id,
             application.kommune_key,
             application.seminar_id,
             application.seminar_starts_on,
             application.fee_cents,
-            status.value,
-            decision.period_id,
-            reason,
-            amount,
-            seq,
+            record.status.value,
+            record.period_id,
+            record.reason,
+            record.amount_cents,
+            record.seq,
+            record.course.value,
+            record.takes_place,
+            record.participant_hash,
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
@@ -396,8 +458,11 @@ async def _change_existing_record(conn: Connection, effect: Effect) -> None:
         await _exactly_one(conn, REQUEUE, effect.registration_id, effect.reason)
     elif isinstance(effect, Release):
         await _exactly_one(conn, RELEASE, effect.registration_id)
-        await conn.execute(FREE_PLACE, effect.kommune_key)
+        if effect.takes_place:
+            await conn.execute(FREE_PLACE, effect.kommune_key)
         await conn.execute(FREE_BUDGET, effect.period_id, effect.amount_cents)
+    elif isinstance(effect, RememberWithdrawal):
+        await conn.execute(REMEMBER_WITHDRAWAL, effect.registration_id, effect.kommune_key)
     elif isinstance(effect, LeaveWaitlist):
         await _exactly_one(conn, LEAVE_WAITLIST, effect.registration_id)
     elif isinstance(effect, Decline) and not effect.first:
@@ -407,7 +472,7 @@ async def _change_existing_record(conn: Connection, effect: Effect) -> None:
 
 
 async def _take_place_and_money(conn: Connection, approval: Approve) -> None:
-    if await conn.fetchval(TAKE_PLACE, approval.kommune_key) is None:
+    if approval.takes_place and await conn.fetchval(TAKE_PLACE, approval.kommune_key) is None:
         raise InvariantError(f"no free place for Kommune {approval.kommune_key}")
     if await conn.fetchval(TAKE_BUDGET, approval.period_id, approval.amount_cents) is None:
         raise InvariantError(f"not enough budget left in period {approval.period_id}")

@@ -10,12 +10,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.funding.domain import BatchState, Budget, Funding, FundingChange, LockPlan
+from services.funding.domain import (
+    BatchState,
+    Budget,
+    Funding,
+    FundingChange,
+    LimitChanges,
+    LockPlan,
+    QuotaState,
+)
+from shared.program import Period
 from shared.unit_of_work import UnitOfWork
 
 
 class InvariantError(RuntimeError):
     """The state refused a change the domain decided: state and decision disagree."""
+
+
+class ProgramMismatchError(RuntimeError):
+    """The database was started with another programme: its periods and places are not this one's."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every period's money and every Kommune's places, as stored (locked)."""
+
+    budgets: dict[str, Budget]
+    quotas: dict[str, QuotaState]
 
 
 @dataclass(frozen=True)
@@ -45,3 +66,17 @@ class FundingUnitOfWork(UnitOfWork, Protocol):
 
     async def mark_period_closed(self, period_id: str) -> PeriodClosing | None:
         """Lock the period's row, mark it closed (once); None if there is no such period."""
+
+    async def bind_program(self, program_id: str) -> None:
+        """Record the programme on a new database; ProgramMismatchError if it holds another."""
+
+    async def lock_limits(self) -> Limits:
+        """Lock every period row, then every quota row, and read them."""
+
+    async def write_limits(self, periods: Sequence[Period], changes: LimitChanges) -> None:
+        """Write the programme's periods with `changes.budgets`, and every Kommune's places
+        (under the locks of `lock_limits`)."""
+
+    async def set_budget(self, budget: Budget) -> None:
+        """Write a period's budget and who set it (its row locked by `lock_limits`); refused
+        below what the period has committed."""

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.funding import store
+from services.funding import operations
 from services.funding.app import MIGRATIONS
 from services.funding.domain import Approve, LockPlan, NewFunding, Release
 from services.funding.handlers import RegistrationEventsApplier
@@ -80,7 +80,7 @@ async def migrated(make_database: DatabaseFactory) -> Pool:
     pool = await create_pool(await make_database("funding"), max_size=2)
     async with pool.acquire() as conn:
         await apply_migrations(conn, MIGRATIONS, "funding")
-        await store.sync_program(conn, small_program(), directory())
+    await operations.sync_program(pool, small_program(), directory(), Topics())
     return pool
 
 

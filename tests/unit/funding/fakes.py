@@ -26,20 +26,30 @@ from services.funding.domain import (
     Funding,
     FundingChange,
     LeaveWaitlist,
+    LimitChanges,
     LockPlan,
     NewFunding,
     QuotaState,
     Release,
+    RememberWithdrawal,
     Status,
     Waitlist,
+    WithdrawnBeforeAcceptance,
+    new_record,
 )
 from services.funding.handlers import RegistrationEventsApplier
-from services.funding.operations import close_period_in
-from services.funding.unit_of_work import InvariantError, PeriodClosing
+from services.funding.operations import (
+    BudgetSet,
+    ProgramSync,
+    close_period_in,
+    set_period_budget_in,
+    sync_program_in,
+)
+from services.funding.unit_of_work import InvariantError, Limits, PeriodClosing, ProgramMismatchError
 from shared.directory import Directory
 from shared.events import Envelope, Participant, RegistrationAccepted, RegistrationWithdrawn, new_envelope
 from shared.outbox import OutboxMessage
-from shared.program import Program
+from shared.program import Period, Program
 from shared.topics import Topics
 from tests.unit.funding.samples import EINHEITSGEMEINDE
 
@@ -56,6 +66,9 @@ class FundingTables:
     outbox: list[OutboxMessage] = field(default_factory=list)
     # Every change recorded, in order (what a test compares with what it expects).
     recorded: list[FundingChange] = field(default_factory=list)
+    # Withdrawals of registrations not seen yet: registration id -> Kommune key.
+    pending_withdrawals: dict[str, str] = field(default_factory=dict)
+    program_id: str | None = None
 
     def copy(self) -> FundingTables:
         return FundingTables(
@@ -65,6 +78,8 @@ class FundingTables:
             set(self.inbox),
             list(self.outbox),
             list(self.recorded),
+            dict(self.pending_withdrawals),
+            self.program_id,
         )
 
     def waiting(self, reason: str) -> list[Funding]:
@@ -84,6 +99,7 @@ class InMemoryFundingDatabase:
                 for k in directory.kommunen.values()
                 if program.eligibility.admits(k)
             },
+            program_id=program.id,
         )
         # Like a PostgreSQL sequence: not rolled back.
         self.waitlist_order = itertools.count(1)
@@ -151,6 +167,11 @@ class InMemoryFundingUnitOfWork:
                 f for f in tables.waiting("quota_exhausted") if f.kommune_key in plan.kommune_keys
             ]
             records = {f.registration_id: f for f in waiting_for_money + waiting_for_places} | records
+        funded_basic: dict[str, int] = {}
+        for entry in tables.fundings.values():
+            if entry.holds_funded_basic and entry.participant_hash in plan.participant_hashes:
+                assert entry.participant_hash is not None
+                funded_basic[entry.participant_hash] = funded_basic.get(entry.participant_hash, 0) + 1
         quota_waiting: dict[str, int] = {}
         budget_waiting: dict[str, int] = {}
         for entry in tables.fundings.values():
@@ -167,6 +188,8 @@ class InMemoryFundingUnitOfWork:
             quota_waiting=quota_waiting,
             budget_waiting=budget_waiting,
             waitlists_loaded=plan.may_release,
+            pending_withdrawals=frozenset(set(plan.registration_ids) & tables.pending_withdrawals.keys()),
+            funded_basic=funded_basic,
         )
 
     async def mark_period_closed(self, period_id: str) -> PeriodClosing | None:
@@ -180,6 +203,46 @@ class InMemoryFundingUnitOfWork:
             f for f in tables.fundings.values() if f.status is Status.WAITLISTED and f.period_id == period_id
         ]
         return PeriodClosing(before, sorted(waiting, key=lambda f: f.seq or 0))
+
+    async def bind_program(self, program_id: str) -> None:
+        if self.tables.program_id is None:
+            self.tables.program_id = program_id
+        if self.tables.program_id != program_id:
+            raise ProgramMismatchError(
+                f"started with programme {self.tables.program_id!r}, not {program_id!r}"
+            )
+
+    async def lock_limits(self) -> Limits:
+        if self._locked_kommunen:
+            raise InvariantError("period rows locked after quota rows (ADR 0007)")
+        self._locked_periods |= self.tables.budgets.keys()
+        self._locked_kommunen |= self.tables.quotas.keys()
+        return Limits(dict(self.tables.budgets), dict(self.tables.quotas))
+
+    async def write_limits(self, periods: Sequence[Period], changes: LimitChanges) -> None:
+        tables = self.tables
+        for period in periods:
+            budget_cents = changes.budgets[period.id]
+            stored = tables.budgets.get(period.id)
+            if stored is None:
+                tables.budgets[period.id] = Budget(period.id, budget_cents)
+                continue
+            self._locked_period(period.id)
+            tables.budgets[period.id] = replace(stored, budget_cents=budget_cents)
+        for key, places in changes.places.items():
+            quota = tables.quotas.get(key)
+            if quota is None:
+                tables.quotas[key] = QuotaState(key, places)
+                continue
+            self._locked_kommune(key)
+            tables.quotas[key] = replace(quota, places=places)
+
+    async def set_budget(self, budget: Budget) -> None:
+        self._locked_period(budget.period_id)
+        stored = self.tables.budgets[budget.period_id]
+        self.tables.budgets[budget.period_id] = replace(
+            stored, budget_cents=budget.budget_cents, set_by_operator=budget.set_by_operator
+        )
 
     # --- writes, refused like the database refuses them ----------------------------------------
 
@@ -198,25 +261,30 @@ class InMemoryFundingUnitOfWork:
             raise InvariantError(f"a second funding record for {rid}")
         if rid not in self._locked_registrations:
             raise InvariantError(f"registration {rid} is not locked")
-        record = Funding(rid, application.kommune_key, Status.DECLINED, decision.period_id)
+        seq: int | None = None
         if isinstance(decision, Approve):
             self._take(decision)
-            record = replace(record, status=Status.APPROVED, amount_cents=decision.amount_cents)
         elif isinstance(decision, Waitlist):
             self._locked_period(decision.period_id)
-            record = replace(
-                record,
-                status=Status.WAITLISTED,
-                reason=decision.reason,
-                amount_cents=decision.amount_cents,
-                seq=next(self._database.waitlist_order),
-            )
-        else:
-            record = replace(record, reason=decision.reason)
-        self.tables.fundings[rid] = record
+            seq = next(self._database.waitlist_order)
+        elif (
+            isinstance(decision, WithdrawnBeforeAcceptance)
+            and self.tables.pending_withdrawals.pop(rid, None) is None
+        ):
+            raise InvariantError(f"registration {rid} has no withdrawal to follow")
+        self.tables.fundings[rid] = new_record(new, seq)
 
     def _change(self, change: Effect) -> None:
         tables = self.tables
+        if isinstance(change, RememberWithdrawal):
+            if change.registration_id not in self._locked_registrations:
+                raise InvariantError(f"registration {change.registration_id} is not locked")
+            if change.registration_id in tables.fundings:
+                raise InvariantError(
+                    f"a withdrawal remembered for a known registration {change.registration_id}"
+                )
+            tables.pending_withdrawals.setdefault(change.registration_id, change.kommune_key)
+            return
         entry = tables.fundings.get(change.registration_id)
         if entry is None:
             raise InvariantError(f"no funding record {change.registration_id}")
@@ -233,9 +301,12 @@ class InMemoryFundingUnitOfWork:
         elif isinstance(change, Waitlist) and change.requeued:
             tables.fundings[rid] = replace(entry, reason=change.reason)
         elif isinstance(change, Release):
-            self._locked_kommune(change.kommune_key)
             self._locked_period(change.period_id)
-            tables.quotas[change.kommune_key] = tables.quotas[change.kommune_key].free()
+            if change.takes_place != entry.takes_place:
+                raise InvariantError(f"release of {rid} frees a place it does not hold, or keeps one")
+            if change.takes_place:
+                self._locked_kommune(change.kommune_key)
+                tables.quotas[change.kommune_key] = tables.quotas[change.kommune_key].free()
             tables.budgets[change.period_id] = tables.budgets[change.period_id].release(change.amount_cents)
             tables.fundings[rid] = replace(entry, status=Status.RELEASED)
         elif isinstance(change, LeaveWaitlist):
@@ -247,15 +318,16 @@ class InMemoryFundingUnitOfWork:
 
     def _take(self, approval: Approve) -> None:
         tables = self.tables
-        self._locked_kommune(approval.kommune_key)
         self._locked_period(approval.period_id)
-        quota = tables.quotas.get(approval.kommune_key)
-        if quota is None or not quota.has_room:
-            raise InvariantError(f"no free place for Kommune {approval.kommune_key}")
         budget = tables.budgets.get(approval.period_id)
         if budget is None or budget.closed or not budget.allows(approval.amount_cents):
             raise InvariantError(f"not enough budget left in period {approval.period_id}")
-        tables.quotas[approval.kommune_key] = quota.take()
+        if approval.takes_place:
+            self._locked_kommune(approval.kommune_key)
+            quota = tables.quotas.get(approval.kommune_key)
+            if quota is None or not quota.has_room:
+                raise InvariantError(f"no free place for Kommune {approval.kommune_key}")
+            tables.quotas[approval.kommune_key] = quota.take()
         tables.budgets[approval.period_id] = budget.approve(approval.amount_cents)
 
     def _locked_period(self, period_id: str) -> None:
@@ -277,7 +349,11 @@ class InMemoryFundingUnitOfWork:
                 raise InvariantError(f"period {period_id} overdrawn: {budget}")
         held_by: dict[str, int] = {}
         for f in approved:
-            held_by[f.kommune_key] = held_by.get(f.kommune_key, 0) + 1
+            if f.takes_place:
+                held_by[f.kommune_key] = held_by.get(f.kommune_key, 0) + 1
+        pending_known = self.tables.pending_withdrawals.keys() & self.tables.fundings.keys()
+        if pending_known:
+            raise InvariantError(f"withdrawals remembered for known registrations {sorted(pending_known)}")
         for key, quota in self.tables.quotas.items():
             if not quota.held == held_by.get(key, 0) <= quota.places:
                 raise InvariantError(f"quota of {key}: {quota}, {held_by.get(key, 0)} approved")
@@ -321,9 +397,11 @@ class InMemoryFundingService:
     their effects: what the funding.decisions topic tells, plus leaving a waitlist.
     """
 
-    def __init__(self, program: Program, directory: Directory) -> None:
+    def __init__(self, program: Program, directory: Directory, participant_key: bytes | None = None) -> None:
         self.database = InMemoryFundingDatabase(program, directory)
-        self.applier = RegistrationEventsApplier(Topics(), program, directory)
+        self.directory = directory
+        self.participant_key = participant_key
+        self.applier = RegistrationEventsApplier(Topics(), program, directory, participant_key)
         self._event_ids = (uuid.UUID(int=n) for n in itertools.count(1))
 
     @property
@@ -336,8 +414,10 @@ class InMemoryFundingService:
     def deliver(self, events: Sequence[Envelope[Any]]) -> list[Effect]:
         return effects_of(completed(deliver(self.database, self.applier, events)))
 
-    def accept(self, application: Application, event_id: uuid.UUID | None = None) -> list[Effect]:
-        return self.deliver([accepted_event(application, event_id or self.next_event_id())])
+    def accept(
+        self, application: Application, event_id: uuid.UUID | None = None, *, email: str = "erika@example.org"
+    ) -> list[Effect]:
+        return self.deliver([accepted_event(application, event_id or self.next_event_id(), email)])
 
     def withdraw(self, registration_id: str, event_id: uuid.UUID | None = None) -> list[Effect]:
         record = self.tables.fundings.get(registration_id)
@@ -353,12 +433,39 @@ class InMemoryFundingService:
 
         return effects_of(completed(close()))
 
+    def restart(self, program: Program) -> tuple[ProgramSync, list[Effect]]:
+        """A start with `program` (perhaps a changed file): the sync, and what it recorded."""
+
+        async def sync() -> tuple[ProgramSync, list[FundingChange]]:
+            async with self.database.unit_of_work() as uow:
+                before = len(uow.tables.recorded)
+                result = await sync_program_in(uow, program, self.directory, Topics())
+                return result, uow.tables.recorded[before:]
+
+        result, changes = completed(sync())
+        self.applier = RegistrationEventsApplier(Topics(), program, self.directory, self.participant_key)
+        return result, effects_of(changes)
+
+    def set_budget(self, period_id: str, budget_cents: int | None) -> tuple[BudgetSet, list[Effect]]:
+        """An operator sets a period's budget (`lotse budget set`)."""
+
+        async def set_() -> tuple[BudgetSet, list[FundingChange]]:
+            async with self.database.unit_of_work() as uow:
+                before = len(uow.tables.recorded)
+                result = await set_period_budget_in(uow, period_id, budget_cents, Topics())
+                return result, uow.tables.recorded[before:]
+
+        result, changes = completed(set_())
+        return result, effects_of(changes)
+
 
 def effects_of(changes: Sequence[FundingChange]) -> list[Effect]:
     return [change.decision if isinstance(change, NewFunding) else change for change in changes]
 
 
-def accepted_event(application: Application, event_id: uuid.UUID) -> Envelope[Any]:
+def accepted_event(
+    application: Application, event_id: uuid.UUID, email: str = "erika@example.org"
+) -> Envelope[Any]:
     data = RegistrationAccepted(
         registration_id=application.registration_id,
         kommune_key=application.kommune_key,
@@ -367,8 +474,10 @@ def accepted_event(application: Application, event_id: uuid.UUID) -> Envelope[An
         seminar_starts_on=application.seminar_starts_on,
         seminar_ends_on=application.seminar_ends_on,
         fee_cents=application.fee_cents,
-        participant=Participant(given_name="Erika", family_name="Muster", email="erika@example.org"),
+        participant=Participant(given_name="Erika", family_name="Muster", email=email),
         contact_email="kontakt@kommune.example",
+        course=application.course.value,
+        submitted_at=application.submitted_at,
     )
     return new_envelope(
         "registration.accepted", data, source="registration", correlation_id=None, event_id=event_id

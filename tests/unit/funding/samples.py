@@ -77,3 +77,50 @@ def application(
         seminar_ends_on=starts_on + timedelta(days=days - 1),
         fee_cents=fee_cents,
     )
+
+
+# Like Baden-Württemberg's rules (ADR 0014) over Niedersachsen's Kommunen: follow-up courses
+# funded at 50 EUR a day for a participant with a funded basic course, taking no place; basic
+# courses at 100 EUR a day; no funding for a registration submitted once its seminar began.
+COURSES_TOML = """
+id = "courses"
+name = "Test programme with follow-up courses"
+funds_registrations_after_start = false
+
+[amount]
+rule = "per_seminar_day"
+cents_per_day = 10_000
+
+[courses.follow_up]
+funded = true
+requires_funded_basic = true
+takes_quota_place = false
+
+[courses.follow_up.amount]
+rule = "per_seminar_day"
+cents_per_day = 5_000
+
+[quota]
+places = 1
+
+[eligibility]
+lands = ["03"]
+kinds = ["landkreis", "kreisfreie_stadt", "einheitsgemeinde", "samtgemeinde"]
+
+[[periods]]
+id = "2021-2022"
+starts_on = 2021-03-04
+ends_on = 2022-12-31
+
+[[periods]]
+id = "2023"
+starts_on = 2023-01-01
+ends_on = 2023-12-31
+budget_cents = 100_000
+"""
+
+PARTICIPANT_KEY = b"k" * 32
+
+
+def courses_program() -> Program:
+    return parse_program(COURSES_TOML)

@@ -8,8 +8,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.funding.domain import Approve, Decline, Effect, LeaveWaitlist, Release, Status, Waitlist
-from tests.unit.funding.fakes import InMemoryFundingService
+from services.funding.domain import (
+    Approve,
+    Decline,
+    Effect,
+    LeaveWaitlist,
+    Release,
+    RememberWithdrawal,
+    Status,
+    Waitlist,
+    WithdrawnBeforeAcceptance,
+)
+from tests.unit.funding.fakes import InMemoryFundingService, accepted_event, withdrawn_event
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE as E,
 )
@@ -221,7 +231,7 @@ def test_a_requeued_entry_is_promoted_when_money_comes_back() -> None:
     ]
 
 
-@pytest.mark.parametrize("status_setup", ["declined", "released", "never decided"])
+@pytest.mark.parametrize("status_setup", ["declined", "released"])
 def test_withdrawing_what_holds_nothing_changes_nothing(status_setup: str) -> None:
     funding = new_funding()
     if status_setup == "declined":
@@ -232,6 +242,40 @@ def test_withdrawing_what_holds_nothing_changes_nothing(status_setup: str) -> No
     before = dict(funding.tables.fundings)
     assert withdraw(funding, "R1") == []
     assert funding.tables.fundings == before
+
+
+def test_a_withdrawal_before_its_acceptance_is_remembered_and_the_acceptance_funded_with_nothing() -> None:
+    """Issue 18: a dead letter replayed after the events behind it, or reordering."""
+    funding = new_funding()
+    assert withdraw(funding, "R1") == [RememberWithdrawal("R1", E)]
+    assert withdraw(funding, "R1") == []  # remembered once
+    assert funding.tables.fundings == {}
+    assert accept(funding, "R1", E) == WithdrawnBeforeAcceptance("R1", E)
+    assert funding.tables.fundings["R1"].status is Status.WITHDRAWN
+    assert funding.tables.pending_withdrawals == {}
+    assert funding.tables.quotas[E].held == 0
+    assert funding.tables.budgets["2023"].committed_cents == 0
+    assert funding.tables.outbox == []  # nothing published: registration told the Kommune already
+    # The place and the money stay free for the next one; a later withdrawal changes nothing.
+    assert accept(funding, "R2", E) == Approve("R2", E, "2023", 50_000)
+    assert withdraw(funding, "R1") == []
+
+
+def test_a_withdrawal_and_its_acceptance_later_in_one_batch() -> None:
+    funding = new_funding()
+    effects = funding.deliver(
+        [
+            withdrawn_event("R1", E, funding.next_event_id()),
+            accepted_event(application("R1", E), funding.next_event_id()),
+            accepted_event(application("R2", E), funding.next_event_id()),
+        ]
+    )
+    assert effects == [
+        RememberWithdrawal("R1", E),
+        WithdrawnBeforeAcceptance("R1", E),
+        Approve("R2", E, "2023", 50_000),
+    ]
+    assert [m.envelope.event_type for m in funding.tables.outbox] == ["funding.approved"]
 
 
 def test_closing_a_period_declines_what_waits_in_it_and_later_registrations() -> None:
@@ -248,13 +292,17 @@ def test_closing_a_period_declines_what_waits_in_it_and_later_registrations() ->
     assert withdraw(funding, "L1") == [Release("L1", L, "2023", 100_000)]
 
 
-def test_leaving_the_money_waitlist_promotes_no_one_until_the_next_release() -> None:
+def test_leaving_the_money_waitlist_promotes_the_next_one_that_fits() -> None:
+    """No entry waits while there is room: when K1 (100,000) leaves, E1 (50,000) fits now."""
     funding = new_funding()
     _budget_waiting_big_first(funding)
     assert withdraw(funding, "S1") == [Release("S1", S, "2023", 50_000)]  # K1's 100,000 do not fit
-    assert withdraw(funding, "K1") == [LeaveWaitlist("K1")]  # E1's 50,000 would fit now
-    assert funding.tables.fundings["E1"].status is Status.WAITLISTED
-    assert withdraw(funding, "L1") == [
-        Release("L1", L, "2023", 100_000),
-        Approve("E1", E, "2023", 50_000, promoted=True),
-    ]
+    assert withdraw(funding, "K1") == [LeaveWaitlist("K1"), Approve("E1", E, "2023", 50_000, promoted=True)]
+    assert funding.tables.fundings["E1"].status is Status.APPROVED
+    assert withdraw(funding, "L1") == [Release("L1", L, "2023", 100_000)]
+
+
+def test_leaving_the_place_waitlist_promotes_no_one() -> None:
+    funding = new_funding()
+    _quota_waiting(funding)
+    assert withdraw(funding, "E3") == [LeaveWaitlist("E3")]
