@@ -86,6 +86,7 @@ class SeminarPublished(ContractModel):
     location: Text
     fee_cents: Cents
     capacity: Annotated[int, Field(ge=1, le=10_000)]
+    course: Literal["basic", "follow_up"] = "basic"
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> SeminarPublished:
@@ -142,6 +143,9 @@ class RegistrationAccepted(ContractModel):
     fee_cents: Cents
     participant: Participant
     contact_email: Email
+    course: Literal["basic", "follow_up"] = "basic"
+    seminar_location: Text | None = None
+    submitted_at: AwareDatetime | None = None
 
 
 class RegistrationWaitlisted(RegistrationAccepted):
@@ -168,7 +172,13 @@ class RegistrationWithdrawn(ContractModel):
 
 FundingWaitlistReason = Literal["quota_exhausted", "budget_exhausted"]
 FundingDeclineReason = Literal[
-    "unknown_kommune", "kommune_not_eligible", "outside_funding_period", "period_closed"
+    "unknown_kommune",
+    "kommune_not_eligible",
+    "outside_funding_period",
+    "period_closed",
+    "prerequisite_missing",
+    "registered_after_start",
+    "course_not_funded",
 ]
 
 

@@ -144,7 +144,9 @@ CONTENT = RegistrationContent(
 
 
 def seminar(seats: SeminarSeats, *, cancelled: bool = False) -> Seminar:
-    return Seminar("S-1", "Datenschutz", date(2030, 3, 4), date(2030, 3, 5), 45_000, cancelled, seats)
+    return Seminar(
+        "S-1", "Datenschutz", date(2030, 3, 4), date(2030, 3, 5), 45_000, cancelled, seats, "Hannover", "basic"
+    )
 
 
 OPEN = seminar(SeminarSeats(capacity=1, accepted=0, waitlisted=0))

@@ -14,6 +14,8 @@ from services.registration.domain import (
     CancellationIgnored,
     NewRegistration,
     Outcome,
+    Parked,
+    ParkedDecided,
     PendingWithdrawal,
     Placed,
     Placement,
@@ -71,6 +73,8 @@ def seminar(
         fee_cents=45_000,
         cancelled=more.pop("cancelled", False),
         seats=SeminarSeats(capacity, accepted, waitlisted, **more),
+        location="Hannover",
+        course="basic",
     )
 
 
@@ -127,17 +131,24 @@ def run_registrations(
     return [run.decide(event) for event in events], run
 
 
+def _label(decided: SubmissionDecided) -> str:
+    decision = decided.decision
+    if isinstance(decision, Placed):
+        return decision.placement.status.value
+    if isinstance(decision, Rejected):
+        return "rejected"
+    return "parked" if isinstance(decision, Parked) else "redelivered"
+
+
 def kinds(outcomes: Sequence[Outcome]) -> list[tuple[str, str]]:
-    """(outcome type, registration or seminar id) of each outcome."""
+    """(outcome type, registration or seminar id) of each outcome; a parked submission decided
+    at last is `waited:<its decision>`."""
     named: list[tuple[str, str]] = []
     for outcome in outcomes:
         if isinstance(outcome, SubmissionDecided):
-            decision = outcome.decision
-            if isinstance(decision, Placed):
-                label = decision.placement.status.value
-            else:
-                label = "rejected" if isinstance(decision, Rejected) else "redelivered"
-            named.append((label, outcome.registration_id))
+            named.append((_label(outcome), outcome.registration_id))
+        elif isinstance(outcome, ParkedDecided):
+            named.append((f"waited:{_label(outcome.decided)}", outcome.parked.registration_id))
         elif isinstance(outcome, Withdrawn | Promoted):
             named.append((type(outcome).__name__.lower(), outcome.registration.registration_id))
         elif isinstance(outcome, WithdrawalRemembered | WithdrawalIgnored):
@@ -359,7 +370,14 @@ def test_a_withdrawal_and_its_submission_in_one_run_leave_nothing_pending(direct
     assert (changes.remembered_withdrawals, changes.forgotten_withdrawals) == ([], [])
     assert changes.new_registrations == [
         NewRegistration(
-            "R-Q", "03241001", content("R-Q"), Status.WITHDRAWN, None, "withdrawn_by_portal", False
+            "R-Q",
+            "03241001",
+            content("R-Q"),
+            Status.WITHDRAWN,
+            None,
+            "withdrawn_by_portal",
+            False,
+            submitted_at=events[1].occurred_at,
         )
     ]
     assert changes.seats == []  # taken and freed again
