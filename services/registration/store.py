@@ -609,7 +609,12 @@ SELECT r.registration_id, r.seminar_id, s.starts_on AS seminar_starts_on, r.stat
        r.created_at
 FROM registrations AS r LEFT JOIN seminars AS s USING (seminar_id)
 WHERE r.kommune_key = $1
-ORDER BY r.created_at, r.registration_id
+UNION ALL
+-- Submissions waiting for their seminar's offer: the seminar is not known yet.
+SELECT registration_id, seminar_id, NULL::date, 'waiting_for_seminar', NULL, NULL, arrived_at
+FROM parked_submissions
+WHERE kommune_key = $1
+ORDER BY created_at, registration_id
 """
 
 
