@@ -89,6 +89,9 @@ FUNDING_DECLINE_REASONS: Mapping[FundingDeclineReason, str] = {
     ),
     "outside_funding_period": "Das Seminar liegt außerhalb eines Förderzeitraums.",
     "period_closed": "Der Förderzeitraum ist bereits abgeschlossen.",
+    "prerequisite_missing": "Für den Aufbaukurs fehlt ein geförderter Grundkurs.",
+    "registered_after_start": "Die Anmeldung ging erst nach Beginn des Seminars ein.",
+    "course_not_funded": "Das Programm fördert diese Art von Kurs nicht.",
 }
 
 
