@@ -86,6 +86,7 @@ class SeminarPublished(ContractModel):
     location: Text
     fee_cents: Cents
     capacity: Annotated[int, Field(ge=1, le=10_000)]
+    course: Literal["basic", "follow_up"] = "basic"
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> SeminarPublished:

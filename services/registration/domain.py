@@ -26,6 +26,21 @@ drops the pending withdrawal: there is nothing to withdraw.
 
 A seminar cancelled once stays cancelled: a later `seminar.published` updates its details but
 does not reopen it (its registrations were already withdrawn).
+
+Submission before its seminar. Kafka orders nothing across topics, so a submission may arrive
+before the offer of its seminar. With a grace (`REGISTRATION_SEMINAR_GRACE_SECONDS` > 0) such a
+submission is parked (`Parked`, a `ParkedSubmission`) instead of being rejected as
+`unknown_seminar`; nothing is published yet. When the offer arrives (`PortalSeminarsRun`), the
+seminar's parked submissions are decided in their arrival order, as if they had arrived just
+after the offer: they take seats, then waitlist places, and a second one of the same participant
+is a `duplicate_participant`. A parked submission still waiting when the grace has passed since
+it arrived (`grace_expired`: by the time the service first saw it, not by `occurred_at`) is
+rejected as `unknown_seminar` (`ParkingSweep`). A withdrawal of a parked submission rejects it at
+once as `unknown_seminar`, which is what the pair publishes without a grace in either order (a
+remembered withdrawal is dropped by the rejection); a submission that finds a withdrawal waiting
+for it is therefore not parked but rejected at once. Whatever a parked submission publishes when
+it is decided carries the ids the submission would have published at arrival
+(`ParkedDecided`): exactly one first decision per submission, whichever comes first.
 """
 
 from __future__ import annotations
@@ -34,9 +49,9 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from shared.directory import Directory
 from shared.events import (
@@ -52,6 +67,8 @@ from shared.events import (
 # What the two portal topics carry.
 PortalRegistrationData = RegistrationSubmitted | RegistrationWithdrawalRequested
 PortalSeminarData = SeminarPublished | SeminarCancelled
+# What a seminar.published says the seminar is (the contract's default: basic).
+Course = Literal["basic", "follow_up"]
 
 
 class Status(StrEnum):
@@ -132,6 +149,8 @@ class Seminar:
     fee_cents: int
     cancelled: bool
     seats: SeminarSeats
+    location: str
+    course: Course
 
 
 @dataclass(frozen=True)
@@ -155,6 +174,8 @@ class Registration:
     registration_id: str
     status: Status
     content: RegistrationContent
+    # The occurred_at of its submission; None for registrations stored before it was recorded.
+    submitted_at: datetime | None = None
 
 
 # A participant of a seminar: (seminar_id, the email as the database lowers it for its unique index).
@@ -189,7 +210,12 @@ class Placed:
     placement: Placement
 
 
-SubmissionDecision = Redelivered | Rejected | Placed
+@dataclass(frozen=True)
+class Parked:
+    """The seminar is not known yet: the submission waits for its offer, for the grace at most."""
+
+
+SubmissionDecision = Redelivered | Rejected | Placed | Parked
 
 
 def decide_submission(
@@ -199,18 +225,22 @@ def decide_submission(
     existing: RegistrationContent | None,
     seminar: Seminar | None,
     participant_already_registered: bool,
+    may_wait_for_seminar: bool = False,
 ) -> SubmissionDecision:
     """The outcome of a submission, given what is stored about it, its seminar and participant.
 
+    `existing`: the content stored (or parked) under its registration_id.
     `participant_already_registered`: the participant's email (case-insensitively) has an
     accepted or waitlisted registration for the same seminar.
+    `may_wait_for_seminar`: a grace is set and no withdrawal waits for the submission, so an
+    unknown seminar parks it instead of rejecting it.
     """
     if existing is not None:
         return Redelivered() if existing == content else Rejected("registration_id_conflict")
     if not key_well_shaped:
         return Rejected("invalid_kommune_key")
     if seminar is None:
-        return Rejected("unknown_seminar")
+        return Parked() if may_wait_for_seminar else Rejected("unknown_seminar")
     if seminar.cancelled:
         return Rejected("seminar_cancelled")
     if participant_already_registered:
@@ -239,14 +269,42 @@ class WithdrawalDecision(StrEnum):
     WITHDRAW = "withdraw"  # publish registration.withdrawn, free the seat or waitlist place
     REMEMBER = "remember"  # the submission has not arrived yet: apply the withdrawal when it does
     IGNORE = "ignore"  # already withdrawn or rejected: nothing to publish
+    # The submission waits for its seminar: reject it now as unknown_seminar, as it would have
+    # been without a grace (and as a remembered withdrawal is dropped by that rejection).
+    REJECT_PARKED = "reject_parked"
 
 
-def decide_withdrawal(status: Status | None) -> WithdrawalDecision:
+def decide_withdrawal(status: Status | None, *, parked: bool = False) -> WithdrawalDecision:
+    """`status`: the stored registration's, None if none is stored; `parked`: its submission
+    waits for its seminar."""
     if status is None:
-        return WithdrawalDecision.REMEMBER
+        return WithdrawalDecision.REJECT_PARKED if parked else WithdrawalDecision.REMEMBER
     if status in ACTIVE_STATUSES:
         return WithdrawalDecision.WITHDRAW
     return WithdrawalDecision.IGNORE
+
+
+# --- parking: submissions waiting for their seminar's offer ------------------------------------
+
+
+@dataclass(frozen=True)
+class ParkedSubmission:
+    """A submission waiting for the offer of its seminar, with what deciding it later needs."""
+
+    registration_id: str
+    given_kommune_key: str
+    content: RegistrationContent  # its key well shaped (a bad shape is rejected at once)
+    submitted_at: datetime  # the submission's occurred_at
+    event_id: uuid.UUID  # the submission's: what it publishes when decided derives its ids from it
+    correlation_id: uuid.UUID  # the submission's effective correlation_id
+    arrived_at: datetime | None = None  # when the service first saw it; None until stored
+
+
+def grace_expired(parked: ParkedSubmission, now: datetime, grace: timedelta) -> bool:
+    """Whether a parked submission has waited as long as the grace allows, since it arrived."""
+    if parked.arrived_at is None:  # parked by the run deciding now: it has just arrived
+        return False
+    return parked.arrived_at + grace <= now
 
 
 # --- what a run says happened, event by event --------------------------------------------------
@@ -259,6 +317,19 @@ class SubmissionDecided:
     decision: SubmissionDecision
     seminar: Seminar | None  # as the decision found it
     pending_withdrawal: bool  # a withdrawal waited for it: applied if placed, dropped if rejected
+    submitted_at: datetime | None  # the submission's occurred_at
+
+
+@dataclass(frozen=True)
+class ParkedDecided:
+    """A parked submission decided at last: by its seminar's offer, its withdrawal or the grace.
+
+    What it publishes carries the submission's ids (event id derived from the submission's,
+    its correlation_id), as if it had been decided when it arrived.
+    """
+
+    parked: ParkedSubmission
+    decided: SubmissionDecided
 
 
 @dataclass(frozen=True)
@@ -305,6 +376,7 @@ class CancellationApplied:
 
 Outcome = (
     SubmissionDecided
+    | ParkedDecided
     | Withdrawn
     | Promoted
     | WithdrawalRemembered
@@ -331,6 +403,7 @@ class NewRegistration:
     # It waited at some point of the run: it takes its value of the waitlist order (arrival
     # order) even if it left the waitlist again within the run.
     took_waitlist_place: bool
+    submitted_at: datetime | None = None  # the submission's occurred_at
 
 
 @dataclass(frozen=True)
@@ -367,6 +440,8 @@ class StateChanges:
     seats: Sequence[SeatsChange] = ()
     remembered_withdrawals: Sequence[PendingWithdrawal] = ()
     forgotten_withdrawals: Sequence[str] = ()  # pending withdrawals their submission has consumed
+    parked_submissions: Sequence[ParkedSubmission] = ()  # newly parked, in arrival order
+    unparked_submissions: Sequence[str] = ()  # parked ones decided now (their rows are new)
 
 
 # --- the state a batch is decided against, as loaded ------------------------------------------
@@ -385,6 +460,8 @@ class RegistrationsState:
     participant_keys: Mapping[GivenParticipant, ParticipantKey]
     active_participants: Set[ParticipantKey]  # those among them with an active registration
     pending_withdrawals: Set[str]  # the batch's registration ids with a withdrawal remembered
+    # The batch's registration ids whose submission waits for its seminar.
+    parked: Mapping[str, ParkedSubmission] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -398,8 +475,21 @@ class SeminarsState:
     # Of the seminars the batch cancels: every accepted registration, in `registration_order`.
     accepted: Mapping[str, Sequence[Registration]]
     # The rank of every active registration of those seminars by registration_id, as the
-    # database sorts them: a cancellation withdraws the accepted ones in this order.
+    # database sorts them: a cancellation withdraws the accepted ones in this order. It ranks the
+    # parked submissions of each seminar too (a new seminar has no other registrations).
     registration_order: Mapping[str, int]
+    # Per seminar the batch publishes and that is not known yet: its parked submissions, in
+    # arrival order, with their participants as the database compares them.
+    parked: Mapping[str, Sequence[ParkedSubmission]] = field(default_factory=dict)
+    participant_keys: Mapping[GivenParticipant, ParticipantKey] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParkingState:
+    """What a sweep of the parked submissions is decided against."""
+
+    now: datetime  # the clock the arrival times were taken with
+    parked: Sequence[ParkedSubmission]  # the oldest parked submissions, in arrival order
 
 
 def waitlist_reach(
@@ -520,6 +610,7 @@ class _Run:
         seminars: Mapping[str, Seminar],
         waitlist_heads: Mapping[str, Sequence[Registration]],
         stored: Sequence[Registration],
+        parked: Sequence[ParkedSubmission] = (),
     ) -> None:
         self._seminars = dict(seminars)
         self._loaded_seats = {seminar_id: seminar.seats for seminar_id, seminar in seminars.items()}
@@ -538,6 +629,8 @@ class _Run:
         self._withdrawal_reasons: dict[str, WithdrawalReason] = {}
         self._new: dict[str, NewRegistration] = {}  # as stored when the run placed or rejected it
         self._published: dict[str, SeminarPublished] = {}
+        self._parked = {p.registration_id: p for p in parked}  # in arrival order
+        self._loaded_parked = frozenset(self._parked)
 
     def _set_seats(self, seminar_id: str, seats: SeminarSeats) -> Seminar:
         seminar = replace(self._seminars[seminar_id], seats=seats)
@@ -583,6 +676,55 @@ class _Run:
             self._set_seats(seminar_id, seats.waitlist_left())
         return outcomes
 
+    def _store(
+        self,
+        registration_id: str,
+        given_kommune_key: str,
+        content: RegistrationContent,
+        status: Status,
+        *,
+        rejection_reason: RejectionReason | None,
+        submitted_at: datetime | None,
+    ) -> None:
+        self._registrations[registration_id] = Registration(registration_id, status, content, submitted_at)
+        self._new[registration_id] = NewRegistration(
+            registration_id=registration_id,
+            given_kommune_key=given_kommune_key,
+            content=content,
+            status=status,
+            rejection_reason=rejection_reason,
+            withdrawal_reason=None,
+            took_waitlist_place=status is Status.WAITLISTED,
+            submitted_at=submitted_at,
+        )
+
+    def _place(self, registration_id: str, seminar: Seminar, placement: Placement) -> None:
+        """A stored submission takes its seat or its place at the end of the waitlist."""
+        self._set_seats(seminar.seminar_id, seminar.seats.after(placement))
+        if placement.status is Status.WAITLISTED:
+            self._waitlists[seminar.seminar_id].newcomers.append(registration_id)
+
+    def _reject_parked(self, registration_id: str, *, pending_withdrawal: bool) -> ParkedDecided:
+        """A parked submission is rejected as unknown_seminar: withdrawn, or its grace passed."""
+        parked = self._parked.pop(registration_id)
+        self._store(
+            registration_id,
+            parked.given_kommune_key,
+            parked.content,
+            Status.REJECTED,
+            rejection_reason="unknown_seminar",
+            submitted_at=parked.submitted_at,
+        )
+        decided = SubmissionDecided(
+            registration_id,
+            parked.content,
+            Rejected("unknown_seminar"),
+            None,
+            pending_withdrawal=pending_withdrawal,
+            submitted_at=parked.submitted_at,
+        )
+        return ParkedDecided(parked, decided)
+
     def _pending_changes(self) -> tuple[Sequence[PendingWithdrawal], Sequence[str]]:
         return (), ()
 
@@ -617,6 +759,8 @@ class _Run:
             seats=seats,
             remembered_withdrawals=remembered,
             forgotten_withdrawals=forgotten,
+            parked_submissions=[p for rid, p in self._parked.items() if rid not in self._loaded_parked],
+            unparked_submissions=sorted(self._loaded_parked - set(self._parked)),
         )
 
 
@@ -629,9 +773,15 @@ class PortalRegistrationsRun(_Run):
     its participant free to register again.
     """
 
-    def __init__(self, state: RegistrationsState, directory: Directory) -> None:
-        super().__init__(state.seminars, state.waitlist_heads, list(state.registrations.values()))
+    def __init__(self, state: RegistrationsState, directory: Directory, *, may_park: bool = False) -> None:
+        super().__init__(
+            state.seminars,
+            state.waitlist_heads,
+            list(state.registrations.values()),
+            list(state.parked.values()),
+        )
         self._directory = directory
+        self._may_park = may_park  # a grace is set: a submission for an unknown seminar waits
         self._participant_keys = state.participant_keys
         self._active_participants = set(state.active_participants)
         self._loaded_pending = frozenset(state.pending_withdrawals)
@@ -641,7 +791,7 @@ class PortalRegistrationsRun(_Run):
     def decide(self, event: Envelope[Any]) -> list[Outcome]:
         """What the event does, given every event decided before it."""
         if isinstance(event.data, RegistrationSubmitted):
-            return self._submit(event.data)
+            return self._submit(event)
         if isinstance(event.data, RegistrationWithdrawalRequested):
             return self._request_withdrawal(event.data, event.event_id)
         return []
@@ -649,65 +799,81 @@ class PortalRegistrationsRun(_Run):
     def _participant(self, content: RegistrationContent) -> ParticipantKey:
         return self._participant_keys[(content.seminar_id, content.participant_email)]
 
-    def _submit(self, data: RegistrationSubmitted) -> list[Outcome]:
+    def _submit(self, event: Envelope[Any]) -> list[Outcome]:
+        data: RegistrationSubmitted = event.data
         registration_id = data.registration_id
+        submitted_at = event.occurred_at
         content, key_well_shaped = submission_content(data, self._directory)
         participant = self._participant(content)
         seminar = self._seminars.get(content.seminar_id)
         existing = self._registrations.get(registration_id)
+        parked = self._parked.get(registration_id)
+        existing_content = existing.content if existing is not None else None
         decision = decide_submission(
             content=content,
             key_well_shaped=key_well_shaped,
-            existing=existing.content if existing is not None else None,
+            existing=parked.content if parked is not None else existing_content,
             seminar=seminar,
             participant_already_registered=participant in self._active_participants,
+            may_wait_for_seminar=self._may_park and registration_id not in self._pending,
         )
-        if isinstance(decision, Redelivered):
-            return [SubmissionDecided(registration_id, content, decision, seminar, pending_withdrawal=False)]
+        if isinstance(decision, Redelivered | Parked) or (
+            isinstance(decision, Rejected) and not decision.stored
+        ):
+            # Nothing stored under the id changes (a conflict is answered, not recorded).
+            if isinstance(decision, Parked):
+                self._parked[registration_id] = ParkedSubmission(
+                    registration_id=registration_id,
+                    given_kommune_key=data.kommune_key,
+                    content=content,
+                    submitted_at=submitted_at,
+                    event_id=event.event_id,
+                    correlation_id=event.effective_correlation_id,
+                )
+            return [SubmissionDecided(registration_id, content, decision, seminar, False, submitted_at)]
         pending_withdrawal = registration_id in self._pending
         self._pending.discard(registration_id)
-        decided = SubmissionDecided(registration_id, content, decision, seminar, pending_withdrawal)
+        decided = SubmissionDecided(
+            registration_id, content, decision, seminar, pending_withdrawal, submitted_at
+        )
         if isinstance(decision, Rejected):
-            if decision.stored:
-                self._store(data, content, Status.REJECTED, rejection_reason=decision.reason)
+            self._store(
+                registration_id,
+                data.kommune_key,
+                content,
+                Status.REJECTED,
+                rejection_reason=decision.reason,
+                submitted_at=submitted_at,
+            )
             return [decided]
         assert seminar is not None
         placement = decision.placement
-        self._store(data, content, placement.status, rejection_reason=None)
-        self._set_seats(content.seminar_id, seminar.seats.after(placement))
-        if placement.status is Status.WAITLISTED:
-            self._waitlists[content.seminar_id].newcomers.append(registration_id)
+        self._store(
+            registration_id,
+            data.kommune_key,
+            content,
+            placement.status,
+            rejection_reason=None,
+            submitted_at=submitted_at,
+        )
+        self._place(registration_id, seminar, placement)
         self._active_participants.add(participant)
         outcomes: list[Outcome] = [decided]
         if pending_withdrawal:
             outcomes += self._withdraw(registration_id, "withdrawn_by_portal")
         return outcomes
 
-    def _store(
-        self,
-        data: RegistrationSubmitted,
-        content: RegistrationContent,
-        status: Status,
-        *,
-        rejection_reason: RejectionReason | None,
-    ) -> None:
-        self._registrations[data.registration_id] = Registration(data.registration_id, status, content)
-        self._new[data.registration_id] = NewRegistration(
-            registration_id=data.registration_id,
-            given_kommune_key=data.kommune_key,
-            content=content,
-            status=status,
-            rejection_reason=rejection_reason,
-            withdrawal_reason=None,
-            took_waitlist_place=status is Status.WAITLISTED,
-        )
-
     def _request_withdrawal(
         self, data: RegistrationWithdrawalRequested, event_id: uuid.UUID
     ) -> list[Outcome]:
         registration_id = data.registration_id
         registration = self._registrations.get(registration_id)
-        decision = decide_withdrawal(registration.status if registration is not None else None)
+        decision = decide_withdrawal(
+            registration.status if registration is not None else None,
+            parked=registration_id in self._parked,
+        )
+        if decision is WithdrawalDecision.REJECT_PARKED:
+            return [self._reject_parked(registration_id, pending_withdrawal=True)]
         if decision is WithdrawalDecision.REMEMBER:
             if registration_id not in self._pending:  # the first one remembered stays
                 self._pending.add(registration_id)
@@ -738,11 +904,17 @@ class PortalSeminarsRun(_Run):
 
     def __init__(self, state: SeminarsState) -> None:
         accepted = [registration for group in state.accepted.values() for registration in group]
-        super().__init__(state.seminars, state.waitlist_heads, accepted)
+        parked = [p for group in state.parked.values() for p in group]
+        super().__init__(state.seminars, state.waitlist_heads, accepted, parked)
         self._accepted = {
             seminar_id: [r.registration_id for r in group] for seminar_id, group in state.accepted.items()
         }
         self._registration_order = state.registration_order
+        self._waiting_for_offer = {seminar_id: list(group) for seminar_id, group in state.parked.items()}
+        self._participant_keys = state.participant_keys
+        # The active participants of the seminars whose parked submissions the run decides: a
+        # seminar not known yet has none but those the run places.
+        self._active_participants: set[ParticipantKey] = set()
 
     def decide(self, event: Envelope[Any]) -> list[Outcome]:
         """What the event does, given every event decided before it."""
@@ -769,18 +941,71 @@ class PortalSeminarsRun(_Run):
             fee_cents=data.fee_cents,
             cancelled=before is not None and before.cancelled,
             seats=seats,
+            location=data.location,
+            course=data.course,
         )
         self._waitlists.setdefault(seminar_id, _Waitlist(head=[], unloaded=0))
         if before is not None and before.cancelled:
             return [SeminarSaved(seminar_id, data.capacity, stays_cancelled=True)]
+        saved = SeminarSaved(seminar_id, data.capacity, stays_cancelled=False)
+        if before is None:
+            # The offer the parked submissions waited for: decided in their arrival order.
+            parked = self._waiting_for_offer.pop(seminar_id, [])
+            return [saved, *(self._decide_parked(p) for p in parked)]
         # A larger capacity frees seats for the waitlist.
-        return [
-            SeminarSaved(seminar_id, data.capacity, stays_cancelled=False),
-            *self._fill_free_seats(seminar_id),
-        ]
+        return [saved, *self._fill_free_seats(seminar_id)]
+
+    def _decide_parked(self, parked: ParkedSubmission) -> ParkedDecided:
+        registration_id, content = parked.registration_id, parked.content
+        seminar = self._seminars[content.seminar_id]
+        participant = self._participant_keys[(content.seminar_id, content.participant_email)]
+        decision = decide_submission(
+            content=content,
+            key_well_shaped=True,
+            existing=None,
+            seminar=seminar,
+            participant_already_registered=participant in self._active_participants,
+        )
+        del self._parked[registration_id]
+        decided = SubmissionDecided(
+            registration_id,
+            content,
+            decision,
+            seminar,
+            pending_withdrawal=False,
+            submitted_at=parked.submitted_at,
+        )
+        if isinstance(decision, Rejected):
+            self._store(
+                registration_id,
+                parked.given_kommune_key,
+                content,
+                Status.REJECTED,
+                rejection_reason=decision.reason,
+                submitted_at=parked.submitted_at,
+            )
+        elif isinstance(decision, Placed):
+            self._store(
+                registration_id,
+                parked.given_kommune_key,
+                content,
+                decision.placement.status,
+                rejection_reason=None,
+                submitted_at=parked.submitted_at,
+            )
+            self._place(registration_id, seminar, decision.placement)
+            self._active_participants.add(participant)
+            if decision.placement.status is Status.ACCEPTED:
+                self._promoted_or_placed(registration_id, content.seminar_id)
+        else:  # a new seminar is neither unknown nor holds the id: nothing else is possible
+            raise AssertionError(f"a parked submission decided as {decision!r}")
+        return ParkedDecided(parked, decided)
+
+    def _promoted_or_placed(self, registration_id: str, seminar_id: str) -> None:
+        self._accepted.setdefault(seminar_id, []).append(registration_id)
 
     def _promoted(self, registration: Registration) -> None:
-        self._accepted.setdefault(registration.content.seminar_id, []).append(registration.registration_id)
+        self._promoted_or_placed(registration.registration_id, registration.content.seminar_id)
 
     def _cancel(self, seminar_id: str) -> list[Outcome]:
         seminar = self._seminars.get(seminar_id)
@@ -800,3 +1025,22 @@ class PortalSeminarsRun(_Run):
         self._seminars[seminar_id] = replace(seminar, cancelled=True, seats=seminar.seats.emptied())
         outcomes.append(CancellationApplied(seminar_id, len(accepted) + len(waiting)))
         return outcomes
+
+
+class ParkingSweep(_Run):
+    """Rejects the parked submissions whose grace has passed as `unknown_seminar`, oldest first.
+
+    A parked submission's seminar is never known: parking and publishing a seminar hold the
+    seminar's lock, and the offer decides every submission parked for it.
+    """
+
+    def __init__(self, state: ParkingState, grace: timedelta) -> None:
+        super().__init__({}, {}, [], state.parked)
+        self._now = state.now
+        self._grace = grace
+
+    def sweep(self) -> list[Outcome]:
+        expired = [
+            p.registration_id for p in self._parked.values() if grace_expired(p, self._now, self._grace)
+        ]
+        return [self._reject_parked(registration_id, pending_withdrawal=False) for registration_id in expired]

@@ -8,13 +8,18 @@ with its ids bound. Logs carry registration and seminar ids, never names or emai
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from services.registration.domain import (
     CancellationApplied,
     CancellationIgnored,
     Outcome,
+    Parked,
+    ParkedDecided,
+    ParkingSweep,
     Placed,
     PortalRegistrationsRun,
     PortalSeminarsRun,
@@ -58,12 +63,16 @@ SOURCE = "registration"
 
 
 class Outputs:
-    """The messages one input event publishes, with ids derived from the input's event_id."""
+    """The messages one cause publishes, with ids derived from the cause's event_id: an input
+    event, or the submission a parked decision decides."""
 
-    def __init__(self, topic: str, cause: Envelope[Any]) -> None:
-        self._topic = topic
-        self._cause = cause
-        self.messages: list[OutboxMessage] = []
+    def __init__(
+        self, topic: str, event_id: uuid.UUID, correlation_id: uuid.UUID, messages: list[OutboxMessage]
+    ) -> None:
+        self.topic = topic
+        self._event_id = event_id
+        self._correlation_id = correlation_id
+        self.messages = messages  # shared by the causes of one batch: the outbox keeps their order
 
     def _add(self, event_type: str, data: OutputData) -> None:
         # The purpose names the event type and the registration: one input may publish several
@@ -73,10 +82,10 @@ class Outputs:
             event_type,
             data,
             source=SOURCE,
-            correlation_id=self._cause.effective_correlation_id,
-            event_id=derived_event_id(self._cause.event_id, purpose),
+            correlation_id=self._correlation_id,
+            event_id=derived_event_id(self._event_id, purpose),
         )
-        self.messages.append(OutboxMessage(self._topic, data.kommune_key, envelope))
+        self.messages.append(OutboxMessage(self.topic, data.kommune_key, envelope))
 
     def accepted(self, registration: Registration, seminar: Seminar) -> None:
         data = RegistrationAccepted(**_placement_fields(registration, seminar))
@@ -122,6 +131,9 @@ def _placement_fields(registration: Registration, seminar: Seminar) -> dict[str,
             email=content.participant_email,
         ),
         "contact_email": content.contact_email,
+        "course": seminar.course,
+        "seminar_location": seminar.location,
+        "submitted_at": registration.submitted_at,
     }
 
 
@@ -129,6 +141,12 @@ def _announce_submission(out: Outputs, decided: SubmissionDecided) -> None:
     registration_id, decision = decided.registration_id, decided.decision
     if isinstance(decision, Redelivered):
         log.info("submission redelivered, nothing new", registration_id=registration_id)
+    elif isinstance(decision, Parked):
+        log.info(
+            "seminar not known yet, the submission waits for its offer",
+            registration_id=registration_id,
+            seminar_id=decided.content.seminar_id,
+        )
     elif isinstance(decision, Rejected):
         out.rejected(registration_id, decided.content, decision.reason)
         log.info(
@@ -144,7 +162,9 @@ def _announce_submission(out: Outputs, decided: SubmissionDecided) -> None:
 def _announce_placement(out: Outputs, decided: SubmissionDecided, decision: Placed) -> None:
     assert decided.seminar is not None
     placement = decision.placement
-    registration = Registration(decided.registration_id, placement.status, decided.content)
+    registration = Registration(
+        decided.registration_id, placement.status, decided.content, decided.submitted_at
+    )
     if placement.status is Status.ACCEPTED:
         out.accepted(registration, decided.seminar)
     else:
@@ -162,6 +182,12 @@ def _announce(out: Outputs, outcome: Outcome) -> None:
     """Publish what the outcome publishes, and log it."""
     if isinstance(outcome, SubmissionDecided):
         _announce_submission(out, outcome)
+    elif isinstance(outcome, ParkedDecided):
+        parked = outcome.parked
+        with bound_event(parked.event_id, parked.correlation_id, event_type="registration.submitted"):
+            log.info("parked submission decided", registration_id=parked.registration_id)
+            waited = Outputs(out.topic, parked.event_id, parked.correlation_id, out.messages)
+            _announce_submission(waited, outcome.decided)
     elif isinstance(outcome, Withdrawn):
         out.withdrawn(outcome.registration, outcome.reason)
         registration_id = outcome.registration.registration_id
@@ -199,25 +225,28 @@ def _decide_each(
     outgoing: list[OutboxMessage] = []
     for event in events:
         with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):
-            out = Outputs(topic, event)
+            out = Outputs(topic, event.event_id, event.effective_correlation_id, outgoing)
             for outcome in decide(event):
                 _announce(out, outcome)
-            outgoing += out.messages
     return outgoing
 
 
 class PortalRegistrationsApplier:
     """portal.registrations: submissions and withdrawals."""
 
-    def __init__(self, topics: Topics, directory: Directory) -> None:
+    def __init__(
+        self, topics: Topics, directory: Directory, *, seminar_grace: timedelta = timedelta(0)
+    ) -> None:
         self._topic = topics.registration_events
         self._directory = directory
+        # With a grace, a submission for a seminar not known yet waits for its offer.
+        self._may_park = seminar_grace > timedelta(0)
 
     async def apply_batch(
         self, uow: RegistrationUnitOfWork, events: Sequence[Envelope[Any]]
     ) -> Sequence[OutboxMessage]:
         state = await uow.load_for_registrations([event.data for event in events])
-        run = PortalRegistrationsRun(state, self._directory)
+        run = PortalRegistrationsRun(state, self._directory, may_park=self._may_park)
         outgoing = _decide_each(self._topic, events, run.decide)
         await uow.record(run.changes())
         return outgoing
@@ -237,3 +266,31 @@ class PortalSeminarsApplier:
         outgoing = _decide_each(self._topic, events, run.decide)
         await uow.record(run.changes())
         return outgoing
+
+
+class ParkingSweeper:
+    """Rejects, as `unknown_seminar`, the parked submissions whose seminar has not come within
+    the grace: at most `limit` of the oldest per unit of work. Run periodically (app.py)."""
+
+    def __init__(self, topics: Topics, seminar_grace: timedelta, *, limit: int = 500) -> None:
+        self._topic = topics.registration_events
+        self._grace = seminar_grace
+        self.limit = limit
+
+    async def sweep(self, uow: RegistrationUnitOfWork) -> int:
+        """Reject what has expired, through the outbox; how many were rejected."""
+        state = await uow.load_expired_parking(self._grace, self.limit)
+        if not state.parked:
+            return 0
+        run = ParkingSweep(state, self._grace)
+        outgoing: list[OutboxMessage] = []
+        expired = run.sweep()
+        for outcome in expired:
+            assert isinstance(outcome, ParkedDecided)
+            parked = outcome.parked
+            _announce(Outputs(self._topic, parked.event_id, parked.correlation_id, outgoing), outcome)
+        await uow.record(run.changes())
+        await uow.enqueue(outgoing)
+        if expired:
+            log.info("parked submissions rejected after the grace", count=len(expired))
+        return len(expired)

@@ -13,8 +13,8 @@ from shared.db import Pool
 class KommuneRegistration:
     registration_id: str
     seminar_id: str
-    seminar_starts_on: date | None  # None: the seminar is unknown (the registration was rejected)
-    status: str  # accepted, waitlisted, withdrawn, rejected
+    seminar_starts_on: date | None  # None: the seminar is unknown (rejected, or waiting for its offer)
+    status: str  # accepted, waitlisted, withdrawn, rejected, waiting_for_seminar
     reason: str | None  # rejection or withdrawal reason
     position: int | None  # on the seminar's waitlist
     created_at: datetime

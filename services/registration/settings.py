@@ -13,3 +13,6 @@ class RegistrationSettings(CommonSettings):
         validation_alias="REGISTRATION_DATABASE_URL",
     )
     http_port: int = Field(8081, validation_alias="REGISTRATION_HTTP_PORT")
+    # How long a submission for a seminar not known yet waits for the seminar's offer, from when
+    # the service first saw it, before it is rejected as unknown_seminar. 0: rejected at once.
+    seminar_grace_seconds: float = Field(300.0, ge=0, validation_alias="REGISTRATION_SEMINAR_GRACE_SECONDS")

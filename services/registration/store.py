@@ -1,10 +1,13 @@
 """The registration service's state in PostgreSQL: its unit of work, and plain SQL beside it.
 
 Lock order, the same in every transaction of every instance (no deadlocks between instances):
-first the registration ids of a batch (advisory locks, in hash order), then the seminar rows (in
-seminar_id order). The seminar row lock serialises every change of a seminar's seats and of its
-registrations' statuses; the registration lock serialises a withdrawal with a submission of the
-same id that arrives on another partition.
+first the registration ids of a batch (advisory locks, in hash order), then the seminar ids
+(advisory locks, in hash order), then the seminar rows (in seminar_id order). The seminar row lock
+serialises every change of a seminar's seats and of its registrations' statuses; the registration
+lock serialises a withdrawal with a submission of the same id that arrives on another partition.
+The seminar id lock exists before the seminar's row does: it serialises parking a submission for
+a seminar not known yet with that seminar's offer (which decides the parked ones) and with the
+sweep that rejects them after the grace, so a parked submission is decided exactly once.
 
 Reads and writes are one statement per table and batch (ADR 0009): `= ANY($1)` to read,
 `unnest(...)` to write.
@@ -13,6 +16,7 @@ Reads and writes are one statement per table and batch (ADR 0009): `= ANY($1)` t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -20,6 +24,8 @@ import asyncpg
 from services.registration.domain import (
     GivenParticipant,
     NewRegistration,
+    ParkedSubmission,
+    ParkingState,
     ParticipantKey,
     PendingWithdrawal,
     PortalRegistrationData,
@@ -41,16 +47,21 @@ from shared.db import Connection
 from shared.events import RegistrationSubmitted, SeminarPublished
 from shared.unit_of_work import PostgresUnitOfWork
 
-# An arbitrary namespace for this service's advisory locks on registration ids.
+# Arbitrary namespaces for this service's advisory locks on registration ids and seminar ids.
 REGISTRATION_LOCK_SPACE = 0x72656721
+SEMINAR_LOCK_SPACE = 0x73656D21
 
-LOCK_REGISTRATION_IDS = """
+LOCK_IDS = """
 SELECT count(pg_advisory_xact_lock($1::int, key_hash))
 FROM (SELECT DISTINCT hashtext(id) AS key_hash FROM unnest($2::text[]) AS id ORDER BY key_hash) AS keys
 """
-# A registration's seminar never changes: safe to read before the seminar is locked.
+LOCK_REGISTRATION_IDS = LOCK_IDS
+# A registration's seminar never changes: safe to read before the seminar is locked. One
+# statement, so that a parked submission moving into registrations is seen in one of the two.
 SEMINARS_OF_REGISTRATIONS = """
-SELECT DISTINCT seminar_id FROM registrations WHERE registration_id = ANY($1::text[])
+SELECT seminar_id FROM registrations WHERE registration_id = ANY($1::text[])
+UNION
+SELECT seminar_id FROM parked_submissions WHERE registration_id = ANY($1::text[])
 """
 LOCK_SEMINARS = """
 SELECT seminar_id FROM seminars WHERE seminar_id = ANY($1::text[]) ORDER BY seminar_id FOR UPDATE
@@ -60,7 +71,8 @@ SELECT seminar_id FROM seminars WHERE seminar_id = ANY($1::text[]) ORDER BY semi
 # would miss the registrations of the transaction it waited for. Locks again in case a seminar
 # appeared after the lock (a no-op for the others).
 GET_SEMINARS = """
-SELECT seminar_id, title, starts_on, ends_on, fee_cents, capacity, accepted_count, kept_seats, cancelled,
+SELECT seminar_id, title, starts_on, ends_on, location, course, fee_cents, capacity, accepted_count,
+       kept_seats, cancelled,
        (SELECT count(*) FROM registrations r
         WHERE r.seminar_id = s.seminar_id AND r.status = 'waitlisted') AS waitlisted_count
 FROM seminars s
@@ -70,7 +82,7 @@ FOR UPDATE OF s
 """
 _REGISTRATION_COLUMNS = """
 registration_id, seminar_id, kommune_key, given_name, family_name, participant_email,
-contact_email, status
+contact_email, status, submitted_at
 """
 GET_REGISTRATIONS = f"""
 SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE registration_id = ANY($1::text[])
@@ -94,7 +106,7 @@ SELECT head.*
 FROM unnest($1::text[], $2::integer[]) AS wanted (seminar_id, entries)
 CROSS JOIN LATERAL (
     SELECT registration_id, seminar_id, kommune_key, given_name, family_name, participant_email,
-           contact_email, status, waitlist_seq
+           contact_email, status, submitted_at, waitlist_seq
     FROM registrations r
     WHERE r.seminar_id = wanted.seminar_id AND r.status = 'waitlisted'
     ORDER BY r.waitlist_seq
@@ -113,9 +125,9 @@ ORDER BY seminar_id, status, waitlist_seq NULLS FIRST, registration_id
 """
 
 UPSERT_SEMINARS = """
-INSERT INTO seminars (seminar_id, title, starts_on, ends_on, location, fee_cents, capacity)
+INSERT INTO seminars (seminar_id, title, starts_on, ends_on, location, fee_cents, capacity, course)
 SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::date[], $5::text[], $6::bigint[],
-                     $7::integer[])
+                     $7::integer[], $8::text[])
 ON CONFLICT (seminar_id) DO UPDATE SET
     title = EXCLUDED.title,
     starts_on = EXCLUDED.starts_on,
@@ -123,6 +135,7 @@ ON CONFLICT (seminar_id) DO UPDATE SET
     location = EXCLUDED.location,
     fee_cents = EXCLUDED.fee_cents,
     capacity = EXCLUDED.capacity,
+    course = EXCLUDED.course,
     kept_seats = CASE WHEN seminars.accepted_count > EXCLUDED.capacity
                       THEN seminars.accepted_count ELSE 0 END,
     updated_at = now()
@@ -141,10 +154,12 @@ NEXT_WAITLIST_SEQS = "SELECT nextval('waitlist_order') AS seq FROM generate_seri
 INSERT_REGISTRATIONS = """
 INSERT INTO registrations (
     registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
-    participant_email, contact_email, status, waitlist_seq, rejection_reason, withdrawal_reason
+    participant_email, contact_email, status, waitlist_seq, rejection_reason, withdrawal_reason,
+    submitted_at
 )
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[])
+                     $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[],
+                     $13::timestamptz[])
 """
 # Written only over the seats the run started from, whatever the caller believes; the
 # seats_within_capacity constraint refuses any seat beyond capacity.
@@ -165,6 +180,45 @@ ON CONFLICT (registration_id) DO NOTHING
 """
 DELETE_PENDING_WITHDRAWALS = "DELETE FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
 
+_PARKED_COLUMNS = """
+registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
+participant_email, contact_email, submitted_at, event_id, correlation_id, arrived_at
+"""
+PARKED_BY_ID = f"""
+SELECT {_PARKED_COLUMNS} FROM parked_submissions WHERE registration_id = ANY($1::text[])
+ORDER BY arrival_seq
+"""
+# Each seminar's parked submissions in arrival order, with their rank by registration_id (a new
+# seminar's registrations are all parked ones: a cancellation in the same batch withdraws the
+# accepted ones in that order).
+PARKED_OF_SEMINARS = f"""
+SELECT {_PARKED_COLUMNS},
+       row_number() OVER (PARTITION BY seminar_id ORDER BY registration_id) AS registration_rank
+FROM parked_submissions
+WHERE seminar_id = ANY($1::text[])
+ORDER BY seminar_id, arrival_seq
+"""
+# Candidates for the sweep, read before their seminars are locked; read again once they are.
+EXPIRED_PARKED = """
+SELECT registration_id, seminar_id FROM parked_submissions
+WHERE arrived_at <= now() - $1::interval
+ORDER BY arrived_at, arrival_seq
+LIMIT $2
+"""
+NOW = "SELECT now()"
+NEXT_PARKING_SEQS = "SELECT nextval('parking_order') AS seq FROM generate_series(1, $1)"
+PARK_SUBMISSIONS = """
+INSERT INTO parked_submissions (
+    registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
+    participant_email, contact_email, submitted_at, event_id, correlation_id, arrival_seq
+)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::timestamptz[], $10::uuid[], $11::uuid[], $12::bigint[])
+"""
+UNPARK_SUBMISSIONS = """
+DELETE FROM parked_submissions WHERE registration_id = ANY($1::text[]) RETURNING registration_id
+"""
+
 
 class StaleStateError(RuntimeError):
     """The stored state is not what the run was decided against: state and decision disagree."""
@@ -180,6 +234,7 @@ class PostgresRegistrationUnitOfWork(PostgresUnitOfWork):
         await lock_registration_ids(conn, registration_ids)
         seminar_ids = {data.seminar_id for data in submissions}
         seminar_ids |= await seminars_of_registrations(conn, registration_ids)
+        await lock_seminar_ids(conn, seminar_ids)
         seminars = await lock_and_get_seminars(conn, seminar_ids)
         registrations = await get_registrations(conn, registration_ids)
         participant_keys, active = await participants(
@@ -189,6 +244,7 @@ class PostgresRegistrationUnitOfWork(PostgresUnitOfWork):
         )
         pending = await pending_withdrawals(conn, registration_ids)
         heads = await waitlist_heads(conn, waitlist_reach(events, registrations, pending, seminars))
+        parked = {p.registration_id: p for p in await parked_by_id(conn, registration_ids)}
         return RegistrationsState(
             registrations=registrations,
             seminars=seminars,
@@ -196,22 +252,43 @@ class PostgresRegistrationUnitOfWork(PostgresUnitOfWork):
             participant_keys=participant_keys,
             active_participants=active,
             pending_withdrawals=pending,
+            parked=parked,
         )
 
     async def load_for_seminars(self, events: Sequence[PortalSeminarData]) -> SeminarsState:
         conn = self.connection
-        seminars = await lock_and_get_seminars(conn, {data.seminar_id for data in events})
+        seminar_ids = {data.seminar_id for data in events}
+        await lock_seminar_ids(conn, seminar_ids)
+        seminars = await lock_and_get_seminars(conn, seminar_ids)
         reach = seminar_reach(events, seminars)
         heads = await waitlist_heads(
             conn, {sid: count for sid, count in reach.waitlist_heads.items() if sid not in reach.cancelled}
         )
         accepted, waiting, order = await rosters(conn, reach.cancelled)
+        offered = {data.seminar_id for data in events if isinstance(data, SeminarPublished)}
+        parked, parked_order = await parked_of_seminars(conn, offered - set(seminars))
+        participant_keys, _ = await participants(
+            conn,
+            [(p.content.seminar_id, p.content.participant_email) for group in parked.values() for p in group],
+        )
         return SeminarsState(
             seminars=seminars,
             waitlist_heads={**heads, **waiting},
             accepted=accepted,
-            registration_order=order,
+            registration_order={**order, **parked_order},
+            parked=parked,
+            participant_keys=participant_keys,
         )
+
+    async def load_expired_parking(self, grace: timedelta, limit: int) -> ParkingState:
+        conn = self.connection
+        candidates = await conn.fetch(EXPIRED_PARKED, grace, limit)
+        if not candidates:
+            return ParkingState(now=await conn.fetchval(NOW), parked=())
+        await lock_seminar_ids(conn, {row["seminar_id"] for row in candidates})
+        # Under the locks: those still parked (an offer or a withdrawal may have decided some).
+        parked = await parked_by_id(conn, [row["registration_id"] for row in candidates])
+        return ParkingState(now=await conn.fetchval(NOW), parked=parked)
 
     async def record(self, changes: StateChanges) -> None:
         conn = self.connection
@@ -222,12 +299,20 @@ class PostgresRegistrationUnitOfWork(PostgresUnitOfWork):
         await set_seats(conn, changes.seats)
         await remember_withdrawals(conn, changes.remembered_withdrawals)
         await delete_pending_withdrawals(conn, changes.forgotten_withdrawals)
+        await unpark_submissions(conn, changes.unparked_submissions)
+        await park_submissions(conn, changes.parked_submissions)
 
 
 async def lock_registration_ids(conn: Connection, registration_ids: Iterable[str]) -> None:
     ids = list(set(registration_ids))
     if ids:
         await conn.fetchval(LOCK_REGISTRATION_IDS, REGISTRATION_LOCK_SPACE, ids)
+
+
+async def lock_seminar_ids(conn: Connection, seminar_ids: Iterable[str]) -> None:
+    ids = list(set(seminar_ids))
+    if ids:
+        await conn.fetchval(LOCK_IDS, SEMINAR_LOCK_SPACE, ids)
 
 
 async def seminars_of_registrations(conn: Connection, registration_ids: Iterable[str]) -> set[str]:
@@ -252,6 +337,8 @@ def _seminar(row: asyncpg.Record) -> Seminar:
         ends_on=row["ends_on"],
         fee_cents=row["fee_cents"],
         cancelled=row["cancelled"],
+        location=row["location"],
+        course=row["course"],
         seats=SeminarSeats(
             capacity=row["capacity"],
             accepted=row["accepted_count"],
@@ -273,7 +360,83 @@ def _registration(row: asyncpg.Record) -> Registration:
             participant_email=row["participant_email"],
             contact_email=row["contact_email"],
         ),
+        submitted_at=row["submitted_at"],
     )
+
+
+def _parked(row: asyncpg.Record) -> ParkedSubmission:
+    return ParkedSubmission(
+        registration_id=row["registration_id"],
+        given_kommune_key=row["given_kommune_key"],
+        content=RegistrationContent(
+            kommune_key=row["kommune_key"],
+            seminar_id=row["seminar_id"],
+            given_name=row["given_name"],
+            family_name=row["family_name"],
+            participant_email=row["participant_email"],
+            contact_email=row["contact_email"],
+        ),
+        submitted_at=row["submitted_at"],
+        event_id=row["event_id"],
+        correlation_id=row["correlation_id"],
+        arrived_at=row["arrived_at"],
+    )
+
+
+async def parked_by_id(conn: Connection, registration_ids: Iterable[str]) -> list[ParkedSubmission]:
+    """The parked submissions among the ids, in arrival order."""
+    ids = list(set(registration_ids))
+    if not ids:
+        return []
+    return [_parked(row) for row in await conn.fetch(PARKED_BY_ID, ids)]
+
+
+async def parked_of_seminars(
+    conn: Connection, seminar_ids: Iterable[str]
+) -> tuple[dict[str, list[ParkedSubmission]], dict[str, int]]:
+    """Per seminar its parked submissions in arrival order; and each one's rank by registration_id."""
+    ids = sorted(set(seminar_ids))
+    if not ids:
+        return {}, {}
+    parked: dict[str, list[ParkedSubmission]] = {}
+    order: dict[str, int] = {}
+    for row in await conn.fetch(PARKED_OF_SEMINARS, ids):
+        parked.setdefault(row["seminar_id"], []).append(_parked(row))
+        order[row["registration_id"]] = row["registration_rank"]
+    return parked, order
+
+
+async def park_submissions(conn: Connection, parked: Sequence[ParkedSubmission]) -> None:
+    """Park in one statement; the arrival order values are handed out in the order given."""
+    if not parked:
+        return
+    # Sorted: rows come in no guaranteed order without an ORDER BY.
+    seqs = sorted(row["seq"] for row in await conn.fetch(NEXT_PARKING_SEQS, len(parked)))
+    await conn.execute(
+        PARK_SUBMISSIONS,
+        [p.registration_id for p in parked],
+        [p.content.seminar_id for p in parked],
+        [p.given_kommune_key for p in parked],
+        [p.content.kommune_key for p in parked],
+        [p.content.given_name for p in parked],
+        [p.content.family_name for p in parked],
+        [p.content.participant_email for p in parked],
+        [p.content.contact_email for p in parked],
+        [p.submitted_at for p in parked],
+        [p.event_id for p in parked],
+        [p.correlation_id for p in parked],
+        seqs,
+    )
+
+
+async def unpark_submissions(conn: Connection, registration_ids: Sequence[str]) -> None:
+    """Remove decided parked submissions; refused if one is no longer parked."""
+    if not registration_ids:
+        return
+    rows = await conn.fetch(UNPARK_SUBMISSIONS, list(registration_ids))
+    stale = sorted(set(registration_ids) - {row["registration_id"] for row in rows})
+    if stale:
+        raise StaleStateError(f"submissions no longer parked: {', '.join(stale)}")
 
 
 async def get_registrations(conn: Connection, registration_ids: Iterable[str]) -> dict[str, Registration]:
@@ -350,6 +513,7 @@ async def upsert_seminars(conn: Connection, seminars: Sequence[SeminarPublished]
         [s.location for s in seminars],
         [s.fee_cents for s in seminars],
         [s.capacity for s in seminars],
+        [s.course for s in seminars],
     )
 
 
@@ -394,6 +558,7 @@ async def insert_registrations(conn: Connection, registrations: Sequence[NewRegi
                 seq if r.status is Status.WAITLISTED else None,
                 r.rejection_reason,
                 r.withdrawal_reason,
+                r.submitted_at,
             )
         )
     await conn.execute(INSERT_REGISTRATIONS, *(list(column) for column in zip(*rows, strict=True)))
@@ -444,7 +609,12 @@ SELECT r.registration_id, r.seminar_id, s.starts_on AS seminar_starts_on, r.stat
        r.created_at
 FROM registrations AS r LEFT JOIN seminars AS s USING (seminar_id)
 WHERE r.kommune_key = $1
-ORDER BY r.created_at, r.registration_id
+UNION ALL
+-- Submissions waiting for their seminar's offer: the seminar is not known yet.
+SELECT registration_id, seminar_id, NULL::date, 'waiting_for_seminar', NULL, NULL, arrived_at
+FROM parked_submissions
+WHERE kommune_key = $1
+ORDER BY created_at, registration_id
 """
 
 

@@ -8,9 +8,11 @@ production.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Protocol
 
 from services.registration.domain import (
+    ParkingState,
     PortalRegistrationData,
     PortalSeminarData,
     RegistrationsState,
@@ -31,7 +33,18 @@ class RegistrationUnitOfWork(UnitOfWork, Protocol):
 
     async def load_for_seminars(self, events: Sequence[PortalSeminarData]) -> SeminarsState:
         """Lock the seminars a batch of portal.seminars touches, and load what deciding it needs
-        (waitlist heads and rosters as `domain.seminar_reach` says)."""
+        (waitlist heads and rosters as `domain.seminar_reach` says), and the parked submissions
+        of the seminars it publishes that are not known yet.
+
+        Locks the seminars (their ids, then their rows) as `load_for_registrations` does, so
+        that a submission parked for a seminar and that seminar's offer never pass each other.
+        """
+        ...
+
+    async def load_expired_parking(self, grace: timedelta, limit: int) -> ParkingState:
+        """Lock and load the oldest parked submissions (at most `limit`) that have waited at least
+        `grace` since they arrived, with the clock their arrival was taken with. Locks their
+        seminars' ids first, as every transaction that parks or decides them does."""
         ...
 
     async def record(self, changes: StateChanges) -> None:

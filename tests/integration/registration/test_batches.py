@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import fields
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -19,12 +20,18 @@ import pytest
 from services.registration import operations, store
 from services.registration.app import MIGRATIONS
 from services.registration.domain import SeatsChange, SeminarSeats
-from services.registration.handlers import PortalRegistrationsApplier, PortalSeminarsApplier
+from services.registration.handlers import ParkingSweeper, PortalRegistrationsApplier, PortalSeminarsApplier
 from services.registration.store import PostgresRegistrationUnitOfWork
 from services.registration.unit_of_work import RegistrationUnitOfWork
 from shared.db import Pool, create_pool
 from shared.directory import Directory, load_directory
-from shared.events import PORTAL_REGISTRATION_EVENTS, PORTAL_SEMINAR_EVENTS, Envelope, EventDecoder
+from shared.events import (
+    PORTAL_REGISTRATION_EVENTS,
+    PORTAL_SEMINAR_EVENTS,
+    Envelope,
+    EventDecoder,
+    RegistrationAccepted,
+)
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxMessage
 from shared.settings import DEFAULT_DIRECTORY_FILE
@@ -148,12 +155,13 @@ async def databases(make_database: DatabaseFactory, directory: Directory) -> Asy
     # One connection each: the query counts below see every statement on it.
     pools = [await create_pool(await make_database("registration"), max_size=1) for _ in range(2)]
     topics = Topics()
+    offers, earlier = seminars(), before()  # the same envelopes (ids, times) in both
     try:
         for pool in pools:
             async with pool.acquire() as conn:
                 await apply_migrations(conn, MIGRATIONS, "registration")
-            await apply(pool, PortalSeminarsApplier(topics), seminars())
-            await apply(pool, PortalRegistrationsApplier(topics, directory), before())
+            await apply(pool, PortalSeminarsApplier(topics), offers)
+            await apply(pool, PortalRegistrationsApplier(topics, directory), earlier)
         yield pools[0], pools[1]
     finally:
         for pool in pools:
@@ -171,11 +179,16 @@ async def state(pool: Pool) -> dict[str, list[tuple[Any, ...]]]:
         "registrations": """
             SELECT registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
                    participant_email, contact_email, status, waitlist_seq, rejection_reason,
-                   withdrawal_reason
+                   withdrawal_reason, submitted_at
             FROM registrations ORDER BY registration_id""",
         "seminars": """
-            SELECT seminar_id, title, capacity, accepted_count, kept_seats, cancelled
+            SELECT seminar_id, title, capacity, accepted_count, kept_seats, cancelled, location, course
             FROM seminars ORDER BY seminar_id""",
+        # In arrival order; the order values may have gaps (parked and decided within one batch).
+        "parked_submissions": """
+            SELECT registration_id, seminar_id, given_kommune_key, kommune_key, given_name, family_name,
+                   participant_email, contact_email, submitted_at, event_id, correlation_id
+            FROM parked_submissions ORDER BY arrival_seq""",
         "pending_withdrawals": """
             SELECT registration_id, given_kommune_key, event_id
             FROM pending_withdrawals ORDER BY registration_id""",
@@ -265,8 +278,9 @@ async def test_a_batch_of_seminar_changes_decides_what_they_decide_one_at_a_time
     registrations = PortalRegistrationsApplier(Topics(), directory)
     seminars_applier = PortalSeminarsApplier(Topics())
     whole, single = databases
+    earlier = scenario()
     for pool in databases:
-        await apply(pool, registrations, scenario())
+        await apply(pool, registrations, earlier)
     events = seminar_changes()
     at_once = await apply_in_batches(whole, seminars_applier, events, batch_size or len(events))
     one_by_one = await apply_in_batches(single, seminars_applier, events, 1)
@@ -330,8 +344,10 @@ async def test_a_run_of_submissions_costs_the_same_queries_whatever_its_length(
 
     few = await count_queries(short, submissions("A", 24))
     many = await count_queries(long, submissions("A", 240))
-    # Locks and reads: 7, writes: 3 (waitlist order values, registrations, seats).
-    assert few == many <= 10
+    # Locks and reads: 9 (registration ids, seminar ids, seminar rows twice, registrations,
+    # participants, pending withdrawals, parked submissions, waitlist heads), writes: 3
+    # (waitlist order values, registrations, seats).
+    assert few == many <= 12
 
 
 async def test_seats_are_written_only_over_the_seats_the_run_started_from(
@@ -393,3 +409,86 @@ async def test_an_operator_reads_a_kommune_s_registrations_without_personal_data
         "position",
         "created_at",
     }
+
+
+def before_their_offers() -> list[Envelope[Any]]:
+    """Submissions for seminars not offered yet, and what can happen to them before the offer."""
+    messages: list[Message] = [
+        submission("R-N1", HANNOVER_AGS, "S-N1"),
+        submission("R-N2", BRAUNSCHWEIG, "S-N1"),
+        submission("R-N3", REGION_HANNOVER, "S-N1", person=participant("R-N1")),  # a duplicate
+        submission("R-N4", HANNOVER_AGS, "S-N2"),
+        submission("R-N5", BARWEDEL_AGS, "S-N2"),
+        submission("R-N1", HANNOVER_AGS, "S-N1", contact_email="andere@kommune.example"),  # conflict
+        withdrawal("R-N5", BARWEDEL_AGS),  # parked: rejected at once
+        withdrawal("R-N6", HANNOVER_AGS),  # remembered: its submission is rejected at once
+        submission("R-N6", HANNOVER_AGS, "S-N1"),
+        submission("R-N7", HANNOVER_AGS, "S-N3"),  # its seminar never comes
+        submission("R-N8", HANNOVER_AGS, "S-1"),  # a known seminar: decided at once
+    ]
+    return decode("portal.registrations", PORTAL_REGISTRATION_EVENTS, messages)
+
+
+@pytest.mark.parametrize("batch_size", [None, 3], ids=["one-batch", "batches-of-three"])
+async def test_submissions_waiting_for_their_offer_are_decided_alike_in_batches_and_alone(
+    databases: tuple[Pool, Pool], directory: Directory, batch_size: int | None
+) -> None:
+    grace = timedelta(seconds=300)
+    registrations = PortalRegistrationsApplier(Topics(), directory, seminar_grace=grace)
+    whole, single = databases
+    waiting = before_their_offers()
+    at_once = await apply_in_batches(whole, registrations, waiting, batch_size or len(waiting))
+    one_by_one = await apply_in_batches(single, registrations, waiting, 1)
+    assert published(at_once) == published(one_by_one)
+    assert await state(whole) == await state(single)
+    assert [(m.envelope.data.registration_id, getattr(m.envelope.data, "reason", None)) for m in at_once] == [
+        ("R-N1", "registration_id_conflict"),
+        ("R-N5", "unknown_seminar"),
+        ("R-N6", "unknown_seminar"),
+        ("R-N8", None),
+    ]
+    parked = [row[0] for row in (await state(whole))["parked_submissions"]]
+    assert parked == ["R-N1", "R-N2", "R-N3", "R-N4", "R-N7"]
+    # An operator sees them waiting, beside the decided ones.
+    found = {e.registration_id: e for e in await operations.registrations_of_kommune(whole, "032410001001")}
+    assert (found["R-N1"].status, found["R-N1"].seminar_starts_on) == ("waiting_for_seminar", None)
+    assert (found["R-N6"].status, found["R-N6"].reason) == ("rejected", "unknown_seminar")
+
+    offers = decode(
+        "portal.seminars",
+        PORTAL_SEMINAR_EVENTS,
+        [seminar("S-N1", 1), seminar("S-N1", 3), seminar("S-N2", 2), cancellation("S-N2")],
+    )
+    at_once = await apply_in_batches(
+        whole, PortalSeminarsApplier(Topics()), offers, batch_size or len(offers)
+    )
+    one_by_one = await apply_in_batches(single, PortalSeminarsApplier(Topics()), offers, 1)
+    assert published(at_once) == published(one_by_one)
+    assert await state(whole) == await state(single)
+    assert [
+        (m.envelope.event_type, m.envelope.data.registration_id, getattr(m.envelope.data, "reason", None))
+        for m in at_once
+    ] == [
+        ("registration.accepted", "R-N1", None),
+        ("registration.waitlisted", "R-N2", None),
+        ("registration.rejected", "R-N3", "duplicate_participant"),
+        ("registration.accepted", "R-N2", None),  # S-N1 grows to three
+        ("registration.accepted", "R-N4", None),
+        ("registration.withdrawn", "R-N4", "seminar_cancelled"),
+    ]
+    accepted = at_once[0].envelope
+    assert accepted.correlation_id == waiting[0].event_id
+    assert isinstance(accepted.data, RegistrationAccepted)
+    assert accepted.data.submitted_at == waiting[0].occurred_at
+
+    # The sweep: with no grace left, the one whose seminar never came is rejected, once.
+    for pool in databases:
+        for _ in range(2):
+            async with PostgresRegistrationUnitOfWork(pool) as uow:
+                await ParkingSweeper(Topics(), timedelta(0)).sweep(uow)
+    assert await state(whole) == await state(single)
+    async with whole.acquire() as conn:
+        rows = await conn.fetch("SELECT payload FROM outbox ORDER BY id")
+    swept = [json.loads(row["payload"])["data"] for row in rows]
+    assert [(data["registration_id"], data["reason"]) for data in swept] == [("R-N7", "unknown_seminar")]
+    assert (await state(whole))["parked_submissions"] == []

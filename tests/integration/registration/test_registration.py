@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -61,7 +62,13 @@ async def test_seats_are_given_first_come_first_served_and_freed_seats_promote_t
             "fee_cents": 45_000,
             "participant": participant("R-1"),
             "contact_email": first[1]["data"]["contact_email"],
+            "course": "basic",
+            "seminar_location": "Hannover",
+            "submitted_at": accepted["submitted_at"],
         }
+        assert datetime.fromisoformat(accepted["submitted_at"]) == datetime.fromisoformat(
+            first[1]["occurred_at"]
+        )
         assert {record.key for record in records} == {HANNOVER_ARS.encode()}
         accepted_envelope = next(e for e in outcomes(records) if e["data"]["registration_id"] == "R-1")
         assert accepted_envelope["correlation_id"] == first[1]["event_id"]
@@ -127,7 +134,8 @@ async def test_every_rejection_reason_and_every_key_form(
 ) -> None:
     braunschweig = "03101"  # a kreisfreie Stadt's Kreis key
     original = submission("R-1", braunschweig, "S-1")
-    async with registration_service():
+    # No grace: a submission for an unknown seminar is rejected at once.
+    async with registration_service(seminar_grace_seconds=0):
         await portal.seminars(
             seminar("S-1", 10),
             seminar("S-2", 10),

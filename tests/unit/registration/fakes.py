@@ -11,13 +11,15 @@ import copy
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from services.registration.domain import (
     ACTIVE_STATUSES,
     GivenParticipant,
+    ParkedSubmission,
+    ParkingState,
     ParticipantKey,
     PendingWithdrawal,
     PortalRegistrationData,
@@ -35,7 +37,7 @@ from services.registration.domain import (
 )
 from services.registration.store import StaleStateError
 from services.registration.unit_of_work import RegistrationUnitOfWork
-from shared.events import Envelope, RegistrationSubmitted
+from shared.events import Envelope, RegistrationSubmitted, SeminarPublished
 from shared.outbox import OutboxMessage
 from shared.unit_of_work import BatchApplier
 
@@ -56,6 +58,7 @@ class SeminarRow:
     accepted_count: int = 0
     kept_seats: int = 0
     cancelled: bool = False
+    course: str = "basic"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,13 @@ class RegistrationRow:
     waitlist_seq: int | None
     rejection_reason: str | None
     withdrawal_reason: str | None
+    submitted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ParkedRow:
+    parked: ParkedSubmission  # with its arrived_at
+    arrival_seq: int
 
 
 @dataclass
@@ -76,7 +86,9 @@ class RegistrationTables:
     seminars: dict[str, SeminarRow] = field(default_factory=dict)
     registrations: dict[str, RegistrationRow] = field(default_factory=dict)
     pending_withdrawals: dict[str, PendingWithdrawal] = field(default_factory=dict)
+    parked_submissions: dict[str, ParkedRow] = field(default_factory=dict)
     waitlist_order: int = 0  # the sequence's last value
+    parking_order: int = 0
     inbox: set[uuid.UUID] = field(default_factory=set)
     outbox: list[OutboxMessage] = field(default_factory=list)
 
@@ -106,19 +118,26 @@ class RegistrationTables:
         ]
         return sorted(waiting, key=lambda r: r.waitlist_seq or 0)
 
+    def parked(self, registration_ids: set[str]) -> list[ParkedSubmission]:
+        """Those among the ids that are parked, in arrival order."""
+        rows = [row for rid, row in self.parked_submissions.items() if rid in registration_ids]
+        return [row.parked for row in sorted(rows, key=lambda row: row.arrival_seq)]
+
 
 class InMemoryDatabase:
     """Committed state; each unit of work works on a copy and replaces it on commit."""
 
     def __init__(self) -> None:
         self.tables = RegistrationTables()
+        # The database's clock (now() of a transaction): the tests move it.
+        self.now = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 
     def unit_of_work(self, _pool: object = None) -> InMemoryRegistrationUnitOfWork:
         return InMemoryRegistrationUnitOfWork(self)
 
 
 def _registration(row: RegistrationRow) -> Registration:
-    return Registration(row.registration_id, row.status, row.content)
+    return Registration(row.registration_id, row.status, row.content, row.submitted_at)
 
 
 class InMemoryRegistrationUnitOfWork:
@@ -165,6 +184,8 @@ class InMemoryRegistrationUnitOfWork:
                     ends_on=row.ends_on,
                     fee_cents=row.fee_cents,
                     cancelled=row.cancelled,
+                    location=row.location,
+                    course="follow_up" if row.course == "follow_up" else "basic",
                     seats=SeminarSeats(
                         capacity=row.capacity,
                         accepted=row.accepted_count,
@@ -189,8 +210,11 @@ class InMemoryRegistrationUnitOfWork:
             for rid in ids
             if rid in self.tables.registrations
         }
+        parked = {p.registration_id: p for p in self.tables.parked(ids)}
         seminars = self._seminars(
-            {data.seminar_id for data in submissions} | {r.content.seminar_id for r in stored.values()}
+            {data.seminar_id for data in submissions}
+            | {r.content.seminar_id for r in stored.values()}
+            | {p.content.seminar_id for p in parked.values()}
         )
         pairs: set[GivenParticipant] = {(data.seminar_id, data.participant.email) for data in submissions}
         pairs |= {(r.content.seminar_id, r.content.participant_email) for r in stored.values()}
@@ -208,6 +232,7 @@ class InMemoryRegistrationUnitOfWork:
             participant_keys=keys,
             active_participants={key for key in keys.values() if key in active_now},
             pending_withdrawals=pending,
+            parked=parked,
         )
 
     async def load_for_seminars(self, events: Sequence[PortalSeminarData]) -> SeminarsState:
@@ -228,15 +253,43 @@ class InMemoryRegistrationUnitOfWork:
             order.update({r.registration_id: rank for rank, r in enumerate(active, start=1)})
             accepted[seminar_id] = [_registration(r) for r in active if r.status is Status.ACCEPTED]
             heads[seminar_id] = [_registration(r) for r in self.tables.waitlist(seminar_id)]
+        offered = {data.seminar_id for data in events if isinstance(data, SeminarPublished)} - set(seminars)
+        parked: dict[str, list[ParkedSubmission]] = {}
+        for p in self.tables.parked(set(self.tables.parked_submissions)):
+            if p.content.seminar_id in offered:
+                parked.setdefault(p.content.seminar_id, []).append(p)
+        for group in parked.values():
+            ranked = sorted(p.registration_id for p in group)
+            order.update({rid: rank for rank, rid in enumerate(ranked, start=1)})
+        keys = {
+            (p.content.seminar_id, p.content.participant_email): (
+                p.content.seminar_id,
+                p.content.participant_email.lower(),
+            )
+            for group in parked.values()
+            for p in group
+        }
         return SeminarsState(
-            seminars=seminars, waitlist_heads=heads, accepted=accepted, registration_order=order
+            seminars=seminars,
+            waitlist_heads=heads,
+            accepted=accepted,
+            registration_order=order,
+            parked=parked,
+            participant_keys=keys,
         )
+
+    async def load_expired_parking(self, grace: timedelta, limit: int) -> ParkingState:
+        now = self._database.now
+        waiting = self.tables.parked(set(self.tables.parked_submissions))
+        expired = [p for p in waiting if p.arrived_at is not None and p.arrived_at <= now - grace]
+        return ParkingState(now=now, parked=expired[:limit])
 
     async def record(self, changes: StateChanges) -> None:
         tables = self.tables
         for data in changes.published_seminars:
             before = tables.seminars.get(data.seminar_id)
             details: dict[str, Any] = {
+                "course": data.course,
                 "title": data.title,
                 "starts_on": data.starts_on,
                 "ends_on": data.ends_on,
@@ -271,6 +324,7 @@ class InMemoryRegistrationUnitOfWork:
                 waitlist_seq=seq if new.status is Status.WAITLISTED else None,
                 rejection_reason=new.rejection_reason,
                 withdrawal_reason=new.withdrawal_reason,
+                submitted_at=new.submitted_at,
             )
         for seats in changes.seats:
             seminar = tables.seminars.get(seats.seminar_id)
@@ -286,6 +340,16 @@ class InMemoryRegistrationUnitOfWork:
             tables.pending_withdrawals.setdefault(pending.registration_id, pending)
         for registration_id in changes.forgotten_withdrawals:
             tables.pending_withdrawals.pop(registration_id, None)
+        for registration_id in changes.unparked_submissions:
+            if tables.parked_submissions.pop(registration_id, None) is None:
+                raise StaleStateError(f"submission no longer parked: {registration_id}")
+        for parked in changes.parked_submissions:
+            if parked.registration_id in tables.parked_submissions:
+                raise ConstraintViolationError(f"parked_submissions_pkey: {parked.registration_id}")
+            tables.parking_order += 1
+            tables.parked_submissions[parked.registration_id] = ParkedRow(
+                replace(parked, arrived_at=self._database.now), tables.parking_order
+            )
         tables.check_constraints()
 
 

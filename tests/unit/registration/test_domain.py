@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.registration.domain import (
+    Parked,
+    ParkedSubmission,
     Placed,
     Placement,
     Redelivered,
@@ -23,6 +26,7 @@ from services.registration.domain import (
     WithdrawalDecision,
     decide_submission,
     decide_withdrawal,
+    grace_expired,
 )
 from shared.directory import Directory, load_directory
 from shared.settings import DEFAULT_DIRECTORY_FILE
@@ -144,7 +148,17 @@ CONTENT = RegistrationContent(
 
 
 def seminar(seats: SeminarSeats, *, cancelled: bool = False) -> Seminar:
-    return Seminar("S-1", "Datenschutz", date(2030, 3, 4), date(2030, 3, 5), 45_000, cancelled, seats)
+    return Seminar(
+        "S-1",
+        "Datenschutz",
+        date(2030, 3, 4),
+        date(2030, 3, 5),
+        45_000,
+        cancelled,
+        seats,
+        "Hannover",
+        "basic",
+    )
 
 
 OPEN = seminar(SeminarSeats(capacity=1, accepted=0, waitlisted=0))
@@ -160,6 +174,7 @@ class Case:
     existing: RegistrationContent | None = None
     seminar: Seminar | None = OPEN
     participant_already_registered: bool = False
+    may_wait_for_seminar: bool = False
 
 
 SUBMISSION_CASES = [
@@ -178,6 +193,24 @@ SUBMISSION_CASES = [
     ),
     Case("bad key shape", Rejected("invalid_kommune_key"), key_well_shaped=False),
     Case("unknown seminar", Rejected("unknown_seminar"), seminar=None),
+    Case("unknown seminar within a grace", Parked(), seminar=None, may_wait_for_seminar=True),
+    Case("a known seminar never waits", Placed(Placement(Status.ACCEPTED, None)), may_wait_for_seminar=True),
+    Case(
+        "a bad key never waits",
+        Rejected("invalid_kommune_key"),
+        key_well_shaped=False,
+        seminar=None,
+        may_wait_for_seminar=True,
+    ),
+    # The content parked under the id counts as stored: the same again is a no-op.
+    Case("parked, sent again", Redelivered(), existing=CONTENT, seminar=None, may_wait_for_seminar=True),
+    Case(
+        "parked, other content",
+        Rejected("registration_id_conflict"),
+        existing=replace(CONTENT, contact_email="other@example.org"),
+        seminar=None,
+        may_wait_for_seminar=True,
+    ),
     Case("cancelled seminar", Rejected("seminar_cancelled"), seminar=CANCELLED),
     Case("participant registered", Rejected("duplicate_participant"), participant_already_registered=True),
     # The registration id is checked first: a redelivery stays a no-op whatever changed since.
@@ -211,6 +244,7 @@ def test_submission_outcome(case: Case) -> None:
         existing=case.existing,
         seminar=case.seminar,
         participant_already_registered=case.participant_already_registered,
+        may_wait_for_seminar=case.may_wait_for_seminar,
     )
     assert decision == case.expected
 
@@ -243,6 +277,48 @@ def test_only_a_conflicting_redelivery_is_not_recorded() -> None:
 )
 def test_withdrawal_decision(status: Status | None, decision: WithdrawalDecision) -> None:
     assert decide_withdrawal(status) == decision
+
+
+def test_withdrawing_a_parked_submission_rejects_it() -> None:
+    assert decide_withdrawal(None, parked=True) is WithdrawalDecision.REJECT_PARKED
+
+
+ARRIVED = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+GRACE = timedelta(seconds=300)
+
+
+def parked_at(arrived_at: datetime | None) -> ParkedSubmission:
+    return ParkedSubmission(
+        registration_id="R-1",
+        given_kommune_key="03241001",
+        content=CONTENT,
+        # Long before it arrived: the grace runs from the arrival, not from occurred_at.
+        submitted_at=ARRIVED - timedelta(days=3),
+        event_id=uuid.uuid4(),
+        correlation_id=uuid.uuid4(),
+        arrived_at=arrived_at,
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "expired"),
+    [
+        (ARRIVED, False),
+        (ARRIVED + GRACE - timedelta(microseconds=1), False),
+        (ARRIVED + GRACE, True),
+        (ARRIVED + 2 * GRACE, True),
+    ],
+)
+def test_the_grace_runs_from_the_arrival(now: datetime, expired: bool) -> None:
+    assert grace_expired(parked_at(ARRIVED), now, GRACE) is expired
+
+
+def test_without_a_grace_every_stored_parked_submission_has_expired() -> None:
+    assert grace_expired(parked_at(ARRIVED), ARRIVED, timedelta(0))
+
+
+def test_a_submission_parked_just_now_has_not_expired() -> None:
+    assert not grace_expired(parked_at(None), ARRIVED + GRACE, timedelta(0))
 
 
 # --- the seat invariant ----------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,11 @@ from services.registration.domain import (
     CancellationIgnored,
     NewRegistration,
     Outcome,
+    Parked,
+    ParkedDecided,
+    ParkedSubmission,
+    ParkingState,
+    ParkingSweep,
     PendingWithdrawal,
     Placed,
     Placement,
@@ -71,6 +77,8 @@ def seminar(
         fee_cents=45_000,
         cancelled=more.pop("cancelled", False),
         seats=SeminarSeats(capacity, accepted, waitlisted, **more),
+        location="Hannover",
+        course="basic",
     )
 
 
@@ -127,17 +135,24 @@ def run_registrations(
     return [run.decide(event) for event in events], run
 
 
+def _label(decided: SubmissionDecided) -> str:
+    decision = decided.decision
+    if isinstance(decision, Placed):
+        return decision.placement.status.value
+    if isinstance(decision, Rejected):
+        return "rejected"
+    return "parked" if isinstance(decision, Parked) else "redelivered"
+
+
 def kinds(outcomes: Sequence[Outcome]) -> list[tuple[str, str]]:
-    """(outcome type, registration or seminar id) of each outcome."""
+    """(outcome type, registration or seminar id) of each outcome; a parked submission decided
+    at last is `waited:<its decision>`."""
     named: list[tuple[str, str]] = []
     for outcome in outcomes:
         if isinstance(outcome, SubmissionDecided):
-            decision = outcome.decision
-            if isinstance(decision, Placed):
-                label = decision.placement.status.value
-            else:
-                label = "rejected" if isinstance(decision, Rejected) else "redelivered"
-            named.append((label, outcome.registration_id))
+            named.append((_label(outcome), outcome.registration_id))
+        elif isinstance(outcome, ParkedDecided):
+            named.append((f"waited:{_label(outcome.decided)}", outcome.parked.registration_id))
         elif isinstance(outcome, Withdrawn | Promoted):
             named.append((type(outcome).__name__.lower(), outcome.registration.registration_id))
         elif isinstance(outcome, WithdrawalRemembered | WithdrawalIgnored):
@@ -359,7 +374,14 @@ def test_a_withdrawal_and_its_submission_in_one_run_leave_nothing_pending(direct
     assert (changes.remembered_withdrawals, changes.forgotten_withdrawals) == ([], [])
     assert changes.new_registrations == [
         NewRegistration(
-            "R-Q", "03241001", content("R-Q"), Status.WITHDRAWN, None, "withdrawn_by_portal", False
+            "R-Q",
+            "03241001",
+            content("R-Q"),
+            Status.WITHDRAWN,
+            None,
+            "withdrawn_by_portal",
+            False,
+            submitted_at=events[1].occurred_at,
         )
     ]
     assert changes.seats == []  # taken and freed again
@@ -546,3 +568,98 @@ def test_seminar_changes_leave_registrations_of_other_seminars_alone() -> None:
     run = seminars_run([seminar(capacity=1, accepted=1, waitlisted=1), other], {"S-1": waiting("R-2")})
     outcomes = [*run.decide(published("S-1", 2)), *run.decide(published("S-2", 1))]
     assert kinds(outcomes) == [("SeminarSaved", "S-1"), ("promoted", "R-2"), ("SeminarSaved", "S-2")]
+
+
+# --- submissions waiting for their seminar ----------------------------------------------------
+
+ARRIVED = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+
+
+def parked(
+    registration_id: str, seminar_id: str = "S-1", *, arrived_at: datetime | None = ARRIVED
+) -> ParkedSubmission:
+    return ParkedSubmission(
+        registration_id=registration_id,
+        given_kommune_key="03241001",
+        content=content(registration_id, seminar_id),
+        submitted_at=ARRIVED - timedelta(minutes=1),
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, registration_id),
+        correlation_id=uuid.uuid5(uuid.NAMESPACE_DNS, registration_id),
+        arrived_at=arrived_at,
+    )
+
+
+def test_a_submission_for_an_unknown_seminar_parks_and_its_withdrawal_rejects_it(
+    directory: Directory,
+) -> None:
+    events = [submitted("R-1", "S-9"), submitted("R-2", "S-9"), withdrawal_requested("R-2")]
+    state = Loaded([]).state(events)
+    run = PortalRegistrationsRun(state, directory, may_park=True)
+    outcomes = [o for event in events for o in run.decide(event)]
+    assert kinds(outcomes) == [("parked", "R-1"), ("parked", "R-2"), ("waited:rejected", "R-2")]
+    changes = run.changes()
+    assert [p.registration_id for p in changes.parked_submissions] == ["R-1"]
+    assert changes.parked_submissions[0].event_id == events[0].event_id
+    assert changes.parked_submissions[0].submitted_at == events[0].occurred_at
+    assert changes.unparked_submissions == []  # R-2 was parked and decided within the run
+    assert [(n.registration_id, n.status, n.rejection_reason) for n in changes.new_registrations] == [
+        ("R-2", Status.REJECTED, "unknown_seminar")
+    ]
+
+
+def test_a_loaded_parked_submission_withdrawn_is_unparked(directory: Directory) -> None:
+    events = [withdrawal_requested("R-1")]
+    state = replace(Loaded([]).state(events), parked={"R-1": parked("R-1", "S-9")})
+    run = PortalRegistrationsRun(state, directory, may_park=True)
+    outcomes = run.decide(events[0])
+    assert kinds(outcomes) == [("waited:rejected", "R-1")]
+    assert run.changes().unparked_submissions == ["R-1"]
+    assert run.changes().remembered_withdrawals == []
+
+
+def test_the_offer_decides_its_parked_submissions_in_arrival_order() -> None:
+    waiting = [parked("R-2"), parked("R-1"), parked("R-3")]
+    keys = {
+        (p.content.seminar_id, p.content.participant_email): ("S-1", p.content.participant_email)
+        for p in waiting
+    }
+    state = SeminarsState(
+        seminars={},
+        waitlist_heads={},
+        accepted={},
+        registration_order={"R-1": 1, "R-2": 2, "R-3": 3},
+        parked={"S-1": waiting},
+        participant_keys=keys,
+    )
+    run = PortalSeminarsRun(state)
+    outcomes = run.decide(published("S-1", 2)) + run.decide(cancelled("S-1"))
+    assert kinds(outcomes) == [
+        ("SeminarSaved", "S-1"),
+        ("waited:accepted", "R-2"),
+        ("waited:accepted", "R-1"),
+        ("waited:waitlisted", "R-3"),
+        ("withdrawn", "R-1"),  # the accepted go by registration_id
+        ("withdrawn", "R-2"),
+        ("withdrawn", "R-3"),
+        ("CancellationApplied", "S-1"),
+    ]
+    changes = run.changes()
+    assert changes.unparked_submissions == ["R-1", "R-2", "R-3"]
+    assert [n.registration_id for n in changes.new_registrations] == ["R-2", "R-1", "R-3"]
+    assert all(n.submitted_at == ARRIVED - timedelta(minutes=1) for n in changes.new_registrations)
+    assert [n.took_waitlist_place for n in changes.new_registrations] == [False, False, True]
+
+
+def test_the_sweep_rejects_only_what_has_waited_the_whole_grace() -> None:
+    grace = timedelta(minutes=5)
+    state = ParkingState(
+        now=ARRIVED + grace,
+        parked=[parked("R-1"), parked("R-2", arrived_at=ARRIVED + timedelta(seconds=1))],
+    )
+    run = ParkingSweep(state, grace)
+    assert kinds(run.sweep()) == [("waited:rejected", "R-1")]
+    changes = run.changes()
+    assert changes.unparked_submissions == ["R-1"]
+    assert [(n.registration_id, n.rejection_reason) for n in changes.new_registrations] == [
+        ("R-1", "unknown_seminar")
+    ]

@@ -12,9 +12,12 @@ from shared.events import (
     FUNDING_DECISION_EVENTS,
     PORTAL_REGISTRATION_EVENTS,
     PORTAL_SEMINAR_EVENTS,
+    REGISTRATION_OUTCOME_EVENTS,
     ContractError,
     EventDecoder,
+    RegistrationAccepted,
     RegistrationSubmitted,
+    RegistrationWaitlisted,
     SeminarPublished,
     derived_event_id,
     new_envelope,
@@ -23,6 +26,7 @@ from tests.support.kafka import envelope
 
 SEMINARS = EventDecoder("portal.seminars", PORTAL_SEMINAR_EVENTS)
 REGISTRATIONS = EventDecoder("portal.registrations", PORTAL_REGISTRATION_EVENTS)
+OUTCOMES = EventDecoder("registration.events", REGISTRATION_OUTCOME_EVENTS)
 
 
 def seminar(**changes: Any) -> dict[str, Any]:
@@ -118,6 +122,89 @@ def test_registration_contract_violations_have_readable_reasons(value: bytes, re
 def test_seminar_contract_violations(changes: dict[str, Any], reason: str) -> None:
     with pytest.raises(ContractError, match=reason):
         SEMINARS.decode(raw("seminar.published", seminar(**changes)))
+
+
+def test_a_seminar_is_a_basic_course_unless_it_says_follow_up() -> None:
+    event = SEMINARS.decode(raw("seminar.published", seminar()))
+    assert event.data.course == "basic"
+    event = SEMINARS.decode(raw("seminar.published", seminar(course="follow_up")))
+    assert event.data.course == "follow_up"
+
+
+@pytest.mark.parametrize("course", ["advanced", "", "Basic", 1, None])
+def test_a_seminar_of_another_course_is_a_contract_violation(course: Any) -> None:
+    with pytest.raises(ContractError, match=r"data\.course"):
+        SEMINARS.decode(raw("seminar.published", seminar(course=course)))
+
+
+def accepted(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "registration_id": "R-1",
+        "kommune_key": "032410001001",
+        "seminar_id": "NSI-2023-01",
+        "seminar_title": "Kommunale Digitallotsen",
+        "seminar_starts_on": "2023-02-01",
+        "seminar_ends_on": "2023-02-03",
+        "fee_cents": 100000,
+        "participant": {"given_name": "Jörg", "family_name": "Müller", "email": "j.mueller@example.de"},
+        "contact_email": "digitallotsen@region-hannover.de",
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("event_type", "extra"),
+    [("registration.accepted", {}), ("registration.waitlisted", {"position": 2})],
+)
+def test_placements_without_the_new_fields_still_decode_with_their_defaults(
+    event_type: str, extra: dict[str, Any]
+) -> None:
+    data = OUTCOMES.decode(raw(event_type, accepted(**extra))).data
+    assert isinstance(data, RegistrationAccepted)
+    assert (data.course, data.seminar_location, data.submitted_at) == ("basic", None, None)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "extra"),
+    [("registration.accepted", {}), ("registration.waitlisted", {"position": 2})],
+)
+def test_placements_carry_course_location_and_submission_time(event_type: str, extra: dict[str, Any]) -> None:
+    fields = {
+        "course": "follow_up",
+        "seminar_location": "Hannover",
+        "submitted_at": "2023-01-10T09:30:00+01:00",
+    }
+    data = OUTCOMES.decode(raw(event_type, accepted(**extra, **fields))).data
+    assert data.course == "follow_up"
+    assert data.seminar_location == "Hannover"
+    assert data.submitted_at is not None
+    assert data.submitted_at.isoformat() == "2023-01-10T09:30:00+01:00"
+    assert isinstance(data, RegistrationWaitlisted) == (event_type == "registration.waitlisted")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"course": "advanced"}, "course"),
+        ({"seminar_location": ""}, "seminar_location"),
+        ({"seminar_location": "Hannover\nBcc: x"}, "seminar_location"),
+        ({"submitted_at": "2023-01-10T09:30:00"}, "submitted_at"),  # no offset
+        ({"submitted_at": "yesterday"}, "submitted_at"),
+    ],
+)
+def test_placements_with_a_wrong_new_field_are_contract_violations(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ContractError, match=rf"data\.{field}"):
+        OUTCOMES.decode(raw("registration.accepted", accepted(**changes)))
+
+
+@pytest.mark.parametrize("reason", ["prerequisite_missing", "registered_after_start", "course_not_funded"])
+def test_funding_declines_for_the_programme_rules_of_other_laender(reason: str) -> None:
+    decisions = EventDecoder("funding.decisions", FUNDING_DECISION_EVENTS)
+    data = {"registration_id": "R1", "kommune_key": "03241", "reason": reason}
+    assert decisions.decode(raw("funding.declined", data)).data.reason == reason
 
 
 def test_none_value_is_a_contract_violation() -> None:
