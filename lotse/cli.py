@@ -49,14 +49,14 @@ class OperatorSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic_prefix: str = Field("", validation_alias="KAFKA_TOPIC_PREFIX")
     registration_database_url: str = Field(
-        "postgresql://registration:registration@127.0.0.1:5432/registration",
+        "postgresql://registration@127.0.0.1:5432/registration",
         validation_alias="REGISTRATION_DATABASE_URL",
     )
     funding_database_url: str = Field(
-        "postgresql://funding:funding@127.0.0.1:5432/funding", validation_alias="FUNDING_DATABASE_URL"
+        "postgresql://funding@127.0.0.1:5432/funding", validation_alias="FUNDING_DATABASE_URL"
     )
     notification_database_url: str = Field(
-        "postgresql://notification:notification@127.0.0.1:5432/notification",
+        "postgresql://notification@127.0.0.1:5432/notification",
         validation_alias="NOTIFICATION_DATABASE_URL",
     )
     smtp_host: str = Field("127.0.0.1", validation_alias="SMTP_HOST")
@@ -277,7 +277,9 @@ def close_period(period: Annotated[str, typer.Argument(help="the period id, e.g.
     try:
         closed = run(
             with_pool(
-                config.funding_database_url, lambda pool: funding.close_period(pool, period, config.topics)
+                config.funding_database_url,
+                lambda pool: funding.close_period(pool, period, config.topics),
+                owner=True,  # transitional: becomes a command that funding carries out
             )
         )
     except funding.UnknownPeriodError as exc:
@@ -373,7 +375,11 @@ def mail_resend(
         console.print(f"[red]{email_id!r} is not a notification id (a UUID)[/]")
         raise typer.Exit(2) from exc
 
-    if not run(with_pool(config.notification_database_url, lambda pool: mail.resend(pool, email_id))):
+    # Transitional (owner=True): becomes a command that notification carries out.
+    resent = run(
+        with_pool(config.notification_database_url, lambda pool: mail.resend(pool, email_id), owner=True)
+    )
+    if not resent:
         console.print(f"[red]email {email_id} is not parked: nothing to resend[/]")
         raise typer.Exit(1)
     console.print(f"Email {email_id} is pending again; the notification service will send it.")
@@ -383,7 +389,7 @@ def mail_resend(
 _FAILURES: tuple[tuple[type[BaseException], str], ...] = (
     (
         asyncpg.InvalidPasswordError,
-        "a database refused the login: check the <SERVICE>_DATABASE_URL variables",
+        "a database refused the login: check <SERVICE>_DATABASE_URL and OPERATOR_DATABASE_PASSWORD(_FILE)",
     ),
     (asyncpg.PostgresError, "a database answered with an error"),
     (KafkaError, "Kafka is not reachable or refused the request: check KAFKA_BOOTSTRAP_SERVERS"),

@@ -10,6 +10,7 @@ from typing import TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import SecretStr
 
 T = TypeVar("T")
 
@@ -45,9 +46,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
-async def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, max_size: int = 10, min_size: int = 1, password: SecretStr | None = None
+) -> asyncpg.Pool:
+    """A pool on `dsn`; the password is given apart, since URLs carry none (and end up in logs)."""
     pool = await asyncpg.create_pool(
         dsn,
+        password=password.get_secret_value() if password is not None else None,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,

@@ -21,10 +21,11 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
+from pydantic import SecretStr
 
 from shared.db import TRANSIENT_ERRORS, Connection, Pool
 from shared.events import ContractModel, Envelope
-from shared.kafka import retry_concurrent_transactions_sooner
+from shared.kafka import KafkaSecurity, client_options, retry_concurrent_transactions_sooner
 from shared.logging import get_logger
 from shared.topics import Topics
 
@@ -99,8 +100,12 @@ class OutboxRelay:
         topics: Topics,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        database_password: SecretStr | None = None,
+        kafka_security: KafkaSecurity | None = None,
     ) -> None:
         self.service = service
+        self._database_password = database_password
+        self._kafka_security = kafka_security
         self._state_topic = topics.outbox_relay_state
         self._transactional_id = f"{topics.prefix}{service}-outbox-relay"
         self._dsn = dsn
@@ -130,7 +135,10 @@ class OutboxRelay:
             await asyncio.sleep(self._poll_interval)
 
     async def _lead(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await asyncpg.connect(
+            self._dsn,
+            password=self._database_password.get_secret_value() if self._database_password else None,
+        )
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
                 await asyncio.sleep(self._poll_interval)
@@ -138,6 +146,7 @@ class OutboxRelay:
             retry_concurrent_transactions_sooner()
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
+                **client_options(self._kafka_security),
                 transactional_id=self._transactional_id,
                 enable_idempotence=True,
                 acks="all",
@@ -199,7 +208,9 @@ class OutboxRelay:
 
     async def _recover(self) -> None:
         """Mark the rows of our last committed Kafka transaction, in case we died before marking them."""
-        ids = await last_committed_batch(self._bootstrap, self._state_topic, self.service)
+        ids = await last_committed_batch(
+            self._bootstrap, self._state_topic, self.service, security=self._kafka_security
+        )
         if ids:
             async with self._pool.acquire() as conn:
                 marked = await conn.execute(MARK_PUBLISHED, ids)
@@ -207,7 +218,12 @@ class OutboxRelay:
 
 
 async def last_committed_batch(
-    bootstrap_servers: str, state_topic: str, service: str, window: int = 200
+    bootstrap_servers: str,
+    state_topic: str,
+    service: str,
+    window: int = 200,
+    *,
+    security: KafkaSecurity | None = None,
 ) -> list[int]:
     """The row ids of this service's last committed batch, from the shared state topic.
 
@@ -217,6 +233,7 @@ async def last_committed_batch(
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
+        **client_options(security),
         isolation_level="read_committed",
         enable_auto_commit=False,
         group_id=None,

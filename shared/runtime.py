@@ -23,7 +23,7 @@ from shared.consumer import BatchConsumer
 from shared.db import Pool, create_pool, retry_transient
 from shared.events import ContractModel, EventDecoder, topic_json_schema
 from shared.health import HealthServer
-from shared.kafka import SUBSCRIBER_ACK_POLICY, make_broker, make_producer
+from shared.kafka import SUBSCRIBER_ACK_POLICY, KafkaSecurity, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxRelay
@@ -51,7 +51,10 @@ class ServiceRuntime:
         self.migrations = migrations
         self.topics = Topics(settings.kafka_topic_prefix)
         self.group_id = settings.kafka_topic_prefix + name
-        self.broker: KafkaBroker = make_broker(settings.kafka_bootstrap_servers, client_id=name)
+        self.kafka_security = KafkaSecurity.from_settings(settings)
+        self.broker: KafkaBroker = make_broker(
+            settings.kafka_bootstrap_servers, client_id=name, security=self.kafka_security
+        )
         self.router = KafkaRouter()
         self.app = FastStream(self.broker)
         self.app.on_startup(self._start)
@@ -119,14 +122,20 @@ class ServiceRuntime:
     async def _start(self) -> None:
         configure_logging(self.name, self.settings.log_level, self.settings.log_format)
         pool = await retry_transient(
-            lambda: create_pool(self.database_url, max_size=self.settings.db_pool_max_size),
+            lambda: create_pool(
+                self.database_url,
+                max_size=self.settings.db_pool_max_size,
+                password=self.settings.database_password,
+            ),
             give_up_after=60,
         )
         self._pool = pool
         async with pool.acquire() as conn:
             applied = await apply_migrations(conn, self.migrations, self.name)
         log.info("migrations applied", count=len(applied))
-        self._producer = make_producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq")
+        self._producer = make_producer(
+            self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq", security=self.kafka_security
+        )
         await self._producer.start()
         for topic, (decoder, applier, unit_of_work) in self._appliers.items():
             self._consumers[topic] = BatchConsumer(
@@ -144,6 +153,8 @@ class ServiceRuntime:
             dsn=self.database_url,
             pool=self._pool,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            database_password=self.settings.database_password,
+            kafka_security=self.kafka_security,
             topics=self.topics,
             batch_size=self.settings.outbox_batch_size,
             poll_interval=self.settings.outbox_poll_interval_seconds,

@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
+
+from shared.kafka import KafkaSecurity, client_options, make_admin
 
 Record: TypeAlias = ConsumerRecord  # of bytes key and value
 
@@ -34,9 +37,24 @@ def envelope(
     }
 
 
-async def publish(bootstrap: str, topic: str, messages: Sequence[tuple[str, dict[str, Any] | bytes]]) -> None:
+def admin_client(
+    bootstrap: str, *, security: KafkaSecurity | None = None, **options: Any
+) -> AIOKafkaAdminClient:
+    """An admin client of the tests: as the environment's principal (admin under `make test`)."""
+    return make_admin(bootstrap, client_id="tests-admin", security=security, **options)
+
+
+async def publish(
+    bootstrap: str,
+    topic: str,
+    messages: Sequence[tuple[str, dict[str, Any] | bytes]],
+    *,
+    security: KafkaSecurity | None = None,
+) -> None:
     """Publish (key, value) pairs in order; a dict value is sent as JSON."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **client_options(security)
+    )
     await producer.start()
     try:
         for key, value in messages:
@@ -53,6 +71,7 @@ async def read_topic(
     until: Callable[[list[Record]], bool],
     timeout: float = 30.0,
     settle: float = 0.0,
+    security: KafkaSecurity | None = None,
 ) -> list[Record]:
     """Read a topic from the beginning (committed messages only) until `until` holds.
 
@@ -65,6 +84,7 @@ async def read_topic(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",
+        **client_options(security),
     )
     await consumer.start()
     records: list[Record] = []

@@ -10,16 +10,16 @@ import uuid
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.topics import KOMMUNE_KEYED_PARTITIONS, Topics, all_topics
 from tests.support.infra import SERVICES, Infrastructure, with_database
+from tests.support.kafka import admin_client
 
 pytestmark = pytest.mark.integration
 
 
 async def partitions_by_topic(bootstrap: str, names: list[str]) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(bootstrap)
     await admin.start()
     try:
         described = await admin.describe_topics(names)
