@@ -8,12 +8,13 @@ file again (every `make up`, every test's prefix) is idempotent. Super users (ad
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
-from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1
+from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request
 
 from deploy.acl import AclFile, AclRule, Operation, PatternType, ResourceType, load_acl
@@ -111,6 +112,22 @@ async def _send(
     return [(result[0], result[1]) for result in results]
 
 
+async def _wait_until_authorizing(
+    admin: AIOKafkaAdminClient, last: tuple[int, str, int, str, str, int, int], timeout: float = 30.0
+) -> None:
+    """CreateAcls returns once the ACLs are in the metadata log; the broker's authorizer applies
+    them a moment later. They are applied in order: once the last one shows, all do."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        response = await admin._send_request(DescribeAclsRequest(*last))
+        if response.error_code == 0 and response.resources:
+            return
+        if loop.time() > deadline:
+            raise AclError(f"the broker did not apply the new ACLs within {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+
+
 async def create_acls(
     bootstrap: str, acl_bindings: Iterable[AclBinding], *, security: KafkaSecurity | None = None
 ) -> int:
@@ -122,6 +139,8 @@ async def create_acls(
     await admin.start()
     try:
         failures = [(code, message) for code, message in await _send(admin, _CreateAcls(creations)) if code]
+        if not failures:
+            await _wait_until_authorizing(admin, creations[-1])
     finally:
         await admin.close()
     if failures:

@@ -108,7 +108,8 @@ class LocalSecrets:
 
     def _ensure_password(self, path: Path) -> None:
         if not path.exists():
-            _write_private(path, (_new_password() + "\n").encode())
+            # No newline: Kafka's DirectoryConfigProvider (docker-compose) reads a file as it is.
+            _write_private(path, _new_password().encode())
 
     def _ensure_ca(self) -> None:
         if self.ca_cert.exists() and self.ca_key.exists():
@@ -221,3 +222,17 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def local_secrets(var_dir: Path) -> LocalSecrets:
     return LocalSecrets(var_dir / "secrets")
+
+
+def main() -> None:
+    """`python -m deploy.local.secrets`: create var/secrets without starting anything (for
+    docker-compose, which mounts them as Docker secrets)."""
+    from deploy.local.config import local_env, var_dir
+
+    found = local_secrets(var_dir())
+    found.ensure(kafka_bootstrap=local_env()["KAFKA_BOOTSTRAP_SERVERS"])
+    print(f"secrets in {found.root} (mode 0700; nothing printed here is secret)")
+
+
+if __name__ == "__main__":
+    main()

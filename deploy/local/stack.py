@@ -649,6 +649,17 @@ def status(env: dict[str, str]) -> None:
         print(f"{name:14} {'running' if running else 'stopped'}")
 
 
+def logs_with_secrets() -> list[Path]:
+    """Every log under var/ (the stacks of the end-to-end tests included) that holds a password."""
+    values = [value for value in stack_secrets().secret_values() if value]
+    found = []
+    for logfile in sorted(var_dir().glob("**/log/*.log")):
+        text = logfile.read_text(errors="replace")
+        if any(value in text for value in values):
+            found.append(logfile)
+    return found
+
+
 def tools_env(env: dict[str, str]) -> dict[str, str]:
     """The tests' and the stack's own tools' environment: Kafka as admin, and every PostgreSQL role's
     password in a libpq password file (asyncpg and psql read PGPASSFILE)."""
@@ -663,6 +674,10 @@ def run_tests(env: dict[str, str], pytest_args: list[str]) -> int:
         )
         if result.returncode == 5:
             log("pytest collected no tests: that is a failure")
+            return 1
+        leaked = logs_with_secrets()
+        if leaked:
+            log(f"a secret value appears in {', '.join(str(path) for path in leaked)}: that is a failure")
             return 1
         return result.returncode
     finally:
