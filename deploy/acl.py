@@ -4,6 +4,7 @@ expansion for a topic prefix.
     acl = load_acl()                       # deploy/acl.yaml, validated
     acl.principal("funding").acls          # what funding may do
     acl.for_prefix("t123.")                # the same grants on the names a test prefixes
+    acl.for_prefix("t123.").bindings()     # flat, as Kafka's admin API and kafka-acls.sh name them
 
 The file names topics, groups and transactional ids without KAFKA_TOPIC_PREFIX; `for_prefix`
 gives the grants for the prefixed names, which is what a broker must hold for services that run
@@ -14,6 +15,8 @@ turns it into Strimzi KafkaUsers.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -95,6 +98,33 @@ _IMPLIED: dict[Operation, frozenset[Operation]] = {
     Operation.ALTER: frozenset({Operation.DESCRIBE}),
     Operation.ALTER_CONFIGS: frozenset({Operation.DESCRIBE_CONFIGS}),
 }
+
+
+@dataclass(frozen=True)
+class AclBinding:
+    """One allow rule as Kafka's admin API and `kafka-acls.sh` spell it, for whoever applies them:
+    principal `User:<name>`, resource type `TOPIC`/`GROUP`/`CLUSTER`/`TRANSACTIONAL_ID`, pattern
+    `LITERAL`/`PREFIXED`, operation `READ`, `WRITE`, `DESCRIBE_CONFIGS`, … (host `*`)."""
+
+    principal: str
+    resource_type: str
+    resource_name: str
+    pattern_type: str
+    operation: str
+
+
+_KAFKA_RESOURCE_TYPES = {
+    ResourceType.TOPIC: "TOPIC",
+    ResourceType.GROUP: "GROUP",
+    ResourceType.CLUSTER: "CLUSTER",
+    ResourceType.TRANSACTIONAL_ID: "TRANSACTIONAL_ID",
+}
+_KAFKA_PATTERN_TYPES = {PatternType.LITERAL: "LITERAL", PatternType.PREFIX: "PREFIXED"}
+
+
+def _kafka_operation(operation: Operation) -> str:
+    # DescribeConfigs -> DESCRIBE_CONFIGS, IdempotentWrite -> IDEMPOTENT_WRITE
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation.value).upper()
 
 
 class _Strict(BaseModel):
@@ -201,6 +231,21 @@ class AclFile(_Strict):
         """The same grants for topics, groups and transactional ids that carry `prefix`."""
         return self.model_copy(
             update={"principals": tuple(principal.for_prefix(prefix) for principal in self.principals)}
+        )
+
+    def bindings(self) -> tuple[AclBinding, ...]:
+        """Every rule of every principal as one binding per operation, in the file's order."""
+        return tuple(
+            AclBinding(
+                principal=f"User:{principal.name}",
+                resource_type=_KAFKA_RESOURCE_TYPES[rule.resource],
+                resource_name=rule.name,
+                pattern_type=_KAFKA_PATTERN_TYPES[rule.pattern],
+                operation=_kafka_operation(operation),
+            )
+            for principal in self.principals
+            for rule in principal.acls
+            for operation in rule.operations
         )
 
     def topics(self) -> frozenset[str]:

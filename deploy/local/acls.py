@@ -78,7 +78,7 @@ def bindings(acl: AclFile) -> list[AclBinding]:
     ]
 
 
-class _CreateAcls(Request[CreateAclsRequest_v1]):
+class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]  # aiokafka.protocol is untyped
     API_KEY = 30
 
     def __init__(self, creations: Sequence[tuple[int, str, int, str, str, int, int]]) -> None:
@@ -88,7 +88,7 @@ class _CreateAcls(Request[CreateAclsRequest_v1]):
         return request_struct_class(self._creations)
 
 
-class _DeleteAcls(Request[DeleteAclsRequest_v1]):
+class _DeleteAcls(Request[DeleteAclsRequest_v1]):  # type: ignore[misc]
     API_KEY = 31
 
     def __init__(self, filters: Sequence[tuple[int, str, int, str, str, int, int]]) -> None:

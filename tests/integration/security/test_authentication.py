@@ -64,9 +64,11 @@ async def test_a_wrong_password_is_refused(name: str, secrets: LocalSecrets, kaf
 def test_a_client_that_does_not_trust_the_ca_does_not_connect(secrets: LocalSecrets) -> None:
     port = int(local_env()["KAFKA_PORT"])
     context = ssl.create_default_context()  # the system's trust store knows no local CA
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLCertVerificationError):
-            context.wrap_socket(raw, server_hostname="127.0.0.1")
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
 def test_the_controller_listener_wants_the_broker_certificate(secrets: LocalSecrets) -> None:

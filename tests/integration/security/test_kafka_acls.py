@@ -117,7 +117,7 @@ async def read_from_start(secrets: LocalSecrets, bootstrap: str, name: str, topi
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         await consumer.getmany(partition, timeout_ms=500)
-        return await consumer.position(partition)
+        return int(await consumer.position(partition))
     finally:
         await consumer.stop()
 
