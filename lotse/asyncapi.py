@@ -31,8 +31,10 @@ def render() -> str:
     from services.registration.settings import RegistrationSettings
 
     # The document shows the security scheme (SASL_SSL, SCRAM-SHA-512), never a principal: the
-    # runtimes are built with a stand-in one, so that rendering needs no credentials.
+    # runtimes are built with a stand-in one, so that rendering needs no credentials; and with
+    # the default broker address, so that a stack on other ports renders the same document.
     security: dict[str, Any] = {
+        "kafka_bootstrap_servers": "127.0.0.1:9092",
         "kafka_security_protocol": "SASL_SSL",
         "kafka_sasl_username": "asyncapi",
         "kafka_sasl_password": "not-a-password",

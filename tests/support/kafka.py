@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,16 @@ from aiokafka.structs import ConsumerRecord
 from shared.kafka import KafkaSecurity, client_options, make_admin
 
 Record: TypeAlias = ConsumerRecord  # of bytes key and value
+
+
+def kcat_command(principal: str = "admin") -> list[str]:
+    """kcat as `principal`, with the stack's librdkafka config for it (`-F`), through
+    deploy.local.kcat, which brings a librdkafka that logs in to Kafka 4 with SCRAM."""
+    from deploy.local.config import var_dir
+    from deploy.local.secrets import local_secrets
+
+    config = local_secrets(var_dir()).kafka_config_file(principal)
+    return [sys.executable, "-m", "deploy.local.kcat", "-F", str(config)]
 
 
 def envelope(

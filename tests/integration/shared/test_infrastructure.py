@@ -13,7 +13,7 @@ import pytest
 
 from shared.topics import KOMMUNE_KEYED_PARTITIONS, Topics, all_topics
 from tests.support.infra import SERVICES, Infrastructure, with_database
-from tests.support.kafka import admin_client
+from tests.support.kafka import admin_client, kcat_command
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def kcat(*args: str, stdin: str | None = None) -> str:
     if binary is None:
         pytest.fail("kcat is not installed: .ci/run installs Debian's kcat package")
     done = subprocess.run(
-        [binary, *args], input=stdin, capture_output=True, text=True, timeout=60, check=True
+        [*kcat_command(), *args], input=stdin, capture_output=True, text=True, timeout=60, check=True
     )
     return done.stdout
 
