@@ -1,5 +1,6 @@
 """Starts and stops the local stack: `python -m deploy.local.stack up|down|infra-up|status|env|test`.
 
+`run MODULE ARGS` runs a tool such as `lotse.cli` with the local environment.
 `env [--as PRINCIPAL] [--show-secrets]` prints the variables of the local environment (secrets as
 the paths of their files, unless --show-secrets).
 
@@ -732,6 +733,14 @@ def main(argv: list[str]) -> int:
             status(env)
         elif command == "test":
             return run_tests(env, rest)
+        elif command == "run":
+            # `run MODULE ARGS`: a tool (lotse) against this stack, on its ports, as its own
+            # principal (lotse: operator), e.g. when only the ports were moved.
+            if not rest:
+                raise StackError("run takes a module: run lotse.cli demo")
+            return subprocess.run(
+                [sys.executable, "-m", *rest], env=env, cwd=REPO_ROOT, check=False
+            ).returncode
         else:
             print(f"unknown command {command!r}\n{__doc__}")
             return 2
