@@ -54,7 +54,7 @@ lint: venv
 
 demo: venv
 	$(PY) -m deploy.local.stack up
-	$(PY) -m lotse.cli demo; status=$$?; $(PY) -m deploy.local.stack down; exit $$status
+	$(PY) -m deploy.local.stack run lotse.cli demo; status=$$?; $(PY) -m deploy.local.stack down; exit $$status
 
 asyncapi: venv
 	$(PY) -m lotse.asyncapi docs/asyncapi.yaml

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.kafka import client_options
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -42,6 +44,7 @@ class TopicTail:
             isolation_level="read_committed",
             fetch_max_wait_ms=20,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **client_options(),
         )
         await consumer.start()
         await consumer._client.force_metadata_update()

@@ -17,7 +17,7 @@ import aiokafka.producer.sender as aiokafka_sender
 from aiokafka import AIOKafkaProducer
 
 from bench.stats import percentile
-from shared.kafka import ensure_topics, retry_concurrent_transactions_sooner
+from shared.kafka import client_options, ensure_topics, retry_concurrent_transactions_sooner
 from shared.settings import CommonSettings
 from shared.topics import TopicSpec
 
@@ -26,7 +26,11 @@ TOPIC = "bench.transactions"
 
 async def time_transactions(bootstrap: str, transactions: int, records: int) -> list[float]:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"{TOPIC}-probe", enable_idempotence=True, acks="all"
+        bootstrap_servers=bootstrap,
+        transactional_id=f"{TOPIC}-probe",
+        enable_idempotence=True,
+        acks="all",
+        **client_options(),
     )
     await producer.start()
     seconds: list[float] = []

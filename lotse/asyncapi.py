@@ -31,16 +31,20 @@ def render() -> str:
     from services.notification.settings import NotificationSettings
     from services.registration.app import build as build_registration
     from services.registration.settings import RegistrationSettings
-    from shared.settings import CommonSettings
 
-    defaults: dict[str, Any] = {
-        name: CommonSettings.model_fields[name].default
-        for name in ("kafka_bootstrap_servers", "kafka_topic_prefix")
+    # The document shows the security scheme (SASL_SSL, SCRAM-SHA-512), never a principal: the
+    # runtimes are built with a stand-in one, so that rendering needs no credentials; and with
+    # the default broker address, so that a stack on other ports renders the same document.
+    security: dict[str, Any] = {
+        "kafka_bootstrap_servers": "127.0.0.1:9092",
+        "kafka_security_protocol": "SASL_SSL",
+        "kafka_sasl_username": "asyncapi",
+        "kafka_sasl_password": "not-a-password",
     }
     runtimes = [
-        build_registration(RegistrationSettings(**defaults)),
-        build_funding(FundingSettings(**defaults)),
-        build_notification(NotificationSettings(**defaults)),
+        build_registration(RegistrationSettings(**security)),
+        build_funding(FundingSettings(**security)),
+        build_notification(NotificationSettings(**security)),
     ]
     for runtime in runtimes:
         runtime.finish_setup()

@@ -246,7 +246,9 @@ def close_period_command(period: Annotated[str, typer.Argument(help="the period 
     try:
         closed = asyncio.run(
             with_pool(
-                config.funding.database_url, lambda pool: funding.close_period(pool, period, config.topics)
+                config.funding.database_url,
+                lambda pool: funding.close_period(pool, period, config.topics),
+                owner=True,  # transitional: becomes a command that funding carries out
             )
         )
     except funding.UnknownPeriodError as exc:
@@ -343,7 +345,11 @@ def mail_resend_command(
         console.print(f"[red]{email_id!r} is not a notification id (a UUID)[/]")
         raise typer.Exit(2) from exc
 
-    if not asyncio.run(with_pool(config.notification.database_url, lambda pool: mail.resend(pool, email_id))):
+    # Transitional (owner=True): becomes a command that notification carries out.
+    resent = asyncio.run(
+        with_pool(config.notification.database_url, lambda pool: mail.resend(pool, email_id), owner=True)
+    )
+    if not resent:
         console.print(f"[red]email {email_id} is not parked: nothing to resend[/]")
         raise typer.Exit(1)
     console.print(f"Email {email_id} is pending again; the notification service will send it.")
@@ -353,7 +359,7 @@ def mail_resend_command(
 _FAILURES: tuple[tuple[type[BaseException], str], ...] = (
     (
         asyncpg.InvalidPasswordError,
-        "a database refused the login: check the <SERVICE>_DATABASE_URL variables",
+        "a database refused the login: check <SERVICE>_DATABASE_URL and OPERATOR_DATABASE_PASSWORD(_FILE)",
     ),
     (asyncpg.PostgresError, "a database answered with an error"),
     (KafkaError, "Kafka is not reachable or refused the request: check KAFKA_BOOTSTRAP_SERVERS"),

@@ -7,13 +7,18 @@ from typing import TypeVar
 
 import asyncpg
 
+from lotse.credentials import database_login
 from shared.db import Pool
 
 T = TypeVar("T")
 
 
-async def with_pool(dsn: str, action: Callable[[Pool], Awaitable[T]]) -> T:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+async def with_pool(dsn: str, action: Callable[[Pool], Awaitable[T]], *, owner: bool = False) -> T:
+    """A pool as the read-only operator role; `owner`: as the database's own role (see credentials)."""
+    login, password = database_login(dsn, owner=owner)
+    pool = await asyncpg.create_pool(
+        login, password=password.get_secret_value() if password else None, min_size=1, max_size=2
+    )
     try:
         return await action(pool)
     finally:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lotse.credentials import kafka_security
 from lotse.log import read_all
 from lotse.scenario import DEMO, Scenario, ScenarioSize, build_scenario
 from lotse.status import wait_until_consumed
@@ -26,7 +27,8 @@ class DemoProgress:
 
 
 async def publish_scenario(bootstrap: str, topics: Topics, scenario: Scenario) -> int:
-    producer = make_producer(bootstrap, client_id="lotse-demo")
+    # The demo plays the portals: it publishes as the `portal` principal.
+    producer = make_producer(bootstrap, client_id="lotse-demo", security=kafka_security("portal"))
     await producer.start()
     try:
         messages = scenario.messages()

@@ -12,10 +12,15 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from lotse.credentials import kafka_security
 from lotse.log import topic_partitions
 from shared.dlq import DLQ_HEADERS, HEADER_ERROR, HEADER_FAILED_AT, HEADER_SERVICE
-from shared.kafka import make_producer
+from shared.kafka import client_options, make_producer
 from shared.topics import dlq_topic
+
+# Transitional: replaying writes into a domain topic, which only its owner may; until replay is a
+# command that the owning service carries out, lotse reads and replays dead letters as admin.
+DLQ_PRINCIPAL = "admin"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ async def read_dead_letters(bootstrap: str, topic: str, *, only_new: bool = Fals
     dead = dlq_topic(topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **client_options(kafka_security(DLQ_PRINCIPAL)),
         group_id=replay_group(topic),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -97,7 +103,7 @@ async def replay_dead_letters(bootstrap: str, topic: str, ids: list[str] | None 
         if unknown:
             raise KeyError(f"no dead letter with id {', '.join(sorted(unknown))} on {dlq_topic(topic)}")
         letters = [letter for letter in letters if letter.letter_id in wanted]
-    producer = make_producer(bootstrap, client_id="lotse-dlq-replay")
+    producer = make_producer(bootstrap, client_id="lotse-dlq-replay", security=kafka_security(DLQ_PRINCIPAL))
     await producer.start()
     try:
         for letter in letters:
@@ -112,7 +118,10 @@ async def replay_dead_letters(bootstrap: str, topic: str, ids: list[str] | None 
 
 async def _commit_replayed(bootstrap: str, topic: str, letters: list[DeadLetter]) -> None:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=replay_group(topic), enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=replay_group(topic),
+        enable_auto_commit=False,
+        **client_options(kafka_security(DLQ_PRINCIPAL)),
     )
     await consumer.start()
     try:

@@ -7,6 +7,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from lotse.credentials import kafka_security
+from shared.kafka import client_options
+
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """The topic's partitions, fetching metadata first if the consumer has not seen the topic yet."""
@@ -21,6 +24,7 @@ async def read_history(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     """Every committed event on the topic up to now, in log order per partition, copies included."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **client_options(kafka_security()),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",

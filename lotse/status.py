@@ -11,6 +11,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from lotse.credentials import database_login, kafka_security
+from shared.kafka import client_options
 from shared.topics import Topics
 
 SERVICE_TOPICS = {
@@ -35,7 +37,9 @@ class ConsumerLag:
 
 
 async def check_kafka(bootstrap: str) -> HealthCheck:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=3000, **client_options(kafka_security())
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout=5)
         topics = await admin.list_topics()
@@ -47,7 +51,10 @@ async def check_kafka(bootstrap: str) -> HealthCheck:
 
 async def check_database(service: str, dsn: str) -> HealthCheck:
     try:
-        conn = await asyncpg.connect(dsn, timeout=3)
+        login, password = database_login(dsn)
+        conn = await asyncpg.connect(
+            login, password=password.get_secret_value() if password else None, timeout=3
+        )
         version = await conn.fetchval(
             "SELECT max(version) FROM schema_migrations WHERE namespace = $1", service
         )
@@ -81,8 +88,10 @@ async def check_service(name: str, host: str, port: int) -> HealthCheck:
 
 
 async def consumer_lag(bootstrap: str, topics: Topics) -> list[ConsumerLag]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(kafka_security()))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, **client_options(kafka_security())
+    )
     await admin.start()
     await consumer.start()
     try:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from shared.settings import CommonSettings
@@ -115,10 +116,17 @@ COMMAND_TIMEOUT_SECONDS = 60
 
 
 async def create_pool(
-    dsn: str, *, max_size: int = 10, min_size: int = 1, timeouts: SessionTimeouts | None = None
+    dsn: str,
+    *,
+    max_size: int = 10,
+    min_size: int = 1,
+    timeouts: SessionTimeouts | None = None,
+    password: SecretStr | None = None,
 ) -> asyncpg.Pool:
+    """A pool on `dsn`; the password is given apart, since URLs carry none (and end up in logs)."""
     pool = await asyncpg.create_pool(
         dsn,
+        password=password.get_secret_value() if password is not None else None,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
@@ -130,7 +138,11 @@ async def create_pool(
 
 
 async def connect(
-    dsn: str, *, timeouts: SessionTimeouts | None = None, idle_session_timeout: float | None = None
+    dsn: str,
+    *,
+    timeouts: SessionTimeouts | None = None,
+    idle_session_timeout: float | None = None,
+    password: SecretStr | None = None,
 ) -> asyncpg.Connection:
     """A connection of its own (a leader's session, a listener), with the pool's settings.
 
@@ -140,7 +152,12 @@ async def connect(
     settings = {**SESSION_SETTINGS, **(timeouts or SessionTimeouts()).server_settings()}
     if idle_session_timeout is not None:
         settings["idle_session_timeout"] = _milliseconds(idle_session_timeout)
-    conn = await asyncpg.connect(dsn, command_timeout=COMMAND_TIMEOUT_SECONDS, server_settings=settings)
+    conn = await asyncpg.connect(
+        dsn,
+        password=password.get_secret_value() if password is not None else None,
+        command_timeout=COMMAND_TIMEOUT_SECONDS,
+        server_settings=settings,
+    )
     await _init_connection(conn)
     return conn
 

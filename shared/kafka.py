@@ -1,9 +1,19 @@
-"""Kafka plumbing: the broker factory and an idempotent raw producer."""
+"""Kafka plumbing: how every client authenticates, the broker factory and an idempotent raw producer.
+
+Every client (FastStream broker, aiokafka producer, consumer, admin) is built with the options of
+one `KafkaSecurity`: SASL_SSL with SCRAM-SHA-512 and the broker verified against KAFKA_SSL_CA_FILE,
+unless KAFKA_SECURITY_PROTOCOL=PLAINTEXT. Without an explicit one, a client takes the process's
+environment (KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD or _FILE, ...).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiokafka.producer.sender as aiokafka_sender
 from aiokafka import AIOKafkaProducer
@@ -11,7 +21,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLScram512
+from pydantic import SecretStr
 
+from shared.settings import (
+    KafkaSaslMechanism,
+    KafkaSecurityProtocol,
+    KafkaSecuritySettings,
+    local_secrets_dir,
+    read_secret_file,
+)
 from shared.topics import TopicSpec
 
 # Subscribers process a batch, then commit; an error that survives the retries rewinds the batch
@@ -36,10 +55,97 @@ def retry_concurrent_transactions_sooner() -> None:
     aiokafka_sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_RETRY_SECONDS
 
 
-def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+class KafkaSecurityError(ValueError):
+    """The security settings are incomplete (never carries a secret)."""
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """The principal a client authenticates as, and the CA it verifies the broker with."""
+
+    protocol: KafkaSecurityProtocol = "SASL_SSL"
+    mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+
+    def __repr__(self) -> str:  # the dataclass's own would be fine too: SecretStr masks itself
+        return f"KafkaSecurity(protocol={self.protocol}, username={self.username}, ca_file={self.ca_file})"
+
+    @classmethod
+    def from_settings(
+        cls, settings: KafkaSecuritySettings, *, default_principal: str | None = None
+    ) -> KafkaSecurity:
+        """The settings' principal (or `default_principal`); a password or CA that is not set is
+        looked up where the local stack writes them (var/secrets), so that local tools need none."""
+        protocol = settings.kafka_security_protocol
+        username = settings.kafka_sasl_username or default_principal
+        password = settings.kafka_sasl_password
+        ca_file = settings.kafka_ssl_ca_file
+        if protocol == "PLAINTEXT":
+            return cls(protocol="PLAINTEXT")
+        local = local_secrets_dir()
+        if password is None and username is not None:
+            candidate = local / "kafka" / f"{username}.password"
+            if candidate.is_file():
+                password = read_secret_file(candidate)
+        if ca_file is None and (local / "ca.crt").is_file():
+            ca_file = local / "ca.crt"
+        if username is None or password is None:
+            raise KafkaSecurityError(
+                "Kafka needs a principal: set KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD or "
+                "KAFKA_SASL_PASSWORD_FILE (or KAFKA_SECURITY_PROTOCOL=PLAINTEXT for a broker without auth)"
+            )
+        return cls(protocol, settings.kafka_sasl_mechanism, username, password, ca_file)
+
+    @classmethod
+    def from_environment(cls, *, default_principal: str | None = None) -> KafkaSecurity:
+        return cls.from_settings(KafkaSecuritySettings(), default_principal=default_principal)
+
+    def as_principal(self, username: str, password: SecretStr) -> KafkaSecurity:
+        return KafkaSecurity(self.protocol, self.mechanism, username, password, self.ca_file)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.protocol == "PLAINTEXT":
+            return None
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        if self.protocol == "PLAINTEXT":
+            return {"security_protocol": "PLAINTEXT"}
+        assert self.username is not None and self.password is not None
+        return {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": self.mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password.get_secret_value(),
+            "ssl_context": self.ssl_context(),
+        }
+
+    def faststream_security(self) -> BaseSecurity | None:
+        if self.protocol == "PLAINTEXT":
+            return None
+        assert self.username is not None and self.password is not None
+        return SASLScram512(
+            self.username, self.password.get_secret_value(), ssl_context=self.ssl_context(), use_ssl=True
+        )
+
+
+def client_options(security: KafkaSecurity | None = None) -> dict[str, Any]:
+    """aiokafka keyword arguments for `security`, or for the process's environment."""
+    return (security or KafkaSecurity.from_environment()).client_options()
+
+
+def make_broker(
+    bootstrap_servers: str, *, client_id: str, security: KafkaSecurity | None = None
+) -> KafkaBroker:
     """One broker per service process; its producer waits for all replicas and never duplicates."""
     return KafkaBroker(
         bootstrap_servers,
+        security=(security or KafkaSecurity.from_environment()).faststream_security(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -49,10 +155,13 @@ def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
     )
 
 
-def make_producer(bootstrap_servers: str, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
+def make_producer(
+    bootstrap_servers: str, *, client_id: str, linger_ms: int = 5, security: KafkaSecurity | None = None
+) -> AIOKafkaProducer:
     """A raw producer for bytes that must stay byte-exact (dead letters, portal replays)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
+        **client_options(security),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -60,9 +169,23 @@ def make_producer(bootstrap_servers: str, *, client_id: str, linger_ms: int = 5)
     )
 
 
-async def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:
+def make_admin(
+    bootstrap_servers: str,
+    *,
+    client_id: str = "lotse-admin",
+    security: KafkaSecurity | None = None,
+    **options: Any,
+) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id=client_id, **client_options(security), **options
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str, specs: Sequence[TopicSpec], *, security: KafkaSecurity | None = None
+) -> list[str]:
     """Create the topics that don't exist yet; returns the names created. Idempotent."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lotse-topics")
+    admin = make_admin(bootstrap_servers, client_id="lotse-topics", security=security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -95,8 +218,10 @@ async def _wait_until_visible(admin: AIOKafkaAdminClient, names: list[str], time
         await asyncio.sleep(0.1)
 
 
-async def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lotse-topics")
+async def delete_topics(
+    bootstrap_servers: str, names: Sequence[str], *, security: KafkaSecurity | None = None
+) -> None:
+    admin = make_admin(bootstrap_servers, client_id="lotse-topics", security=security)
     await admin.start()
     try:
         await admin.delete_topics(list(names))

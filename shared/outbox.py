@@ -25,10 +25,11 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
+from pydantic import SecretStr
 
 from shared.db import Connection, Pool, SessionTimeouts, connect, is_transient
 from shared.events import Envelope
-from shared.kafka import retry_concurrent_transactions_sooner
+from shared.kafka import KafkaSecurity, client_options, retry_concurrent_transactions_sooner
 from shared.logging import get_logger
 from shared.topics import Topics
 
@@ -195,6 +196,8 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         timeouts: SessionTimeouts | None = None,
+        database_password: SecretStr | None = None,
+        kafka_security: KafkaSecurity | None = None,
     ) -> None:
         self.service = service
         self._state_topic = topics.relay_state(service)
@@ -205,6 +208,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._timeouts = timeouts or SessionTimeouts()
+        self._database_password = database_password
+        self._kafka_security = kafka_security
         self._wake = asyncio.Event()
         self._lock_id = relay_lock_id(service)
         self.is_leader = False
@@ -240,6 +245,7 @@ class OutboxRelay:
             self._dsn,
             timeouts=self._timeouts,
             idle_session_timeout=max(self._timeouts.idle_in_transaction, 5 * self._poll_interval),
+            password=self._database_password,
         )
         try:
             while not await conn.fetchval(TRY_LEAD, self._lock_id):
@@ -249,6 +255,7 @@ class OutboxRelay:
             retry_concurrent_transactions_sooner()
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
+                **client_options(self._kafka_security),
                 transactional_id=self._transactional_id,
                 enable_idempotence=True,
                 acks="all",
@@ -331,7 +338,10 @@ class OutboxRelay:
     async def _recover(self, conn: Connection, database: uuid.UUID) -> None:
         """Mark the rows of our last committed Kafka transaction, in case we died before marking them."""
         marker = await self._keeping_the_session(
-            conn, last_committed_batch(self._bootstrap, self._state_topic, self.service, database)
+            conn,
+            last_committed_batch(
+                self._bootstrap, self._state_topic, self.service, database, security=self._kafka_security
+            ),
         )
         if marker is None:
             return
@@ -348,7 +358,13 @@ class OutboxRelay:
 
 
 async def last_committed_batch(
-    bootstrap_servers: str, state_topic: str, service: str, database: uuid.UUID, window: int = 200
+    bootstrap_servers: str,
+    state_topic: str,
+    service: str,
+    database: uuid.UUID,
+    window: int = 200,
+    *,
+    security: KafkaSecurity | None = None,
 ) -> RelayMarker | None:
     """This database's last committed marker on the service's state topic, if any.
 
@@ -358,6 +374,7 @@ async def last_committed_batch(
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
+        **client_options(security),
         isolation_level="read_committed",
         enable_auto_commit=False,
         group_id=None,

@@ -24,7 +24,7 @@ from shared.consumer import BatchConsumer
 from shared.db import Pool, create_pool, retry_transient, session_timeouts
 from shared.events import ContractModel, EventDecoder, topic_json_schema
 from shared.health import HealthServer
-from shared.kafka import SUBSCRIBER_ACK_POLICY, make_broker, make_producer
+from shared.kafka import SUBSCRIBER_ACK_POLICY, KafkaSecurity, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxRelay, relay_is_stalled
@@ -52,7 +52,10 @@ class ServiceRuntime:
         self.migrations = migrations
         self.topics = Topics(settings.kafka_topic_prefix)
         self.group_id = settings.kafka_topic_prefix + name
-        self.broker: KafkaBroker = make_broker(settings.kafka_bootstrap_servers, client_id=name)
+        self.kafka_security = KafkaSecurity.from_settings(settings)
+        self.broker: KafkaBroker = make_broker(
+            settings.kafka_bootstrap_servers, client_id=name, security=self.kafka_security
+        )
         self.router = KafkaRouter()
         self.app = FastStream(self.broker)
         self.app.on_startup(self._start)
@@ -124,6 +127,7 @@ class ServiceRuntime:
                 self.database_url,
                 max_size=self.settings.db_pool_max_size,
                 timeouts=session_timeouts(self.settings),
+                password=self.settings.database_password,
             ),
             give_up_after=60,
         )
@@ -134,7 +138,9 @@ class ServiceRuntime:
             await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
             applied = await apply_migrations(conn, self.migrations, self.name)
         log.info("migrations applied", count=len(applied))
-        self._producer = make_producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq")
+        self._producer = make_producer(
+            self.settings.kafka_bootstrap_servers, client_id=f"{self.name}-dlq", security=self.kafka_security
+        )
         await self._producer.start()
         for topic, (decoder, applier, unit_of_work) in self._appliers.items():
             self._consumers[topic] = BatchConsumer(
@@ -152,6 +158,8 @@ class ServiceRuntime:
             dsn=self.database_url,
             pool=self._pool,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            database_password=self.settings.database_password,
+            kafka_security=self.kafka_security,
             topics=self.topics,
             batch_size=self.settings.outbox_batch_size,
             poll_interval=self.settings.outbox_poll_interval_seconds,

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import asyncpg
 import pytest
 
-from shared.kafka import delete_topics, ensure_topics
+from deploy.local.acls import apply_acl_file, remove_acl_file
+from shared.kafka import KafkaSecurity, delete_topics, ensure_topics
 from shared.settings import DEFAULT_DIRECTORY_FILE
 from shared.topics import Topics
 from tests.support.infra import Infrastructure, from_environment, from_testcontainers, with_database
@@ -41,12 +42,18 @@ def kafka_bootstrap(infra: Infrastructure) -> str:
 
 @pytest.fixture
 async def topics(infra: Infrastructure) -> AsyncIterator[Topics]:
-    """A fresh, prefixed set of every topic, deleted after the test."""
+    """A fresh, prefixed set of every topic with deploy/acl.yaml's ACLs for the prefix; both are
+    deleted after the test."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     created = Topics(prefix)
+    secured = KafkaSecurity.from_environment().protocol != "PLAINTEXT"
     await ensure_topics(infra.kafka_bootstrap, created.all())
+    if secured:
+        await apply_acl_file(infra.kafka_bootstrap, prefix)
     yield created
     await delete_topics(infra.kafka_bootstrap, [spec.name for spec in created.all()])
+    if secured:
+        await remove_acl_file(infra.kafka_bootstrap, prefix)
 
 
 DatabaseFactory = Callable[[str], Awaitable[str]]

@@ -1,4 +1,9 @@
-"""The local environment: ports, URLs and paths, each overridable from the caller's environment."""
+"""The local environment: ports, URLs and paths, each overridable from the caller's environment.
+
+No secret is part of it: passwords are named by their files under var/secrets (`<NAME>_FILE`), and
+which Kafka principal a process is comes from `principal_env` (the stack gives each service its own,
+the tests and the stack's tools admin).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,31 @@ def var_dir() -> Path:
     return Path(os.environ.get("LOTSE_VAR_DIR", REPO_ROOT / "var")).resolve()
 
 
+def secrets_dir() -> Path:
+    return var_dir() / "secrets"
+
+
+def principal_env(principal: str) -> dict[str, str]:
+    """The variables that make a process authenticate to Kafka as `principal`."""
+    return {
+        "KAFKA_SASL_USERNAME": principal,
+        "KAFKA_SASL_PASSWORD_FILE": str(secrets_dir() / "kafka" / f"{principal}.password"),
+    }
+
+
+def service_env(env: dict[str, str], service: str) -> dict[str, str]:
+    """A service's environment: its own Kafka principal and only its own database password."""
+    own = {
+        key: value
+        for key, value in env.items()
+        if not key.endswith("_DATABASE_PASSWORD_FILE") and key != "POSTGRES_ADMIN_PASSWORD_FILE"
+    }
+    own[f"{service.upper()}_DATABASE_PASSWORD_FILE"] = env[f"{service.upper()}_DATABASE_PASSWORD_FILE"]
+    own.pop("KAFKA_SASL_PASSWORD", None)
+    own.pop("PGPASSFILE", None)
+    return {**own, **principal_env(service)}
+
+
 def local_env() -> dict[str, str]:
     """Every variable the services, tests and tools read, with the local defaults."""
     get = os.environ.get
@@ -27,8 +57,14 @@ def local_env() -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{kafka_port}"),
         "POSTGRES_PORT": postgres_port,
         "POSTGRES_ADMIN_URL": get(
-            "POSTGRES_ADMIN_URL", f"postgresql://postgres:postgres@127.0.0.1:{postgres_port}/postgres"
+            "POSTGRES_ADMIN_URL", f"postgresql://postgres@127.0.0.1:{postgres_port}/postgres"
         ),
+        "POSTGRES_ADMIN_PASSWORD_FILE": get(
+            "POSTGRES_ADMIN_PASSWORD_FILE", str(secrets_dir() / "postgres" / "postgres.password")
+        ),
+        "KAFKA_SECURITY_PROTOCOL": get("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+        "KAFKA_SASL_MECHANISM": get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        "KAFKA_SSL_CA_FILE": get("KAFKA_SSL_CA_FILE", str(secrets_dir() / "ca.crt")),
         "SMTP_HOST": get("SMTP_HOST", "127.0.0.1"),
         "SMTP_PORT": get("SMTP_PORT", "1025"),
         "MAIL_DIR": get("MAIL_DIR", str(var_dir() / "mail")),
@@ -42,7 +78,13 @@ def local_env() -> dict[str, str]:
     for service in SERVICES:
         upper = service.upper()
         env[f"{upper}_DATABASE_URL"] = get(
-            f"{upper}_DATABASE_URL", f"postgresql://{service}:{service}@127.0.0.1:{postgres_port}/{service}"
+            f"{upper}_DATABASE_URL", f"postgresql://{service}@127.0.0.1:{postgres_port}/{service}"
+        )
+        env[f"{upper}_DATABASE_PASSWORD_FILE"] = get(
+            f"{upper}_DATABASE_PASSWORD_FILE", str(secrets_dir() / "postgres" / f"{service}.password")
         )
         env[f"{upper}_HTTP_PORT"] = get(f"{upper}_HTTP_PORT", str(DEFAULT_HTTP_PORTS[service]))
+    env["OPERATOR_DATABASE_PASSWORD_FILE"] = get(
+        "OPERATOR_DATABASE_PASSWORD_FILE", str(secrets_dir() / "postgres" / "operator.password")
+    )
     return env

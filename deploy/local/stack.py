@@ -1,5 +1,9 @@
 """Starts and stops the local stack: `python -m deploy.local.stack up|down|infra-up|status|env|test`.
 
+`run MODULE ARGS` runs a tool such as `lotse.cli` with the local environment.
+`env [--as PRINCIPAL] [--show-secrets]` prints the variables of the local environment (secrets as
+the paths of their files, unless --show-secrets).
+
 Everything runs on 127.0.0.1 and keeps its state under var/ (LOTSE_VAR_DIR): deleting var/
 resets all state. Every background process gets a pidfile in var/run; `down` stops exactly the
 processes those files name, after checking that each pid still runs the command we started.
@@ -8,8 +12,10 @@ processes those files name, after checking that each pid still runs the command 
 from __future__ import annotations
 
 import asyncio
+import base64
 import glob
 import hashlib
+import hmac
 import os
 import shutil
 import signal
@@ -23,8 +29,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.local.config import SERVICES, local_env, var_dir
-from shared.kafka import ensure_topics
+from deploy.local.acls import apply_acl_file
+from deploy.local.config import SERVICES, local_env, principal_env, service_env, var_dir
+from deploy.local.secrets import (
+    BROKER_PRINCIPAL,
+    KAFKA_PRINCIPALS,
+    POSTGRES_ROLES,
+    LocalSecrets,
+    local_secrets,
+)
+from shared.kafka import KafkaSecurity, ensure_topics
 from shared.settings import REPO_ROOT
 from shared.topics import all_topics
 
@@ -186,15 +200,104 @@ def _kafka_libs() -> Path:
     return libs
 
 
+def stack_secrets() -> LocalSecrets:
+    return local_secrets(var_dir())
+
+
+def ensure_secrets(env: dict[str, str]) -> LocalSecrets:
+    found = stack_secrets()
+    found.ensure(kafka_bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"])
+    return found
+
+
+def admin_security() -> KafkaSecurity:
+    found = stack_secrets()
+    return KafkaSecurity(username="admin", password=found.kafka_password("admin"), ca_file=found.ca_cert)
+
+
 def _kafka_config(env: dict[str, str]) -> Path:
     place = paths()
     data = place.kafka / "data"
     config = place.kafka / "server.properties"
     template = (KAFKA_DIR / "server.properties").read_text()
-    config.write_text(
-        template.format(port=env["KAFKA_PORT"], controller_port=env["KAFKA_CONTROLLER_PORT"], data_dir=data)
+    found = stack_secrets()
+    text = template.format(
+        port=env["KAFKA_PORT"],
+        controller_port=env["KAFKA_CONTROLLER_PORT"],
+        data_dir=data,
+        admin_password=found.kafka_password("admin").get_secret_value(),
+        broker_pem=found.broker_pem,
+        ca_file=found.ca_cert,
+        super_users=f"User:admin;{BROKER_PRINCIPAL}",
     )
+    descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    config.chmod(0o600)
     return config
+
+
+def _credentials_digest(found: LocalSecrets) -> str:
+    """Changes when a principal's password does: the SCRAM credentials are fixed at format time."""
+    digest = hashlib.sha256()
+    for principal in KAFKA_PRINCIPALS:
+        digest.update(f"{principal}\0{found.kafka_password(principal).get_secret_value()}\0".encode())
+    return digest.hexdigest()
+
+
+def _format_kafka(classpath: str, config: Path) -> None:
+    place = paths()
+    data = place.kafka / "data"
+    stamp = place.kafka / "credentials.sha256"
+    found = stack_secrets()
+    digest = _credentials_digest(found)
+    if (data / "meta.properties").exists():
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        # Data from before authentication, or principals whose passwords changed since the
+        # format: the local broker's state is disposable, its credentials must match the files.
+        log("the Kafka data does not hold the current SCRAM credentials: formatting it anew")
+        shutil.rmtree(data)
+    cluster_id = (
+        subprocess.run(
+            ["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    scram = [
+        argument
+        for principal in KAFKA_PRINCIPALS
+        for argument in (
+            "--add-scram",
+            f"SCRAM-SHA-512=[name={principal},password={found.kafka_password(principal).get_secret_value()}]",
+        )
+    ]
+    done = subprocess.run(
+        [
+            "java",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+            *scram,
+        ],
+        check=False,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        # The arguments hold passwords: never show the command, only the tool's own error.
+        raise StackError(
+            f"formatting the Kafka storage failed: {done.stderr.decode(errors='replace')[-2000:]}"
+        )
+    stamp.write_text(digest)
 
 
 def _port_open(port: int) -> bool:
@@ -213,32 +316,7 @@ def start_kafka(env: dict[str, str]) -> bool:
     libs = _kafka_libs()
     config = _kafka_config(env)
     classpath = f"{libs}/*"
-    if not (paths().kafka / "data" / "meta.properties").exists():
-        cluster_id = (
-            subprocess.run(
-                ["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        subprocess.run(
-            [
-                "java",
-                "-cp",
-                classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(config),
-            ],
-            check=True,
-            capture_output=True,
-        )
+    _format_kafka(classpath, config)
     java_env = dict(env, KAFKA_HEAP_OPTS=KAFKA_HEAP)
     spawn(
         "kafka",
@@ -262,10 +340,15 @@ def kafka_ready(env: dict[str, str]) -> bool:
     if not _port_open(int(env["KAFKA_PORT"])):
         return False
     try:
-        asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], all_topics()))
+        asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], all_topics(), security=admin_security()))
     except Exception:
         return False
     return True
+
+
+def apply_acls(env: dict[str, str]) -> None:
+    count = asyncio.run(apply_acl_file(env["KAFKA_BOOTSTRAP_SERVERS"], security=admin_security()))
+    log(f"Kafka ACLs applied from deploy/acl.yaml ({count} bindings)")
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
@@ -309,6 +392,31 @@ def _let_postgres_through(folder: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+AUTH_STAMP = "scram-sha-256"
+PG_HBA = (
+    "# Loopback and the socket only, and never without a password: scram-sha-256 for every role,\n"
+    "# the superuser included. Which database a role reaches is its CONNECT privilege\n"
+    "# (deploy/sql/init-roles.sql): each service only its own, operator the three of them.\n"
+    "local all all scram-sha-256\n"
+    "host  all all 127.0.0.1/32 scram-sha-256\n"
+)
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """PostgreSQL's stored form of a scram-sha-256 password (RFC 5802/7677): the server learns the
+    verifier, never the password, so no statement or log line of it can hold the password."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
 def _init_cluster() -> None:
     place = paths()
     data = _pg_data()
@@ -318,37 +426,53 @@ def _init_cluster() -> None:
         shutil.chown(place.pg, "postgres")
         shutil.chown(place.pg / "run", "postgres")
         _let_postgres_through(place.pg)
+    stamp = place.pg / "auth"
     if (data / "PG_VERSION").exists():
-        return
+        if stamp.exists() and stamp.read_text() == AUTH_STAMP:
+            return
+        # A cluster from before passwords (trust on the socket, passwords equal to role names):
+        # the local database is disposable, its authentication must not be.
+        log("the PostgreSQL cluster predates scram-sha-256 for every role: initialising it anew")
+        shutil.rmtree(data)
     pwfile = place.pg / "superuser.pw"
-    pwfile.write_text("postgres\n")
+    descriptor = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(stack_secrets().postgres_password("postgres").get_secret_value() + "\n")
     if os.geteuid() == 0:
         shutil.chown(pwfile, "postgres")
-    subprocess.run(
-        _as_postgres(
-            [
-                pg_bin("initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                f"--pwfile={pwfile}",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    pwfile.unlink()
-    (data / "pg_hba.conf").write_text(
-        "# Loopback only. Each service role may reach only the databases it may CONNECT to.\n"
-        "local all postgres trust\n"
-        "host  all all 127.0.0.1/32 scram-sha-256\n"
-    )
+    try:
+        subprocess.run(
+            _as_postgres(
+                [
+                    pg_bin("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    (data / "pg_hba.conf").write_text(PG_HBA)
+    stamp.write_text(AUTH_STAMP)
+
+
+def _role_password_env() -> dict[str, str]:
+    """What deploy/sql/init-roles.sql reads with \\getenv: each role's scram verifier."""
+    found = stack_secrets()
+    return {
+        f"PG_PASSWORD_{role.upper()}": scram_verifier(found.postgres_password(role).get_secret_value())
+        for role in POSTGRES_ROLES
+        if role != "postgres"
+    }
 
 
 def start_postgres(env: dict[str, str]) -> bool:
@@ -389,6 +513,11 @@ def start_postgres(env: dict[str, str]) -> bool:
         check=True,
         capture_output=True,
     )
+    psql_env = {
+        **os.environ,
+        "PGPASSWORD": stack_secrets().postgres_password("postgres").get_secret_value(),
+        **_role_password_env(),
+    }
     subprocess.run(
         _as_postgres(
             [
@@ -408,6 +537,7 @@ def start_postgres(env: dict[str, str]) -> bool:
                 str(ROLES_SQL),
             ]
         ),
+        env=psql_env,
         check=True,
         capture_output=True,
     )
@@ -451,7 +581,7 @@ def service_marker(service: str) -> str:
 def start_service(service: str, env: dict[str, str]) -> bool:
     if running_pid(service, service_marker(service)) is not None:
         return False
-    spawn(service, [sys.executable, "-m", service_marker(service)], env)
+    spawn(service, [sys.executable, "-m", service_marker(service)], service_env(env, service))
     return True
 
 
@@ -472,6 +602,7 @@ INFRA = ("postgres", "kafka", "smtp")
 def infra_up(env: dict[str, str]) -> list[str]:
     """Start what is not running yet; returns the components this call started."""
     started = []
+    ensure_secrets(env)
     if start_postgres(env):
         started.append("postgres")
     if start_kafka(env):
@@ -480,6 +611,7 @@ def infra_up(env: dict[str, str]) -> list[str]:
         started.append("smtp")
     Path(env["MAIL_DIR"]).mkdir(parents=True, exist_ok=True)
     wait_for("Kafka", lambda: kafka_ready(env), paths().logfile("kafka"))
+    apply_acls(env)
     wait_for("the SMTP sink", lambda: smtp_ready(env), paths().logfile("smtp"))
     log(f"infrastructure ready (started now: {', '.join(started) or 'nothing, all was running'})")
     return started
@@ -518,18 +650,65 @@ def status(env: dict[str, str]) -> None:
         print(f"{name:14} {'running' if running else 'stopped'}")
 
 
+def logs_with_secrets() -> list[Path]:
+    """Every log under var/ (the stacks of the end-to-end tests included) that holds a password."""
+    values = [value for value in stack_secrets().secret_values() if value]
+    found = []
+    # var/log and the log folders of the stacks inside var/ (end-to-end, chaos, bench); never a
+    # walk through the broker's and the database's data, which change under it.
+    logfiles = [*var_dir().glob("log/*.log"), *var_dir().glob("*/log/*.log")]
+    for logfile in sorted(logfiles):
+        try:
+            text = logfile.read_text(errors="replace")
+        except OSError:
+            continue
+        if any(value in text for value in values):
+            found.append(logfile)
+    return found
+
+
+def tools_env(env: dict[str, str]) -> dict[str, str]:
+    """The tests' and the stack's own tools' environment: Kafka as admin, and every PostgreSQL role's
+    password in a libpq password file (asyncpg and psql read PGPASSFILE)."""
+    return {**env, **principal_env("admin"), "PGPASSFILE": str(stack_secrets().pgpass)}
+
+
 def run_tests(env: dict[str, str], pytest_args: list[str]) -> int:
     started = infra_up(env)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=REPO_ROOT, check=False
+            [sys.executable, "-m", "pytest", *pytest_args], env=tools_env(env), cwd=REPO_ROOT, check=False
         )
         if result.returncode == 5:
             log("pytest collected no tests: that is a failure")
             return 1
+        leaked = logs_with_secrets()
+        if leaked:
+            log(f"a secret value appears in {', '.join(str(path) for path in leaked)}: that is a failure")
+            return 1
         return result.returncode
     finally:
         stop(list(reversed(started)))
+
+
+def print_env(options: list[str]) -> None:
+    """`env [--as PRINCIPAL] [--show-secrets]`: the local environment, secrets as their files.
+
+    --as names the Kafka principal (KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD_FILE); --show-secrets
+    prints the passwords themselves instead of their files (KAFKA_SASL_PASSWORD, ...)."""
+    variables = local_env()
+    if "--as" in options:
+        position = options.index("--as") + 1
+        if position >= len(options) or options[position] not in KAFKA_PRINCIPALS:
+            raise StackError(f"--as takes one of {', '.join(KAFKA_PRINCIPALS)}")
+        variables.update(principal_env(options[position]))
+    if "--show-secrets" in options:
+        for key in [key for key in variables if key.endswith("_PASSWORD_FILE")]:
+            path = Path(variables.pop(key))
+            if path.is_file():
+                variables[key.removesuffix("_FILE")] = path.read_text().strip()
+    for key, value in sorted(variables.items()):
+        print(f"export {key}={value}")
 
 
 def main(argv: list[str]) -> int:
@@ -540,8 +719,7 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, **local_env()}
     try:
         if command == "env":
-            for key, value in sorted(local_env().items()):
-                print(f"export {key}={value}")
+            print_env(rest)
         elif command == "infra-up":
             infra_up(env)
         elif command == "up":
@@ -555,6 +733,14 @@ def main(argv: list[str]) -> int:
             status(env)
         elif command == "test":
             return run_tests(env, rest)
+        elif command == "run":
+            # `run MODULE ARGS`: a tool (lotse) against this stack, on its ports, as its own
+            # principal (lotse: operator), e.g. when only the ports were moved.
+            if not rest:
+                raise StackError("run takes a module: run lotse.cli demo")
+            return subprocess.run(
+                [sys.executable, "-m", *rest], env=env, cwd=REPO_ROOT, check=False
+            ).returncode
         else:
             print(f"unknown command {command!r}\n{__doc__}")
             return 2

@@ -24,9 +24,10 @@ LEASE_MARGIN_SECONDS = 30.0
 
 class NotificationSettings(CommonSettings):
     database_url: str = Field(
-        "postgresql://notification:notification@127.0.0.1:5432/notification",
+        "postgresql://notification@127.0.0.1:5432/notification",
         validation_alias="NOTIFICATION_DATABASE_URL",
     )
+    database_password: SecretStr | None = Field(None, validation_alias="NOTIFICATION_DATABASE_PASSWORD")
     http_port: int = Field(8083, validation_alias="NOTIFICATION_HTTP_PORT")
 
     smtp_host: str = Field("127.0.0.1", validation_alias="SMTP_HOST")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import CommonSettings
 
 
 class RegistrationSettings(CommonSettings):
     database_url: str = Field(
-        "postgresql://registration:registration@127.0.0.1:5432/registration",
+        "postgresql://registration@127.0.0.1:5432/registration",
         validation_alias="REGISTRATION_DATABASE_URL",
     )
+    database_password: SecretStr | None = Field(None, validation_alias="REGISTRATION_DATABASE_PASSWORD")
     http_port: int = Field(8081, validation_alias="REGISTRATION_HTTP_PORT")
     # How long a submission for a seminar not known yet waits for the seminar's offer, from when
     # the service first saw it, before it is rejected as unknown_seminar. 0: rejected at once.

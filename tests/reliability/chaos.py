@@ -45,6 +45,7 @@ from lotse.status import wait_until_consumed
 from services.notification.compose import notification_id
 from services.notification.templates import template_for
 from shared.directory import Directory, KommuneKind, load_directory
+from shared.kafka import client_options
 from shared.settings import REPO_ROOT
 from shared.topics import Topics
 from tests.support.kafka import envelope as kafka_envelope
@@ -209,6 +210,7 @@ class Publisher:
                         acks="all",
                         enable_idempotence=True,
                         request_timeout_ms=10_000,
+                        **client_options(),
                     )
                     await self.producer.start()
                 await asyncio.wait_for(self.producer.send_and_wait(topic, raw, key=key.encode()), 30)
@@ -629,6 +631,7 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
     )
     os.environ.update(env)  # deploy.local.stack finds the state folder there
     stack = Stack(env, var_dir)
+    os.environ.update(stack.credentials_env())  # this process drives the stack as its admin
     topics = Topics()
     say(f"starting the stack in {var_dir}")
     up = stack.run("-m", "deploy.local.stack", "up", check=False)

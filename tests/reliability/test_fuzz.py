@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from shared.dlq import HEADER_ERROR, HEADER_SERVICE, HEADER_SOURCE_OFFSET, HEADER_SOURCE_TOPIC
+from shared.kafka import client_options
 from shared.topics import dlq_topic
 from tests.integration.registration.conftest import ServiceFactory
 from tests.integration.registration.portal import Portal, seminar, submission, wait_until
@@ -313,7 +314,11 @@ def one_megabyte(make: Callable[[str], Fuzzed]) -> Fuzzed:
 
 async def produce(bootstrap: str, topic: str, messages: list[Fuzzed]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_request_size=1_048_576
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=1_048_576,
+        **client_options(),
     )
     await producer.start()
     try:
@@ -487,6 +492,7 @@ async def test_an_oversized_message_is_rejected_by_the_broker_and_never_half_pro
             acks="all",
             enable_idempotence=True,
             max_request_size=4_000_000,
+            **client_options(),
         )
         await producer.start()
         rejected = False

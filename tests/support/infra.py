@@ -44,6 +44,8 @@ def from_testcontainers() -> tuple[Infrastructure, list[object]] | None:
     postgres = PostgresContainer("postgres:15", username="postgres", password="postgres", dbname="postgres")
     kafka.start()
     postgres.start()
+    # The containers run without authentication: every client of this process connects in plaintext.
+    os.environ["KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
     admin = postgres.get_connection_url(driver=None)
     dsns = {name: with_credentials(admin, name, name, name) for name in SERVICES}
     return Infrastructure(kafka.get_bootstrap_server(), admin, dsns), [kafka, postgres]

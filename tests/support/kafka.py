@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
+from shared.kafka import KafkaSecurity, client_options, make_admin
+
 Record: TypeAlias = ConsumerRecord  # of bytes key and value
+
+
+def kcat_command(principal: str = "admin") -> list[str]:
+    """kcat as `principal`, with the stack's librdkafka config for it (`-F`), through
+    deploy.local.kcat, which brings a librdkafka that logs in to Kafka 4 with SCRAM."""
+    from deploy.local.config import var_dir
+    from deploy.local.secrets import local_secrets
+
+    config = local_secrets(var_dir()).kafka_config_file(principal)
+    return [sys.executable, "-m", "deploy.local.kcat", "-F", str(config)]
 
 
 def envelope(
@@ -34,9 +48,24 @@ def envelope(
     }
 
 
-async def publish(bootstrap: str, topic: str, messages: Sequence[tuple[str, dict[str, Any] | bytes]]) -> None:
+def admin_client(
+    bootstrap: str, *, security: KafkaSecurity | None = None, **options: Any
+) -> AIOKafkaAdminClient:
+    """An admin client of the tests: as the environment's principal (admin under `make test`)."""
+    return make_admin(bootstrap, client_id="tests-admin", security=security, **options)
+
+
+async def publish(
+    bootstrap: str,
+    topic: str,
+    messages: Sequence[tuple[str, dict[str, Any] | bytes]],
+    *,
+    security: KafkaSecurity | None = None,
+) -> None:
     """Publish (key, value) pairs in order; a dict value is sent as JSON."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **client_options(security)
+    )
     await producer.start()
     try:
         for key, value in messages:
@@ -53,6 +82,7 @@ async def read_topic(
     until: Callable[[list[Record]], bool],
     timeout: float = 30.0,
     settle: float = 0.0,
+    security: KafkaSecurity | None = None,
 ) -> list[Record]:
     """Read a topic from the beginning (committed messages only) until `until` holds.
 
@@ -65,6 +95,7 @@ async def read_topic(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",
+        **client_options(security),
     )
     await consumer.start()
     records: list[Record] = []

@@ -5,13 +5,16 @@ so that they never touch the infrastructure of the other tests."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.local.config import SERVICES, local_env
+from deploy.local.config import SERVICES, local_env, var_dir
+from deploy.local.secrets import local_secrets
+from shared.kafka import KafkaSecurity
 from shared.settings import REPO_ROOT
 
 # Everything deploy.local.config derives from the ports and the state folder: the outer stack's
@@ -22,7 +25,15 @@ DERIVED = (
     "MAIL_DIR",
     "SMTP_HOST",
     "KAFKA_TOPIC_PREFIX",
+    "KAFKA_SSL_CA_FILE",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SASL_PASSWORD_FILE",
+    "PGPASSFILE",
+    "POSTGRES_ADMIN_PASSWORD_FILE",
+    "OPERATOR_DATABASE_PASSWORD_FILE",
     *(f"{service.upper()}_DATABASE_URL" for service in SERVICES),
+    *(f"{service.upper()}_DATABASE_PASSWORD_FILE" for service in SERVICES),
 )
 COMPONENTS = ("postgres", "kafka", "smtp", *SERVICES)
 
@@ -35,6 +46,21 @@ class Stack:
     @property
     def bootstrap(self) -> str:
         return self.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def admin_security(self) -> KafkaSecurity:
+        found = local_secrets(self.var_dir)
+        return KafkaSecurity(username="admin", password=found.kafka_password("admin"), ca_file=found.ca_cert)
+
+    def credentials_env(self) -> dict[str, str]:
+        """What a process that drives this stack (chaos, the benchmark) sets to be its admin."""
+        found = local_secrets(self.var_dir)
+        return {
+            "KAFKA_SASL_USERNAME": "admin",
+            "KAFKA_SASL_PASSWORD_FILE": str(found.kafka_password_file("admin")),
+            "KAFKA_SSL_CA_FILE": str(found.ca_cert),
+            "PGPASSFILE": str(found.pgpass),
+        }
 
     @property
     def mail_dir(self) -> Path:
@@ -78,7 +104,20 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def share_secrets(inner_var_dir: Path) -> None:
+    """Give a second stack the outer stack's CA and passwords (created if missing), so that the
+    test process, which authenticates as the outer stack's admin, reaches both. Its client
+    configs and password file are written by its own `up`."""
+    outer = local_secrets(var_dir())
+    outer.ensure(kafka_bootstrap=local_env()["KAFKA_BOOTSTRAP_SERVERS"])
+    inner = local_secrets(inner_var_dir)
+    shutil.copytree(
+        outer.root, inner.root, ignore=shutil.ignore_patterns("*.conf", "pgpass"), dirs_exist_ok=True
+    )
+
+
 def stack_env(var_dir: Path, port_offset: int) -> dict[str, str]:
+    share_secrets(var_dir)
     env = {key: value for key, value in os.environ.items() if key not in DERIVED}
     # Offset from the outer stack's ports, so that stacks of two checkouts can run side by side.
     outer = {name: int(value) for name, value in local_env().items() if name.endswith("_PORT")}

@@ -18,7 +18,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from services.registration.app import build
@@ -27,6 +26,7 @@ from shared.settings import REPO_ROOT
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
 from tests.integration.registration.portal import Portal
+from tests.support.kafka import admin_client
 from tests.support.service import ServiceFactory as ServiceFactory  # noqa: PLC0414 - for tests/reliability
 from tests.support.service import in_process
 from tests.support.waiting import wait_until
@@ -165,7 +165,7 @@ def registration_process(
 
 async def consumers_with_partitions(bootstrap: str, group_id: str, topic: str) -> int:
     """How many members of the consumer group hold at least one partition of the topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(bootstrap)
     await admin.start()
     try:
         responses = await admin.describe_consumer_groups([group_id])

@@ -10,17 +10,17 @@ import uuid
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.topics import KOMMUNE_KEYED_PARTITIONS, Topics, all_topics
 from tests.support.infra import SERVICES, Infrastructure, with_database
+from tests.support.kafka import admin_client, kcat_command
 
 pytestmark = pytest.mark.integration
 
 
 async def partitions_by_topic(bootstrap: str, names: list[str]) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(bootstrap)
     await admin.start()
     try:
         described = await admin.describe_topics(names)
@@ -42,7 +42,7 @@ def kcat(*args: str, stdin: str | None = None) -> str:
     if binary is None:
         pytest.fail("kcat is not installed: .ci/run installs Debian's kcat package")
     done = subprocess.run(
-        [binary, *args], input=stdin, capture_output=True, text=True, timeout=60, check=True
+        [*kcat_command(), *args], input=stdin, capture_output=True, text=True, timeout=60, check=True
     )
     return done.stdout
 
@@ -86,7 +86,7 @@ async def test_a_service_role_cannot_read_another_services_database(infra: Infra
 
 
 async def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(bootstrap)
     await admin.start()
     try:
         responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])

@@ -49,12 +49,39 @@ def test_compose_has_the_local_topology() -> None:
     assert COMPOSE["services"]["mailpit"]["image"].startswith("axllent/mailpit")
 
 
+def broker_properties() -> dict[str, str]:
+    text = (REPO_ROOT / "deploy" / "compose" / "kafka.properties").read_text()
+    pairs = [line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return {key: value for key, value in pairs}
+
+
 def test_kafka_runs_kraft_as_broker_and_controller_without_auto_created_topics() -> None:
     env = COMPOSE["services"]["kafka"]["environment"]
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    properties = broker_properties()
+    assert properties["process.roles"] == "broker,controller"
+    assert properties["auto.create.topics.enable"] == "false"
     heap = re.search(r"-Xmx(\d+)m", env["KAFKA_HEAP_OPTS"])
     assert heap is not None and int(heap.group(1)) <= 512
+
+
+def test_kafka_authenticates_and_authorises_every_client_as_the_local_stack_does() -> None:
+    compose = broker_properties()
+    local = (REPO_ROOT / "deploy" / "local" / "kafka" / "server.properties").read_text()
+    assert compose["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SSL"
+    assert compose["listener.name.controller.ssl.client.auth"] == "required"
+    assert compose["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert compose["allow.everyone.if.no.acl.found"] == "false"
+    assert compose["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert "PLAINTEXT" not in compose["listener.security.protocol.map"]
+    for key in ("listener.security.protocol.map", "allow.everyone.if.no.acl.found", "authorizer.class.name"):
+        assert f"{key}={compose[key]}" in local
+    # The broker's password comes from its Docker secret, never from the file itself.
+    assert (
+        "${dir:/run/secrets:kafka_admin_password}"
+        in compose["listener.name.client.scram-sha-512.sasl.jaas.config"]
+    )
+    start = (REPO_ROOT / "deploy" / "compose" / "kafka-start.sh").read_text()
+    assert "--add-scram" in start
 
 
 def test_infrastructure_ports_match_the_local_stack_and_bind_to_loopback() -> None:
@@ -82,17 +109,37 @@ def test_each_service_gets_its_database_port_and_broker_from_the_environment(ser
     port = DEFAULT_HTTP_PORTS[service]
     assert env[f"{upper}_HTTP_PORT"] == str(port)
     assert published(spec) == {port: f"127.0.0.1:{port}"}
-    # The service's own role and database, on the postgres service.
-    assert env[f"{upper}_DATABASE_URL"] == f"postgresql://{service}:{service}@postgres:5432/{service}"
+    # The service's own role and database, on the postgres service; the password apart, as a secret.
+    assert env[f"{upper}_DATABASE_URL"] == f"postgresql://{service}@postgres:5432/{service}"
+    assert env[f"{upper}_DATABASE_PASSWORD_FILE"] == f"/run/secrets/postgres_{service}_password"
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    # Every variable given is one the service really reads: a typo would silently do nothing.
-    unknown = set(env) - aliases(settings_class(service))
+    # Its own Kafka principal, over SASL_SSL.
+    assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["KAFKA_SASL_USERNAME"] == service
+    assert env["KAFKA_SASL_PASSWORD_FILE"] == f"/run/secrets/kafka_{service}_password"
+    assert set(spec["secrets"]) == {"ca_crt", f"kafka_{service}_password", f"postgres_{service}_password"}
+    # Every variable given is one the service really reads: a typo would silently do nothing
+    # (`<NAME>_FILE` is read for every password <NAME>).
+    given = {name.removesuffix("_FILE") if name.endswith("PASSWORD_FILE") else name for name in env}
+    unknown = given - aliases(settings_class(service))
     assert not unknown, f"{service} does not read {sorted(unknown)}"
 
 
 def test_notification_sends_to_mailpit() -> None:
     env = COMPOSE["services"]["notification"]["environment"]
     assert (env["SMTP_HOST"], int(env["SMTP_PORT"])) == ("mailpit", 1025)
+
+
+def test_postgres_wants_scram_for_every_role() -> None:
+    env = COMPOSE["services"]["postgres"]["environment"]
+    assert env["POSTGRES_INITDB_ARGS"] == "--auth=scram-sha-256"
+    assert env["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert "POSTGRES_PASSWORD" not in env and env["POSTGRES_PASSWORD_FILE"].startswith("/run/secrets/")
+
+
+def test_every_secret_is_a_file_the_local_stack_writes() -> None:
+    for name, secret in COMPOSE["secrets"].items():
+        assert secret["file"].startswith("./var/secrets/"), name
 
 
 def test_postgres_creates_one_role_and_database_per_service() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
+from lotse.credentials import database_login, kafka_security
 from lotse.settings import MailSinkSettings, OperatorSettings
 from services.funding.settings import FundingSettings
 from services.notification.settings import NotificationSettings
@@ -113,8 +114,42 @@ def no_lotse_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# lotse's own principal and role (lotse.credentials): the services' settings hold other ones.
+CREDENTIAL_VARIABLES = {
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SASL_PASSWORD_FILE",
+    "KAFKA_SSL_CA_FILE",
+    "OPERATOR_DATABASE_PASSWORD",
+    "OPERATOR_DATABASE_PASSWORD_FILE",
+}
+
+
 def test_lotse_reads_every_variable_the_readme_gives_it() -> None:
-    assert readme_lotse_variables() == set(LOTSE_VARIABLES)
+    assert readme_lotse_variables() == set(LOTSE_VARIABLES) | CREDENTIAL_VARIABLES
+
+
+def test_lotse_authenticates_with_the_principal_and_role_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "someone")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "kafka-secret")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("OPERATOR_DATABASE_PASSWORD", "operator-secret")
+    funding_password = tmp_path / "funding.password"
+    funding_password.write_text("funding-secret\n")
+    monkeypatch.setenv("FUNDING_DATABASE_PASSWORD_FILE", str(funding_password))
+    security = kafka_security()
+    assert (security.username, security.protocol) == ("someone", "SASL_SSL")
+    assert security.password is not None and security.password.get_secret_value() == "kafka-secret"
+    url, password = database_login("postgresql://funding@127.0.0.1:5432/funding")
+    assert url == "postgresql://operator@127.0.0.1:5432/funding"
+    assert password is not None and password.get_secret_value() == "operator-secret"
+    url, password = database_login("postgresql://funding@127.0.0.1:5432/funding", owner=True)
+    assert url == "postgresql://funding@127.0.0.1:5432/funding"
+    assert password is not None and password.get_secret_value() == "funding-secret"
 
 
 @pytest.mark.usefixtures("no_lotse_variables")
