@@ -65,7 +65,8 @@ def main(argv: list[str]) -> int:
     os.chmod(VAR_DIR, 0o755)  # the postgres system user must reach its data folder
     env = {**stack_env(VAR_DIR, PORT_OFFSET), "LOG_LEVEL": "WARNING", **tuning}
     stack = Stack(env, VAR_DIR)
-    # This process publishes, reads and measures as the bench stack's admin.
+    # This process and the floor's hops publish, read and measure as the bench stack's admin.
+    env.update(stack.credentials_env())
     os.environ.update({"LOTSE_VAR_DIR": str(VAR_DIR), **stack.credentials_env()})
     try:
         log(f"starting the bench stack in {VAR_DIR} (ports +{PORT_OFFSET}); tuning: {tuning or 'defaults'}")
