@@ -17,7 +17,7 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request
 
-from deploy.acl import AclFile, AclRule, Operation, PatternType, ResourceType, load_acl
+from deploy.acl import AclFile, Operation, PatternType, ResourceType, load_acl
 from shared.kafka import KafkaSecurity, make_admin
 
 # Kafka's wire codes (org.apache.kafka.common.acl / resource).
@@ -172,40 +172,12 @@ def acl_for_prefix(prefix: str = "") -> AclFile:
     return acl.for_prefix(prefix) if prefix else acl
 
 
-def transitional_bindings(prefix: str = "") -> list[AclBinding]:
-    """Until each relay has its own state topic (outbox.<service>.relay-state, another change),
-    the relays share shared.topics.OUTBOX_RELAY_STATE: grant each service on it what the file
-    grants on its own. Empty once the shared topic is gone."""
-    from shared import topics
-
-    shared_state = getattr(topics, "OUTBOX_RELAY_STATE", None)
-    if shared_state != "outbox.relay-state":
-        return []
-    rule_for = {
-        service: AclRule(
-            resource=ResourceType.TOPIC,
-            name=prefix + shared_state,
-            operations=(Operation.READ, Operation.WRITE, Operation.DESCRIBE),
-        )
-        for service in ("registration", "funding", "notification")
-    }
-    return [
-        AclBinding(service, rule.resource, rule.name, rule.pattern, operation)
-        for service, rule in rule_for.items()
-        for operation in rule.operations
-    ]
-
-
 async def apply_acl_file(bootstrap: str, prefix: str = "", *, security: KafkaSecurity | None = None) -> int:
-    return await create_acls(
-        bootstrap, [*bindings(acl_for_prefix(prefix)), *transitional_bindings(prefix)], security=security
-    )
+    return await create_acls(bootstrap, bindings(acl_for_prefix(prefix)), security=security)
 
 
 async def remove_acl_file(bootstrap: str, prefix: str, *, security: KafkaSecurity | None = None) -> None:
     """Remove what `apply_acl_file(prefix)` created (a test's prefix, after the test)."""
     if not prefix:
         raise ValueError("only a prefix's ACLs are removed; the stack's own stay")
-    await delete_acls(
-        bootstrap, [*bindings(acl_for_prefix(prefix)), *transitional_bindings(prefix)], security=security
-    )
+    await delete_acls(bootstrap, bindings(acl_for_prefix(prefix)), security=security)

@@ -12,7 +12,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
 from deploy.acl import AclFile, Operation, ResourceType, load_acl
-from deploy.local.acls import transitional_bindings
 from deploy.local.secrets import LocalSecrets
 from shared.kafka import client_options, make_admin
 from shared.topics import Topics
@@ -37,13 +36,8 @@ class Case:
 
 
 def allows(name: str, operation: Operation, topic: str) -> bool:
-    """What the file grants, and the stack's transitional grants (deploy/local/acls.py)."""
-    if ACL.principal(name).allows(operation, ResourceType.TOPIC, topic):
-        return True
-    return any(
-        (grant.principal, grant.name, grant.operation) == (name, topic, operation)
-        for grant in transitional_bindings()
-    )
+    """What the file grants."""
+    return ACL.principal(name).allows(operation, ResourceType.TOPIC, topic)
 
 
 def existing_topics() -> list[str]:
