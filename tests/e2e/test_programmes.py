@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 from collections import defaultdict
 from collections.abc import Iterator
@@ -191,7 +192,14 @@ def run(request: pytest.FixtureRequest) -> Iterator[Run]:
     shutil.rmtree(var_dir, ignore_errors=True)  # a database keeps the programme it began with
     var_dir.mkdir(parents=True)
     os.chmod(var_dir, 0o755)  # the postgres system user must reach its data folder
-    stack = Stack({**stack_env(var_dir, PORT_OFFSET), "FUNDING_PROGRAM_FILE": str(program_file)}, var_dir)
+    env = {
+        **stack_env(var_dir, PORT_OFFSET),
+        "FUNDING_PROGRAM_FILE": str(program_file),
+        # A programme that checks the prerequisite of follow-up courses needs the key of the
+        # participant's pseudonym; the other programmes ignore it.
+        "FUNDING_PARTICIPANT_KEY": secrets.token_hex(32),
+    }
+    stack = Stack(env, var_dir)
     try:
         up = stack.run("-m", "deploy.local.stack", "up", check=False, timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr
