@@ -59,7 +59,7 @@ def print_report(report: Report, console: Console) -> None:
         console.print(
             f"[bold]{programme.name}[/] ({programme.program_id}, Land {', '.join(programme.lands)}): "
             f"{thousands(programme.eligible_kommunen)} eligible Kommunen with "
-            f"{thousands(programme.places)} funded places"
+            f"{thousands(programme.places)} places"
         )
     console.print(_counts("Registrations: current outcome", dict(report.registrations)))
     console.print(_counts("Funding: current decision", dict(report.funding)))

@@ -190,12 +190,13 @@ class Scenario:
         return out
 
 
-def _envelope(event_type: str, data: dict[str, Any], occurred_at: datetime) -> dict[str, Any]:
+def _envelope(event_type: str, data: dict[str, Any], occurred_at: datetime | None = None) -> dict[str, Any]:
+    """A portal's envelope; occurred_at is taken now unless given."""
     return {
         "event_id": str(uuid.uuid4()),
         "event_type": event_type,
         "schema_version": 1,
-        "occurred_at": occurred_at.isoformat(),
+        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
         "source": "nsi-portal",
         "data": data,
     }
@@ -257,15 +258,16 @@ def _window(program: Program, year: int) -> tuple[date, date]:
 
 def _seminars(
     rng: random.Random,
-    program: Program,
-    *,
-    profile: LandProfile,
     year: int,
     count: int,
     size: ScenarioSize,
+    *,
+    profile: LandProfile = PROFILES["03"],
+    window: tuple[date, date] | None = None,
     course: Course = Course.BASIC,
 ) -> list[Seminar]:
-    low, high = _window(program, year)
+    """`count` seminars of `year`, spread over the window (default: 9 January to 30 November)."""
+    low, high = window or (date(year, 1, 9), date(year, 11, 30))
     follow_up = course is Course.FOLLOW_UP
     days = profile.follow_up_days if follow_up else profile.basic_days
     seminars = []
@@ -317,21 +319,22 @@ def build_scenario(
     lands = program.eligibility.lands
     profile = PROFILES.get(lands[0], GENERIC_PROFILE)
     first_year, second_year = scenario_years(program)
+    first_window, second_window = _window(program, first_year), _window(program, second_year)
     seminars_first = _seminars(
-        rng, program, profile=profile, year=first_year, count=size.seminars_first_year, size=size
+        rng, first_year, size.seminars_first_year, size, profile=profile, window=first_window
     )
     seminars_second = _seminars(
-        rng, program, profile=profile, year=second_year, count=size.seminars_second_year, size=size
+        rng, second_year, size.seminars_second_year, size, profile=profile, window=second_window
     )
     follow_up_funded = program.course_funded(Course.FOLLOW_UP) and bool(profile.follow_up_prefix)
     follow_up_seminars = (
         _seminars(
             rng,
-            program,
+            second_year,
+            size.follow_up_seminars,
+            size,
             profile=profile,
-            year=second_year,
-            count=size.follow_up_seminars,
-            size=size,
+            window=second_window,
             course=Course.FOLLOW_UP,
         )
         if follow_up_funded
