@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 
+from deploy.local.config import local_env
 from lotse.figures import programme_figures
 from lotse.reference import ReferenceData, load_reference_data
 from lotse.scenario import DEMO, SMALL, ScenarioSize, build_scenario, scenario_years
 from shared.directory import KommuneKind
 from shared.program import PROGRAMS_DIR, Course
-from shared.settings import DEFAULT_DIRECTORY_FILE
+from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
 
 PROGRAMMES = ("niedersachsen", "bayern", "baden-wuerttemberg")
 
@@ -127,3 +129,24 @@ def test_bayern_registers_a_bezirk_and_no_mitgliedsgemeinde() -> None:
     assert all(s.seminar_id.startswith("BVS-DL-") for s in scenario.seminars)
     assert all((s.ends_on - s.starts_on).days == 3 for s in scenario.seminars)  # four days
     assert min(s.starts_on for s in scenario.seminars) >= date(2023, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, PROGRAMS_DIR / "niedersachsen.toml"),
+        ("", PROGRAMS_DIR / "niedersachsen.toml"),  # `export FUNDING_PROGRAM_FILE` of an unset make variable
+        ("services/funding/programs/bayern.toml", PROGRAMS_DIR / "bayern.toml"),
+    ],
+)
+def test_the_local_stack_passes_one_resolved_programme_file(
+    monkeypatch: pytest.MonkeyPatch, given: str | None, expected: Path
+) -> None:
+    """`make up` and `make demo` give every service and lotse this value (deploy.local.config)."""
+    monkeypatch.chdir(REPO_ROOT)
+    if given is None:
+        monkeypatch.delenv("FUNDING_PROGRAM_FILE", raising=False)
+    else:
+        monkeypatch.setenv("FUNDING_PROGRAM_FILE", given)
+    assert local_env()["FUNDING_PROGRAM_FILE"] == str(expected)
+    assert Path(local_env()["FUNDING_PROGRAM_FILE"]).is_absolute()
