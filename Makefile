@@ -52,6 +52,12 @@ lint: venv
 	$(VENV)/bin/ruff format --check shared services deploy lotse tests bench
 	$(VENV)/bin/mypy shared services deploy lotse tests bench
 
+# One programme for the whole stack, e.g. `make demo FUNDING_PROGRAM_FILE=services/funding/programs/bayern.toml`:
+# the services get it from `make up`, lotse the same resolved value from `deploy.local.stack env`.
+ifdef FUNDING_PROGRAM_FILE
+export FUNDING_PROGRAM_FILE
+endif
+
 demo: venv
 	$(PY) -m deploy.local.stack up
 	$(PY) -m deploy.local.stack run lotse.cli demo; status=$$?; $(PY) -m deploy.local.stack down; exit $$status

@@ -281,6 +281,7 @@ def demo_command(
         await run_demo(
             bootstrap=config.common.kafka_bootstrap_servers,
             directory=reference.directory,
+            program=reference.program,
             size=sizes[size],
             console=console,
             topics=config.topics,

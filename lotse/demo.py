@@ -15,6 +15,7 @@ from lotse.scenario import DEMO, Scenario, ScenarioSize, build_scenario
 from lotse.status import wait_until_consumed
 from shared.directory import Directory
 from shared.kafka import make_producer
+from shared.program import Program
 from shared.topics import Topics
 
 
@@ -102,6 +103,7 @@ async def run_demo(
     *,
     bootstrap: str,
     directory: Directory,
+    program: Program,
     size: ScenarioSize = DEMO,
     console: Console,
     topics: Topics | None = None,
@@ -109,7 +111,12 @@ async def run_demo(
 ) -> Scenario:
     """Publish the scenario and wait until every registration, decision and email is handled."""
     topics = topics or Topics()
-    scenario = build_scenario(directory, size)
+    scenario = build_scenario(directory, program, size)
+    periods = ", ".join(
+        f"{period.id} ({period.starts_on.isoformat()} to {period.ends_on.isoformat()})"
+        for period in program.periods
+    )
+    console.print(f"Programme: {program.name} ({program.id}); periods {periods}")
     console.print(
         f"Replaying {len(scenario.seminars)} seminar offers, {len(scenario.registrations)} registrations "
         f"and {len(scenario.withdrawals)} withdrawals through {bootstrap} …"

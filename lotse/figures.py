@@ -9,7 +9,7 @@ from pathlib import Path
 from lotse.db import with_pool
 from lotse.log import read_all
 from lotse.reference import ReferenceData, load_reference_data
-from lotse.report import Report, build_report
+from lotse.report import Area, PeriodTerms, ProgrammeFigures, Report, build_report
 from lotse.settings import OperatorSettings
 from services.notification import operations as mail
 
@@ -17,6 +17,23 @@ from services.notification import operations as mail
 def mail_location(mail_dir: Path) -> str:
     count = sum(1 for _ in mail_dir.glob("*.eml")) if mail_dir.is_dir() else 0
     return f"{mail_dir} ({count} .eml files)"
+
+
+def programme_figures(reference: ReferenceData) -> ProgrammeFigures:
+    """What the report states about the programme: its file over the directory."""
+    program = reference.program
+    return ProgrammeFigures(
+        program_id=program.id,
+        name=program.name,
+        lands=tuple(program.eligibility.lands),
+        eligible_kommunen=reference.eligible_kommunen,
+        places=reference.places,
+        periods=tuple(
+            PeriodTerms(period.id, period.starts_on, period.ends_on, period.budget_cents)
+            for period in program.periods
+        ),
+        areas=tuple(Area(a.level, a.key, a.name, a.label, a.eligible) for a in reference.areas),
+    )
 
 
 async def gather_report(config: OperatorSettings, reference: ReferenceData | None = None) -> Report:
@@ -29,8 +46,7 @@ async def gather_report(config: OperatorSettings, reference: ReferenceData | Non
         registration_events=await read_all(bootstrap, topics.registration_events),
         funding_events=await read_all(bootstrap, topics.funding_decisions),
         notification_events=await read_all(bootstrap, topics.notification_events),
-        budgets=reference.budgets,
-        eligible_kommunen=reference.eligible_kommunen,
+        programme=programme_figures(reference),
         mail_location=await asyncio.to_thread(mail_location, config.mail_sink.mail_dir),
     )
     # The notification service's store is the authority on what was delivered.

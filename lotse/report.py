@@ -8,7 +8,56 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
+
+
+@dataclass(frozen=True)
+class PeriodTerms:
+    """A funding period as the programme file defines it."""
+
+    period_id: str
+    starts_on: date
+    ends_on: date
+    budget_cents: int | None  # None: unlimited
+
+
+@dataclass(frozen=True)
+class Area:
+    """A Kreis or a Bezirk, with the canonical keys of the eligible Kommunen in it."""
+
+    level: str  # "kreis" or "bezirk"
+    key: str
+    name: str
+    label: str  # "Landkreis", "kreisfreie Stadt", "Stadtkreis", "Bezirk"
+    eligible: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ProgrammeFigures:
+    """What the report states about the programme, from its file over the directory."""
+
+    program_id: str
+    name: str
+    lands: tuple[str, ...]
+    eligible_kommunen: int
+    places: int
+    periods: tuple[PeriodTerms, ...]
+    areas: tuple[Area, ...] = ()
+
+
+@dataclass(frozen=True)
+class AreaParticipation:
+    area: Area
+    funded_kommunen: int
+
+    @property
+    def eligible_kommunen(self) -> int:
+        return len(self.area.eligible)
+
+    @property
+    def funded_share(self) -> float:
+        return self.funded_kommunen / self.eligible_kommunen if self.eligible_kommunen else 0.0
 
 
 @dataclass(frozen=True)
@@ -17,6 +66,8 @@ class PeriodFigures:
     budget_cents: int | None
     approved_cents: int
     released_cents: int
+    starts_on: date | None = None
+    ends_on: date | None = None
 
     @property
     def used_cents(self) -> int:
@@ -32,8 +83,11 @@ class Report:
     registrations: Counter[str] = field(default_factory=Counter)  # registration outcome by state/reason
     funding: Counter[str] = field(default_factory=Counter)  # current funding state by reason
     periods: list[PeriodFigures] = field(default_factory=list)
+    programme: ProgrammeFigures | None = None
     eligible_kommunen: int = 0
+    places: int = 0
     funded_kommunen: int = 0
+    participation: list[AreaParticipation] = field(default_factory=list)
     emails_sent: int = 0
     emails_failed: int = 0
     mail_location: str = ""
@@ -45,9 +99,20 @@ class Report:
     def as_rows(self) -> list[tuple[str, str, int | float | str | None]]:
         """(section, item, value): the flat form for CSV and JSON."""
         rows: list[tuple[str, str, int | float | str | None]] = []
+        if self.programme is not None:
+            rows += [
+                ("programme", "id", self.programme.program_id),
+                ("programme", "name", self.programme.name),
+                ("programme", "lands", ",".join(self.programme.lands)),
+            ]
         rows += [("registration", key, value) for key, value in sorted(self.registrations.items())]
         rows += [("funding", key, value) for key, value in sorted(self.funding.items())]
         for period in self.periods:
+            if period.starts_on is not None and period.ends_on is not None:
+                rows += [
+                    ("budget", f"{period.period_id}.starts_on", period.starts_on.isoformat()),
+                    ("budget", f"{period.period_id}.ends_on", period.ends_on.isoformat()),
+                ]
             rows += [
                 ("budget", f"{period.period_id}.budget_cents", period.budget_cents),
                 ("budget", f"{period.period_id}.used_cents", period.used_cents),
@@ -55,8 +120,18 @@ class Report:
             ]
         rows += [
             ("kommunen", "eligible", self.eligible_kommunen),
+            ("kommunen", "places", self.places),
             ("kommunen", "with_funded_participant", self.funded_kommunen),
             ("kommunen", "funded_share", round(self.funded_share, 4)),
+        ]
+        for entry in self.participation:
+            section, key = f"participation.{entry.area.level}", entry.area.key
+            rows += [
+                (section, f"{key}.name", f"{entry.area.name} ({entry.area.label})"),
+                (section, f"{key}.eligible", entry.eligible_kommunen),
+                (section, f"{key}.with_funded_participant", entry.funded_kommunen),
+            ]
+        rows += [
             ("emails", "sent", self.emails_sent),
             ("emails", "failed", self.emails_failed),
             ("emails", "location", self.mail_location),
@@ -88,11 +163,15 @@ def build_report(
     registration_events: list[dict[str, Any]],
     funding_events: list[dict[str, Any]],
     notification_events: list[dict[str, Any]],
-    budgets: dict[str, int | None],
-    eligible_kommunen: int,
+    programme: ProgrammeFigures,
     mail_location: str,
 ) -> Report:
-    report = Report(eligible_kommunen=eligible_kommunen, mail_location=mail_location)
+    report = Report(
+        programme=programme,
+        eligible_kommunen=programme.eligible_kommunen,
+        places=programme.places,
+        mail_location=mail_location,
+    )
     registrations = latest_by_registration(registration_events)
     for event in registrations.values():
         report.registrations[_state(event)] += 1
@@ -107,6 +186,7 @@ def build_report(
         if event["event_type"] == "funding.approved":
             funded.add(event["data"]["kommune_key"])
     report.funded_kommunen = len(funded)
+    report.participation = [AreaParticipation(area, len(area.eligible & funded)) for area in programme.areas]
     approved: Counter[str] = Counter()
     released: Counter[str] = Counter()
     for event in funding_events:
@@ -116,8 +196,15 @@ def build_report(
         elif event["event_type"] == "funding.released":
             released[data["period_id"]] += data["amount_cents"]
     report.periods = [
-        PeriodFigures(period_id, budget, approved[period_id], released[period_id])
-        for period_id, budget in budgets.items()
+        PeriodFigures(
+            period.period_id,
+            period.budget_cents,
+            approved[period.period_id],
+            released[period.period_id],
+            period.starts_on,
+            period.ends_on,
+        )
+        for period in programme.periods
     ]
     sent = {
         e["data"]["notification_id"] for e in notification_events if e["event_type"] == "notification.sent"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from shared.program import DEFAULT_PROGRAM_FILE
 from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
 
 SERVICES = ("registration", "funding", "notification")
@@ -74,6 +75,8 @@ def local_env() -> dict[str, str]:
         # 650 (python -m bench --burst 30000 --set NOTIFICATION_SENDER_CONCURRENCY=N).
         "NOTIFICATION_SENDER_CONCURRENCY": get("NOTIFICATION_SENDER_CONCURRENCY", "16"),
         "GV100AD_FILE": get("GV100AD_FILE", str(DEFAULT_DIRECTORY_FILE)),
+        # One programme for the whole stack (every service and lotse); absolute, as cwds differ.
+        "FUNDING_PROGRAM_FILE": str(Path(get("FUNDING_PROGRAM_FILE") or DEFAULT_PROGRAM_FILE).resolve()),
     }
     for service in SERVICES:
         upper = service.upper()

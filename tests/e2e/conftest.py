@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from shared.program import DEFAULT_PROGRAM_FILE
 from shared.settings import REPO_ROOT
 from tests.support.stack import COMPONENTS, Stack, port_open, process_alive, stack_env, stack_ports
 
@@ -24,7 +25,9 @@ def stack() -> Iterator[Stack]:
     shutil.rmtree(var_dir, ignore_errors=True)
     var_dir.mkdir(parents=True)
     os.chmod(var_dir, 0o755)  # the postgres system user must reach its data folder
-    started = Stack(stack_env(var_dir, PORT_OFFSET), var_dir)
+    # test_demo.py checks Niedersachsen's figures, whatever programme the caller selected.
+    env = {**stack_env(var_dir, PORT_OFFSET), "FUNDING_PROGRAM_FILE": str(DEFAULT_PROGRAM_FILE)}
+    started = Stack(env, var_dir)
     try:
         first = started.run("-m", "deploy.local.stack", "up", check=False)
         assert first.returncode == 0, first.stdout + first.stderr

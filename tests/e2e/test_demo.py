@@ -24,6 +24,7 @@ from lotse.scenario import Registration, Scenario, ScenarioSize, build_scenario
 from shared.directory import KommuneKind, load_directory
 from shared.dlq import HEADER_ERROR
 from shared.kafka import make_producer
+from shared.program import DEFAULT_PROGRAM_FILE, load_program
 from shared.settings import DEFAULT_DIRECTORY_FILE
 from shared.topics import Topics, dlq_topic
 from tests.support.stack import Stack
@@ -32,12 +33,12 @@ pytestmark = pytest.mark.e2e
 
 # Seats for everyone, so that which registration gets a seat never depends on arrival order.
 SIZE = ScenarioSize(
-    seminars_2022=2,
-    seminars_2023=3,
+    seminars_first_year=2,
+    seminars_second_year=3,
     capacity=40,
     kommunen=20,
-    mitgliedsgemeinden=3,
-    third_participants=4,
+    not_eligible=3,
+    over_quota=4,
     withdrawals=5,
     fee_cents=100_000,
 )
@@ -128,7 +129,9 @@ def publish(
 
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
-    return build_scenario(load_directory(str(DEFAULT_DIRECTORY_FILE)), SIZE, seed=7)
+    return build_scenario(
+        load_directory(str(DEFAULT_DIRECTORY_FILE)), load_program(DEFAULT_PROGRAM_FILE), SIZE, seed=7
+    )
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,14 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from deploy.local.config import DEFAULT_HTTP_PORTS, SERVICES
+from shared.program import DEFAULT_PROGRAM_FILE
 from shared.settings import REPO_ROOT, CommonSettings
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
+# Given to every service so that the whole stack runs one programme (issue 19), also to those that
+# do not read it (yet): registration.
+STACK_WIDE = {"FUNDING_PROGRAM_FILE"}
 
 
 def settings_class(service: str) -> type[BaseSettings]:
@@ -121,8 +125,20 @@ def test_each_service_gets_its_database_port_and_broker_from_the_environment(ser
     # Every variable given is one the service really reads: a typo would silently do nothing
     # (`<NAME>_FILE` is read for every password <NAME>).
     given = {name.removesuffix("_FILE") if name.endswith("PASSWORD_FILE") else name for name in env}
-    unknown = given - aliases(settings_class(service))
+    unknown = given - aliases(settings_class(service)) - STACK_WIDE
     assert not unknown, f"{service} does not read {sorted(unknown)}"
+
+
+def test_every_service_gets_the_same_programme_file_which_exists_in_the_image() -> None:
+    given = {
+        service: COMPOSE["services"][service]["environment"]["FUNDING_PROGRAM_FILE"] for service in SERVICES
+    }
+    assert len(set(given.values())) == 1, given
+    # `${FUNDING_PROGRAM_FILE:-default}`: the operator's choice, else Niedersachsen's file.
+    found = re.fullmatch(r"\$\{FUNDING_PROGRAM_FILE:-([^}]+)\}", given["funding"])
+    assert found is not None, given["funding"]
+    assert (REPO_ROOT / found.group(1)).resolve() == DEFAULT_PROGRAM_FILE
+    assert "COPY services ./services" in DOCKERFILE.read_text()  # the file is in the image under /app
 
 
 def test_notification_sends_to_mailpit() -> None:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from lotse.present import euros
-from lotse.report import build_report
+from lotse.report import Area, PeriodTerms, ProgrammeFigures, build_report
 from lotse.scenario import SMALL, build_scenario
 from shared.directory import KommuneKind, load_directory
+from shared.program import DEFAULT_PROGRAM_FILE, load_program
 from shared.settings import DEFAULT_DIRECTORY_FILE
+
+HANNOVER = Area("kreis", "03241", "Region Hannover", "Landkreis", frozenset({"03241", "032410001001"}))
+NIEDERSACHSEN = ProgrammeFigures(
+    program_id="niedersachsen",
+    name="Digitallotsen Niedersachsen",
+    lands=("03",),
+    eligible_kommunen=440,
+    places=880,
+    periods=(
+        PeriodTerms("2021-2022", date(2021, 3, 4), date(2022, 12, 31), None),
+        PeriodTerms("2023", date(2023, 1, 1), date(2023, 12, 31), 200_000),
+    ),
+    areas=(HANNOVER,),
+)
 
 
 def event(event_type: str, **data: Any) -> dict[str, Any]:
@@ -66,8 +82,7 @@ def test_report_counts_current_states_budgets_and_funded_kommunen() -> None:
         registration_events=registration_events,
         funding_events=funding_events,
         notification_events=notification_events,
-        budgets={"2021-2022": None, "2023": 200_000},
-        eligible_kommunen=440,
+        programme=NIEDERSACHSEN,
         mail_location="var/mail",
     )
     assert report.registrations == {
@@ -87,6 +102,20 @@ def test_report_counts_current_states_budgets_and_funded_kommunen() -> None:
     assert report.funded_kommunen == 1
     assert report.funded_share == 1 / 440
     assert (report.emails_sent, report.emails_failed) == (2, 1)
+    assert [(p.area.key, p.eligible_kommunen, p.funded_kommunen) for p in report.participation] == [
+        ("03241", 2, 1)
+    ]
+    rows = {(section, item): value for section, item, value in report.as_rows()}
+    assert rows[("programme", "id")] == "niedersachsen"
+    assert rows[("programme", "lands")] == "03"
+    assert (rows[("kommunen", "eligible")], rows[("kommunen", "places")]) == (440, 880)
+    assert (rows[("budget", "2023.starts_on")], rows[("budget", "2023.ends_on")]) == (
+        "2023-01-01",
+        "2023-12-31",
+    )
+    assert rows[("budget", "2023.remaining_cents")] == 100_000
+    assert rows[("participation.kreis", "03241.name")] == "Region Hannover (Landkreis)"
+    assert rows[("participation.kreis", "03241.with_funded_participant")] == 1
 
 
 def test_a_registration_withdrawn_from_the_funding_waitlist_is_not_counted_as_waiting() -> None:
@@ -104,8 +133,7 @@ def test_a_registration_withdrawn_from_the_funding_waitlist_is_not_counted_as_wa
             event("funding.waitlisted", registration_id="R3", kommune_key="03241", reason="quota_exhausted"),
         ],
         notification_events=[],
-        budgets={},
-        eligible_kommunen=440,
+        programme=ProgrammeFigures("niedersachsen", "Niedersachsen", ("03",), 440, 880, ()),
         mail_location="",
     )
     assert report.funding == {"withdrawn.from_waitlist": 1}
@@ -124,7 +152,8 @@ def test_money_is_formatted_the_german_way() -> None:
 
 def test_the_scenario_is_reproducible_and_mixes_the_cases_the_demo_needs() -> None:
     directory = load_directory(str(DEFAULT_DIRECTORY_FILE))
-    first, second = build_scenario(directory, SMALL), build_scenario(directory, SMALL)
+    program = load_program(DEFAULT_PROGRAM_FILE)
+    first, second = build_scenario(directory, program, SMALL), build_scenario(directory, program, SMALL)
     assert [r.registration_id for r in first.registrations] == [
         r.registration_id for r in second.registrations
     ]
