@@ -43,6 +43,8 @@ def service_env(env: dict[str, str], service: str) -> dict[str, str]:
     own[f"{service.upper()}_DATABASE_PASSWORD_FILE"] = env[f"{service.upper()}_DATABASE_PASSWORD_FILE"]
     own.pop("KAFKA_SASL_PASSWORD", None)
     own.pop("PGPASSFILE", None)
+    if service != "funding":
+        own.pop("FUNDING_PARTICIPANT_KEY_FILE", None)
     return {**own, **principal_env(service)}
 
 
@@ -90,4 +92,8 @@ def local_env() -> dict[str, str]:
     env["OPERATOR_DATABASE_PASSWORD_FILE"] = get(
         "OPERATOR_DATABASE_PASSWORD_FILE", str(secrets_dir() / "postgres" / "operator.password")
     )
+    if not get("FUNDING_PARTICIPANT_KEY"):
+        env["FUNDING_PARTICIPANT_KEY_FILE"] = get(
+            "FUNDING_PARTICIPANT_KEY_FILE", str(secrets_dir() / "funding" / "participant.key")
+        )
     return env

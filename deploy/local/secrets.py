@@ -87,6 +87,12 @@ class LocalSecrets:
     def kafka_password(self, principal: str) -> SecretStr:
         return read_secret_file(self.kafka_password_file(principal))
 
+    @property
+    def participant_key_file(self) -> Path:
+        """FUNDING_PARTICIPANT_KEY_FILE of the local stack: the key of funding's pseudonymised
+        participant identity (only programmes that check a prerequisite need it)."""
+        return self.root / "funding" / "participant.key"
+
     def postgres_password(self, role: str) -> SecretStr:
         return read_secret_file(self.postgres_password_file(role))
 
@@ -94,7 +100,7 @@ class LocalSecrets:
 
     def ensure(self, *, kafka_bootstrap: str, principals: Iterable[str] = KAFKA_PRINCIPALS) -> None:
         """Create what is missing; rewrite the client configs (the port may have changed)."""
-        for folder in (self.root, self.root / "kafka", self.root / "postgres"):
+        for folder in (self.root, self.root / "kafka", self.root / "postgres", self.root / "funding"):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             folder.chmod(0o700)
         self._ensure_ca()
@@ -104,6 +110,7 @@ class LocalSecrets:
             self._write_kafka_config(principal, kafka_bootstrap)
         for role in POSTGRES_ROLES:
             self._ensure_password(self.postgres_password_file(role))
+        self._ensure_password(self.participant_key_file)
         self._write_pgpass()
 
     def _ensure_password(self, path: Path) -> None:
@@ -210,6 +217,8 @@ class LocalSecrets:
             for r in POSTGRES_ROLES
             if self.postgres_password_file(r).exists()
         ]
+        if self.participant_key_file.exists():
+            found.append(read_secret_file(self.participant_key_file).get_secret_value())
         return found
 
 
