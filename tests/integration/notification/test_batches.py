@@ -286,7 +286,7 @@ async def test_a_withdrawal_in_a_later_batch_cancels_the_calendar_entry_of_the_s
             "SELECT registration_id, course, seminar_location, seat_confirmed FROM registrations"
         )
     }
-    assert stored == {"R-C": ("basic", "Kreishaus, Saal 1", True), "R-Q": (None, None, False)}
+    assert stored == {"R-C": ("basic", "Kreishaus, Saal 1", True), "R-Q": ("basic", None, False)}
 
 
 async def test_a_batch_costs_the_same_queries_whatever_its_length(
