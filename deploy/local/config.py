@@ -70,6 +70,9 @@ def local_env() -> dict[str, str]:
         "KAFKA_SSL_CA_FILE": get("KAFKA_SSL_CA_FILE", str(secrets_dir() / "ca.crt")),
         "SMTP_HOST": get("SMTP_HOST", "127.0.0.1"),
         "SMTP_PORT": get("SMTP_PORT", "1025"),
+        # The bundled sink offers STARTTLS with the stack's certificate; notification verifies it.
+        "SMTP_CA_FILE": get("SMTP_CA_FILE", str(secrets_dir() / "ca.crt")),
+        "SMTP_SINK_TLS_CERT": get("SMTP_SINK_TLS_CERT", str(secrets_dir() / "kafka" / "broker.pem")),
         "MAIL_DIR": get("MAIL_DIR", str(var_dir() / "mail")),
         # The bundled sink takes any number of sessions; a relay's own limit is often lower, so
         # the service's default stays at 4. With 4, the sender waits on round trips while both

@@ -1,5 +1,9 @@
 """An SMTP sink for local runs and tests: every accepted message becomes one .eml file.
 
+With SMTP_SINK_TLS_CERT (a PEM file holding the key and the certificate chain; the local stack
+gives it the certificate its CA signed for 127.0.0.1) the sink offers STARTTLS, so the local path
+exercises the upgrade the service does by default (SMTP_STARTTLS=auto).
+
 Faults for reliability tests come from `<MAIL_DIR>/.faults.json`, re-read on every command:
   {"tempfail_until": <unix time>, "tempfail_code": 421 | 451,
    "reject_recipients": ["address", ...],
@@ -13,6 +17,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import time
 import uuid
 from datetime import UTC, datetime
@@ -61,6 +66,7 @@ class MailSink:
         self.mail_dir = mail_dir
         self.mail_dir.mkdir(parents=True, exist_ok=True)
         self.stored = 0
+        self.stored_over_tls = 0
         self._faults_file = str(mail_dir / FAULTS_FILE)
         self._faults_seen: tuple[int, int, int] | None = None
         self._faults: dict[str, Any] = {}
@@ -130,11 +136,27 @@ class MailSink:
             os.close(descriptor)
         os.replace(partial, final)
         self.stored += 1
+        if session.ssl is not None:
+            self.stored_over_tls += 1
         return "250 Message accepted for delivery"
 
 
-def start_sink(host: str, port: int, mail_dir: Path) -> Controller:
-    controller = SinkController(MailSink(mail_dir), hostname=host, port=port, decode_data=False)
+def server_tls_context(cert_file: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file)
+    return context
+
+
+def start_sink(host: str, port: int, mail_dir: Path, tls_cert: Path | None = None) -> Controller:
+    """The sink on host:port; with tls_cert it offers STARTTLS (not required: a plain client may
+    still deliver, as to a real relay that only offers it)."""
+    controller = SinkController(
+        MailSink(mail_dir),
+        hostname=host,
+        port=port,
+        decode_data=False,
+        tls_context=server_tls_context(tls_cert) if tls_cert is not None else None,
+    )
     controller.start()
     return controller
 
@@ -143,12 +165,14 @@ def main() -> None:
     host = os.environ.get("SMTP_HOST", "127.0.0.1")
     port = int(os.environ.get("SMTP_PORT", "1025"))
     mail_dir = Path(os.environ.get("MAIL_DIR", "var/mail"))
-    controller = start_sink(host, port, mail_dir)
+    tls_cert = os.environ.get("SMTP_SINK_TLS_CERT")
+    controller = start_sink(host, port, mail_dir, Path(tls_cert) if tls_cert else None)
     stop = asyncio.Event()
     loop = asyncio.new_event_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"SMTP sink on {host}:{port}, storing in {mail_dir}", flush=True)
+    offers = ", offering STARTTLS" if tls_cert else ""
+    print(f"SMTP sink on {host}:{port}{offers}, storing in {mail_dir}", flush=True)
     try:
         loop.run_until_complete(stop.wait())
     finally:

@@ -80,7 +80,9 @@ class SmtpConnections:
             username=s.smtp_username,
             password=s.smtp_password.get_secret_value() if s.smtp_password is not None else None,
             use_tls=s.smtp_tls,
-            start_tls=s.smtp_starttls,
+            start_tls=s.smtp_start_tls,
+            validate_certs=True,
+            cert_bundle=str(s.smtp_ca_file) if s.smtp_ca_file is not None else None,
             timeout=s.smtp_timeout_seconds,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
@@ -22,6 +23,10 @@ SENDER_START_WINDOW_SECONDS = 10.0
 LEASE_MARGIN_SECONDS = 30.0
 
 
+# Boolean spellings of SMTP_STARTTLS, for deployments that set it the way it used to be.
+_STARTTLS_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
+
+
 class NotificationSettings(CommonSettings):
     database_url: str = Field(
         "postgresql://notification@127.0.0.1:5432/notification",
@@ -34,8 +39,11 @@ class NotificationSettings(CommonSettings):
     smtp_port: int = Field(1025, ge=1, le=65535, validation_alias="SMTP_PORT")
     smtp_username: str | None = Field(None, validation_alias="SMTP_USERNAME")
     smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
-    smtp_starttls: bool = Field(False, validation_alias="SMTP_STARTTLS")
+    # auto: STARTTLS whenever the server offers it; true: required; false: never.
+    smtp_starttls: Literal["auto", "true", "false"] = Field("auto", validation_alias="SMTP_STARTTLS")
     smtp_tls: bool = Field(False, validation_alias="SMTP_TLS")
+    # The CA that verifies the SMTP server's certificate; unset: the system's trust store.
+    smtp_ca_file: Path | None = Field(None, validation_alias="SMTP_CA_FILE")
     smtp_timeout_seconds: float = Field(30.0, gt=0, validation_alias="SMTP_TIMEOUT_SECONDS")
     notification_delivery_deadline_seconds: float = Field(
         60.0, gt=0, validation_alias="NOTIFICATION_DELIVERY_DEADLINE_SECONDS"
@@ -82,11 +90,35 @@ class NotificationSettings(CommonSettings):
             sender_address(value)
         return value
 
+    @field_validator("smtp_starttls", mode="before")
+    @classmethod
+    def _starttls_words(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            word = value.strip().lower()
+            return {
+                "1": "true",
+                "yes": "true",
+                "on": "true",
+                "0": "false",
+                "no": "false",
+                "off": "false",
+            }.get(word, word)
+        return value
+
     @model_validator(mode="after")
     def _one_kind_of_tls(self) -> NotificationSettings:
-        if self.smtp_starttls and self.smtp_tls:
-            raise ValueError("SMTP_STARTTLS and SMTP_TLS exclude each other: pick one")
+        if self.smtp_starttls == "true" and self.smtp_tls:
+            raise ValueError("SMTP_STARTTLS=true and SMTP_TLS exclude each other: pick one")
         return self
+
+    @property
+    def smtp_start_tls(self) -> bool | None:
+        """aiosmtplib's start_tls: None upgrades whenever the server offers STARTTLS."""
+        if self.smtp_tls:
+            return False  # already TLS from the first byte
+        return {"auto": None, "true": True, "false": False}[self.smtp_starttls]
 
     @property
     def program(self) -> Program:

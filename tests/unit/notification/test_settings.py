@@ -45,13 +45,14 @@ def test_implicit_tls_is_a_setting_of_its_own(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("SMTP_STARTTLS", raising=False)
     monkeypatch.setenv("SMTP_TLS", "true")
     settings = NotificationSettings()
-    assert settings.smtp_tls and not settings.smtp_starttls
+    # TLS from the first byte: no STARTTLS on top of it.
+    assert settings.smtp_tls and settings.smtp_start_tls is False
 
 
 def test_starttls_and_implicit_tls_together_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMTP_TLS", "true")
     monkeypatch.setenv("SMTP_STARTTLS", "true")
-    with pytest.raises(ValueError, match="SMTP_STARTTLS and SMTP_TLS"):
+    with pytest.raises(ValueError, match="SMTP_STARTTLS=true and SMTP_TLS"):
         NotificationSettings()
 
 
