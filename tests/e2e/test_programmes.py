@@ -4,8 +4,7 @@ with): seminars, registrations, withdrawals and promotions, with the decisions a
 
 The expected decisions are computed here from the scenario by the programme's rules (a model of
 the engine, registration by registration in the order of its Kommune), never taken from the
-stack. Parts of issue 19 that other pieces of work deliver are switched on by what the contract
-and the services in this checkout can do (see COURSES_DECIDED, DEADLINE_DECIDED, LETTERS_FOLLOW).
+stack.
 """
 
 from __future__ import annotations
@@ -21,16 +20,14 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 
 from lotse.log import read_all
 from lotse.present import euros
 from lotse.scenario import Registration, Scenario, ScenarioSize, build_scenario
-from services.notification.settings import NotificationSettings
 from shared.directory import Directory, load_directory
-from shared.events import FundingDeclineReason, RegistrationAccepted
 from shared.program import PROGRAMS_DIR, Course, Program, load_program
 from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
 from shared.topics import Topics
@@ -56,15 +53,6 @@ SIZE = ScenarioSize(
     late_registrations=1,
 )
 
-# What the engine in this checkout decides. Follow-up courses and the registration deadline need
-# the contract's `course` and `submitted_at` on registration.accepted and funding's new reasons;
-# letters follow the programme once the notification service reads FUNDING_PROGRAM_FILE.
-_ACCEPTED = RegistrationAccepted.model_fields
-_DECLINES = get_args(FundingDeclineReason)
-COURSES_DECIDED = "course" in _ACCEPTED and "prerequisite_missing" in _DECLINES
-DEADLINE_DECIDED = "submitted_at" in _ACCEPTED and "registered_after_start" in _DECLINES
-LETTERS_FOLLOW = "program_file" in NotificationSettings.model_fields
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -83,7 +71,7 @@ def expected_decisions(program: Program, scenario: Scenario) -> dict[str, Decisi
     funded_basic: set[str] = set()  # participants' emails with an approved basic course
 
     def course(registration: Registration) -> Course:
-        return registration.course if COURSES_DECIDED else Course.BASIC
+        return registration.course
 
     def amount(registration: Registration) -> int:
         seminar = registration.seminar
@@ -106,9 +94,7 @@ def expected_decisions(program: Program, scenario: Scenario) -> dict[str, Decisi
             declined = "kommune_not_eligible"
         elif not program.course_funded(given):
             declined = "course_not_funded"
-        elif DEADLINE_DECIDED and program.registered_too_late(
-            registration.submitted_at, registration.seminar.starts_on
-        ):
+        elif program.registered_too_late(registration.submitted_at, registration.seminar.starts_on):
             declined = "registered_after_start"
         elif program.requires_funded_basic(given) and registration.email not in funded_basic:
             declined = "prerequisite_missing"
@@ -318,7 +304,6 @@ def test_every_decision_is_a_letter_to_the_kommune_with_the_programmes_amount(ru
             assert any(registration.kommune.name in text for text in letters)
 
 
-@pytest.mark.skipif(not LETTERS_FOLLOW, reason="letters follow the programme once notification reads it")
 def test_the_letters_speak_of_the_programmes_land(run: Run) -> None:
     letters = run.program.letter_texts()
     texts = [body_text(mail) for mail in run.emails]
