@@ -19,6 +19,8 @@ from aiokafka.structs import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from pydantic import WithJsonSchema
 
 from shared import metrics, tracing
@@ -227,10 +229,12 @@ class Observability:
         self._runtime = runtime
         self.periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._provider: Any = None
+        self._provider: SdkTracerProvider | None = None
 
     def start_tracing(self) -> None:
-        self._provider = tracing.configure_tracing(self._runtime.name)
+        # The provider is the process's: a second runtime in one process (tests) keeps the first's.
+        if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+            self._provider = tracing.configure_tracing(self._runtime.name)
 
     def stop_tracing(self) -> None:
         if self._provider is not None:
