@@ -197,6 +197,18 @@ def init_dead_letters(service: str, topics: Iterable[str]) -> None:
         DEAD_LETTERS.labels(service, topic)
 
 
+EVENT_OUTCOMES = ("processed", "duplicate", "dead_lettered")
+
+
+def init_events(service: str, topics: Iterable[str]) -> None:
+    """Create the consumer's series of these topics at 0 on start-up, for the same reason: a
+    burst that ends between two scrapes would otherwise show no rate at all."""
+    for topic in topics:
+        for outcome in EVENT_OUTCOMES:
+            EVENTS.labels(service, topic, outcome)
+        BATCH_SECONDS.labels(service, topic)
+
+
 def record_dead_letters(service: str, topic: str, count: int = 1) -> None:
     """Count messages moved to `<topic>.dlq`; `topic` is the topic they were consumed from."""
     if count:

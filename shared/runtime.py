@@ -243,6 +243,7 @@ class Observability:
     def start_sampling(self) -> None:
         runtime = self._runtime
         metrics.init_dead_letters(runtime.name, runtime._appliers)
+        metrics.init_events(runtime.name, runtime._appliers)
         interval = metrics.SAMPLE_INTERVAL_SECONDS
         samplers: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
             (

@@ -238,3 +238,10 @@ def test_a_scrape_shows_the_metrics() -> None:
     exposition = generate_latest(REGISTRY).decode()
     assert 'lotse_outbox_backlog_rows{service="svc-scrape"} 1.0' in exposition
     assert "# TYPE lotse_dead_letters_total counter" in exposition
+
+
+def test_the_consumers_series_exist_at_zero_from_the_start() -> None:
+    metrics.init_events("svc-init", ["t.init"])
+    for outcome in metrics.EVENT_OUTCOMES:
+        assert value("lotse_events_total", service="svc-init", topic="t.init", outcome=outcome) == 0
+    assert value("lotse_batch_seconds_count", service="svc-init", topic="t.init") == 0
