@@ -252,6 +252,8 @@ class Observability:
                 metrics.OutboxBacklogProbe(runtime.name, self._query_backlog).sample,
             ),
             ("consumer lag", interval, self._sample_lag),
+            # Also when nobody asks /readyz, so that the gauge (and its alert) stays current.
+            ("readiness", interval, runtime.health),
             *self.periodic,
         ]
         for name, seconds, sample in samplers:
