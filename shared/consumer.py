@@ -20,20 +20,19 @@ from typing import Any, Generic, TypeAlias
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import Counter, Histogram
+from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
 
+from shared import tracing
 from shared.db import Pool, is_transient, retry_transient
 from shared.dlq import DeadLetter, send_dead_letters_once
 from shared.events import ContractError, Envelope, EventDecoder
 from shared.health import Progress
 from shared.logging import bound_event, get_logger
+from shared.metrics import BATCH_SECONDS, EVENTS, record_dead_letters
 from shared.unit_of_work import BatchApplier, UnitOfWorkFactory, UnitOfWorkT
 
 log = get_logger(__name__)
-
-EVENTS = Counter("lotse_events_total", "Consumed events by outcome", ["service", "topic", "outcome"])
-BATCH_SECONDS = Histogram("lotse_batch_seconds", "Time to apply one consumed batch", ["service", "topic"])
 
 Record: TypeAlias = ConsumerRecord  # of bytes key and value
 # How long a batch waits for the database to come back before the batch is rewound instead.
@@ -114,15 +113,24 @@ class BatchConsumer(Generic[UnitOfWorkT]):
         await self._dead_letter(letters)
         if not decoded:
             return
-        with BATCH_SECONDS.labels(self.service, self.topic).time():
+        # One span per event, continuing its record's trace; they stay open through the
+        # one-by-one fallback, so a message applied alone (or dead-lettered) keeps its own span.
+        traced = [
+            (event.event_id, event.effective_correlation_id, record.headers) for record, event in decoded
+        ]
+        with (
+            BATCH_SECONDS.labels(self.service, self.topic).time(),
+            tracing.consume_batch_spans(self.topic, traced) as spans,
+        ):
             try:
-                await self._apply_transient_safe([event for _, event in decoded])
+                await self._apply_transient_safe([event for _, event in decoded], spans)
             except Exception as exc:
                 if is_transient(exc):
                     raise
                 log.warning("batch failed, applying its messages one by one", error=safe_error(exc))
                 for record, event in decoded:
-                    await self._apply_alone(record, event)
+                    with spans.activate(event.event_id):
+                        await self._apply_alone(record, event, spans)
                     self.progress.advance()
 
     async def _dead_letter(self, letters: list[DeadLetter]) -> None:
@@ -133,20 +141,21 @@ class BatchConsumer(Generic[UnitOfWorkT]):
             give_up_after=TRANSIENT_GIVE_UP_SECONDS,
         )
         EVENTS.labels(self.service, self.topic, "dead_lettered").inc(sent)
+        record_dead_letters(self.service, self.topic, sent)
 
-    async def _apply_transient_safe(self, events: Sequence[Envelope[Any]]) -> None:
+    async def _apply_transient_safe(self, events: Sequence[Envelope[Any]], spans: tracing.BatchSpans) -> None:
         await retry_transient(
-            lambda: self._apply_in_transaction(events),
+            lambda: self._apply_in_transaction(events, spans),
             give_up_after=TRANSIENT_GIVE_UP_SECONDS,
             on_retry=lambda exc, attempt: log.warning(
                 "database unavailable, retrying batch", error=repr(exc), attempt=attempt
             ),
         )
 
-    async def _apply_alone(self, record: Record, event: Envelope[Any]) -> None:
+    async def _apply_alone(self, record: Record, event: Envelope[Any], spans: tracing.BatchSpans) -> None:
         for attempt in range(1, self._max_attempts + 1):
             try:
-                await self._apply_transient_safe([event])
+                await self._apply_transient_safe([event], spans)
                 return
             except Exception as exc:
                 if is_transient(exc):
@@ -160,12 +169,15 @@ class BatchConsumer(Generic[UnitOfWorkT]):
                     )
                 if attempt == self._max_attempts:
                     reason = f"handler failed after {attempt} attempts: {safe_error(exc)}"
+                    span = spans.span(event.event_id)
+                    if span is not None:
+                        span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
                     await self._dead_letter([DeadLetter(record, reason)])
                     return
                 delay = self._retry_base * 2 ** (attempt - 1)
                 await asyncio.sleep(random.uniform(delay / 2, delay))
 
-    async def _apply_in_transaction(self, events: Sequence[Envelope[Any]]) -> None:
+    async def _apply_in_transaction(self, events: Sequence[Envelope[Any]], spans: tracing.BatchSpans) -> None:
         async with self._unit_of_work(self._pool) as uow:
             new_ids = await uow.claim_new_events(self.topic, [event.event_id for event in events])
             fresh: list[Envelope[Any]] = []
@@ -178,6 +190,15 @@ class BatchConsumer(Generic[UnitOfWorkT]):
             if duplicates:
                 log.info("dropped redelivered events", count=duplicates, topic=self.topic)
             if fresh:
-                await uow.enqueue(await self._applier.apply_batch(uow, fresh))
+                messages = await self._applier.apply_batch(uow, fresh)
+                # Each output carries its cause's trace, found by its correlation id.
+                await uow.enqueue(
+                    [
+                        message.with_trace(
+                            spans.outbox_headers_for_output(message.envelope.effective_correlation_id)
+                        )
+                        for message in messages
+                    ]
+                )
         EVENTS.labels(self.service, self.topic, "processed").inc(len(fresh))
         EVENTS.labels(self.service, self.topic, "duplicate").inc(duplicates)

@@ -24,6 +24,7 @@ from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLScram512
 from pydantic import SecretStr
 
+from shared import metrics, tracing
 from shared.settings import (
     KafkaSaslMechanism,
     KafkaSecurityProtocol,
@@ -140,11 +141,21 @@ def client_options(security: KafkaSecurity | None = None) -> dict[str, Any]:
 
 
 def make_broker(
-    bootstrap_servers: str, *, client_id: str, security: KafkaSecurity | None = None
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    security: KafkaSecurity | None = None,
+    service: str | None = None,
 ) -> KafkaBroker:
-    """One broker per service process; its producer waits for all replicas and never duplicates."""
+    """One broker per service process; its producer waits for all replicas and never duplicates.
+    FastStream's Prometheus and OpenTelemetry middlewares label it with `service` (default the
+    client id)."""
     return KafkaBroker(
         bootstrap_servers,
+        middlewares=[
+            metrics.prometheus_middleware(service or client_id),
+            tracing.telemetry_middleware(),
+        ],
         security=(security or KafkaSecurity.from_environment()).faststream_security(),
         client_id=client_id,
         acks="all",

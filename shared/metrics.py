@@ -7,8 +7,8 @@ database keep integer cents. Every gauge is set by the service that owns the fig
 database or consumer, so an instance reports only what it can see; dashboards and alerts aggregate
 with `max` where several instances report the same figure.
 
-`lotse_events_total` and `lotse_batch_seconds` are the consumer's, defined in shared/consumer.py
-today and reachable here as `EVENTS` and `BATCH_SECONDS` under the same names (ADR 0015 lists all).
+`lotse_events_total` and `lotse_batch_seconds` are the batch consumer's (`EVENTS`, `BATCH_SECONDS`);
+ADR 0015 lists all.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+EVENTS = Counter("lotse_events_total", "Consumed events by outcome", ["service", "topic", "outcome"])
+BATCH_SECONDS = Histogram("lotse_batch_seconds", "Time to apply one consumed batch", ["service", "topic"])
 CONSUMER_LAG = Gauge(
     "lotse_consumer_lag_messages",
     "Messages on a partition that its consumer group has not committed yet (end offset minus committed)",
@@ -84,6 +86,8 @@ SERVICE_READY = Gauge(
 
 # Everything above, for the tests that hold the dashboard and the alert rules to these names.
 LOTSE_METRICS: tuple[MetricWrapperBase, ...] = (
+    EVENTS,
+    BATCH_SECONDS,
     CONSUMER_LAG,
     OUTBOX_BACKLOG_ROWS,
     OUTBOX_OLDEST_AGE,
@@ -95,23 +99,6 @@ LOTSE_METRICS: tuple[MetricWrapperBase, ...] = (
     FUNDED_KOMMUNEN,
     SERVICE_READY,
 )
-
-
-def _consumer_metrics() -> dict[str, Counter | Histogram]:
-    # Imported when asked for, never at import time: shared.consumer imports the outbox, which
-    # imports shared.kafka, which will import this module for prometheus_middleware.
-    from shared.consumer import BATCH_SECONDS, EVENTS
-
-    return {"EVENTS": EVENTS, "BATCH_SECONDS": BATCH_SECONDS}
-
-
-def __getattr__(name: str) -> Counter | Histogram:
-    """`EVENTS` (`lotse_events_total`) and `BATCH_SECONDS` (`lotse_batch_seconds`), the consumer's,
-    until their definitions move here from shared/consumer.py."""
-    found = _consumer_metrics().get(name)
-    if found is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return found
 
 
 EmailState = Literal["pending", "failed", "parked"]
@@ -153,11 +140,18 @@ def consumer_lag(end_offsets: Mapping[int, int], committed: Mapping[int, int | N
     }
 
 
-async def sample_consumer_lag(consumer: Any, group: str) -> dict[str, dict[int, int]]:
+async def sample_consumer_lag(
+    consumer: Any, group: str, topics: Iterable[str] | None = None
+) -> dict[str, dict[int, int]]:
     """Measure and record the lag of the partitions an aiokafka consumer holds for `group`:
-    `sample_periodically("lag", lambda: sample_consumer_lag(consumer, group))`."""
+    `sample_periodically("lag", lambda: sample_consumer_lag(consumer, group))`. `topics`, the
+    topics this consumer subscribes to, limits which reported topics it may forget: several
+    consumers of a group (one per topic) must not clear each other's series."""
     assigned = list(consumer.assignment())
-    by_topic: dict[str, dict[int, int]] = {topic: {} for topic in _topics_reported(group)}
+    mine = None if topics is None else set(topics)
+    by_topic: dict[str, dict[int, int]] = {
+        topic: {} for topic in _topics_reported(group) if mine is None or topic in mine
+    }
     if assigned:
         ends = await consumer.end_offsets(assigned)
         committed = {tp: await consumer.committed(tp) for tp in assigned}
@@ -201,6 +195,18 @@ def init_dead_letters(service: str, topics: Iterable[str]) -> None:
     `increase()` cannot see the first dead letter of a series that appears with it."""
     for topic in topics:
         DEAD_LETTERS.labels(service, topic)
+
+
+EVENT_OUTCOMES = ("processed", "duplicate", "dead_lettered")
+
+
+def init_events(service: str, topics: Iterable[str]) -> None:
+    """Create the consumer's series of these topics at 0 on start-up, for the same reason: a
+    burst that ends between two scrapes would otherwise show no rate at all."""
+    for topic in topics:
+        for outcome in EVENT_OUTCOMES:
+            EVENTS.labels(service, topic, outcome)
+        BATCH_SECONDS.labels(service, topic)
 
 
 def record_dead_letters(service: str, topic: str, count: int = 1) -> None:
@@ -287,8 +293,11 @@ class OutboxBacklogProbe:
         return backlog
 
 
+SAMPLE_INTERVAL_SECONDS = 15.0
+
+
 async def sample_periodically(
-    name: str, sample: Callable[[], Awaitable[object]], *, interval_seconds: float = 15.0
+    name: str, sample: Callable[[], Awaitable[object]], *, interval_seconds: float = SAMPLE_INTERVAL_SECONDS
 ) -> None:
     """Run `sample` every `interval_seconds` until cancelled. A database that is away only delays
     the figures (the gauges keep their last value, and the readiness gauge says why)."""
@@ -329,7 +338,7 @@ def exposed_names(families: Iterable[Metric]) -> set[str]:
 
 
 def lotse_metric_names() -> set[str]:
-    every = [*LOTSE_METRICS, *_consumer_metrics().values()]
+    every = LOTSE_METRICS
     return exposed_names(family for metric in every for family in metric.describe())
 
 

@@ -19,7 +19,7 @@ import json
 import uuid
 import zlib
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 from pydantic import SecretStr
 
+from shared import tracing
 from shared.db import Connection, Pool, SessionTimeouts, connect, is_transient
 from shared.events import Envelope
 from shared.kafka import KafkaSecurity, client_options, retry_concurrent_transactions_sooner
@@ -99,6 +100,9 @@ class OutboxMessage:
     topic: str
     key: str
     envelope: Envelope[Any]
+    # The trace context of the work that caused the message (`traceparent`, `tracestate` pairs),
+    # stored with the row so that the relay publishes it as the record's parent (ADR 0015).
+    trace_headers: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def headers(self) -> list[list[str]]:
         return [
@@ -106,7 +110,16 @@ class OutboxMessage:
             ["event_type", self.envelope.event_type],
             ["event_id", str(self.envelope.event_id)],
             ["correlation_id", str(self.envelope.effective_correlation_id)],
+            *([name, value] for name, value in self.trace_headers),
         ]
+
+    def with_trace(self, pairs: Sequence[Sequence[str]]) -> OutboxMessage:
+        """This message carrying the trace header pairs (e.g. `BatchSpans.outbox_headers_for_output`)."""
+        if not pairs:
+            return self
+        return OutboxMessage(
+            self.topic, self.key, self.envelope, tuple((name, value) for name, value in pairs)
+        )
 
 
 async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
@@ -313,12 +326,18 @@ class OutboxRelay:
             marker = RelayMarker(database, tuple(ids), rows_digest([(r["id"], r["event_id"]) for r in rows]))
             async with producer.transaction():
                 for row in rows:
-                    await producer.send(
-                        row["topic"],
-                        value=row["payload"],
-                        key=row["message_key"],
-                        headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
-                    )
+                    row_headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+                    # The span continues the context stored with the row; the record carries the
+                    # span's own context, which the next consumer continues.
+                    with tracing.publish_span(
+                        row["topic"], row_headers, attributes={"messaging.message.id": str(row["event_id"])}
+                    ):
+                        await producer.send(
+                            row["topic"],
+                            value=row["payload"],
+                            key=row["message_key"],
+                            headers=tracing.replace_trace_headers(row_headers),
+                        )
                 await producer.send(self._state_topic, key=self.service.encode(), value=marker.encode())
                 # Still the leader, on the session that holds the claim? Otherwise the Kafka
                 # transaction aborts. A leader that loses its session after this check is fenced

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from pydantic import WithJsonSchema
 
+from shared import metrics, tracing
 from shared.consumer import BatchConsumer
 from shared.db import Pool, create_pool, retry_transient, session_timeouts
 from shared.events import ContractModel, EventDecoder, topic_json_schema
@@ -54,7 +58,7 @@ class ServiceRuntime:
         self.group_id = settings.kafka_topic_prefix + name
         self.kafka_security = KafkaSecurity.from_settings(settings)
         self.broker: KafkaBroker = make_broker(
-            settings.kafka_bootstrap_servers, client_id=name, security=self.kafka_security
+            settings.kafka_bootstrap_servers, client_id=name, security=self.kafka_security, service=name
         )
         self.router = KafkaRouter()
         self.app = FastStream(self.broker)
@@ -67,6 +71,7 @@ class ServiceRuntime:
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._health: HealthServer | None = None
+        self._observability = Observability(self)
 
     @property
     def pool(self) -> Pool:
@@ -106,6 +111,11 @@ class ServiceRuntime:
             description=description,
         )(_raw_records_handler(handle_batch, schema, f"{self.name}_{topic}"))
 
+    def every(self, seconds: float, sample: Callable[[], Awaitable[object]], *, name: str) -> None:
+        """Run `sample` every `seconds` from after start-up (the pool exists) until stop; a
+        transient database error only skips a round (`metrics.sample_periodically`)."""
+        self._observability.periodic.append((name, seconds, sample))
+
     def publishes(self, topic: str, event_models: dict[str, type[ContractModel]], description: str) -> None:
         """Declare what the outbox relay publishes to a topic, for the AsyncAPI document."""
         schema = topic_json_schema(topic.removeprefix(self.topics.prefix), event_models)
@@ -122,6 +132,7 @@ class ServiceRuntime:
 
     async def _start(self) -> None:
         configure_logging(self.name, self.settings.log_level, self.settings.log_format)
+        self._observability.start_tracing()
         pool = await retry_transient(
             lambda: create_pool(
                 self.database_url,
@@ -168,9 +179,11 @@ class ServiceRuntime:
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")
         self._health = HealthServer(self.settings.http_host, self.http_port, self.health)
         await self._health.start()
+        self._observability.start_sampling()
         log.info("service started")
 
     async def _stop(self) -> None:
+        await self._observability.stop_sampling()
         if self._health is not None:
             await self._health.stop()
         if self._relay_task is not None:
@@ -181,6 +194,7 @@ class ServiceRuntime:
             await self._producer.stop()
         if self._pool is not None:
             await self._pool.close()
+        self._observability.stop_tracing()
         log.info("service stopped")
 
     async def health(self) -> dict[str, bool]:
@@ -203,7 +217,77 @@ class ServiceRuntime:
             checks[f"consumer:{topic}"] = not consumer.progress.stalled(stall_after)
         relay_running = self._relay_task is not None and not self._relay_task.done()
         checks["outbox_relay"] = relay_running and not relay_stalled
+        metrics.record_readiness(self.name, checks)
         return checks
+
+
+class Observability:
+    """A runtime's tracer provider and metric samplers (ADR 0015): the outbox backlog, the lag of
+    every subscriber's partitions, and what a service adds with `ServiceRuntime.every`."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self._runtime = runtime
+        self.periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._provider: SdkTracerProvider | None = None
+
+    def start_tracing(self) -> None:
+        # The provider is the process's: a second runtime in one process (tests) keeps the first's.
+        if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+            self._provider = tracing.configure_tracing(self._runtime.name)
+
+    def stop_tracing(self) -> None:
+        if self._provider is not None:
+            self._provider.shutdown()  # flushes the last spans
+
+    def start_sampling(self) -> None:
+        runtime = self._runtime
+        metrics.init_dead_letters(runtime.name, runtime._appliers)
+        metrics.init_events(runtime.name, runtime._appliers)
+        interval = metrics.SAMPLE_INTERVAL_SECONDS
+        samplers: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
+            (
+                "outbox backlog",
+                interval,
+                metrics.OutboxBacklogProbe(runtime.name, self._query_backlog).sample,
+            ),
+            ("consumer lag", interval, self._sample_lag),
+            # Also when nobody asks /readyz, so that the gauge (and its alert) stays current.
+            ("readiness", interval, runtime.health),
+            *self.periodic,
+        ]
+        for name, seconds, sample in samplers:
+            self._tasks.append(
+                asyncio.create_task(
+                    metrics.sample_periodically(name, sample, interval_seconds=seconds),
+                    name=f"{runtime.name}-metrics-{name}",
+                )
+            )
+
+    async def stop_sampling(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _query_backlog(self) -> metrics.OutboxBacklog:
+        async with self._runtime.pool.acquire() as conn:
+            return await metrics.query_outbox_backlog(conn)
+
+    async def _sample_lag(self) -> None:
+        runtime = self._runtime
+        for subscriber in runtime.broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:  # not started yet, or stopping
+                continue
+            topics = [topic.name for topic in getattr(subscriber, "topics", ())]
+            group = getattr(subscriber, "group_id", None) or runtime.group_id
+            try:
+                await metrics.sample_consumer_lag(consumer, group, topics)
+            except KafkaError as exc:  # a broker that is away only delays the figure
+                log.warning("metrics sample failed", probe="consumer lag", error=repr(exc))
 
 
 def _raw_records_handler(process: Any, schema: dict[str, Any], name: str) -> Any:

@@ -1,9 +1,11 @@
-"""Writes the Strimzi objects that follow from other files, into the Kustomize base:
+"""Writes the objects that follow from other files into the Kustomize tree (Strimzi, Prometheus):
 
 - `base/kafka/users.yaml`: one KafkaUser per principal of `deploy/acl.yaml` (SCRAM-SHA-512,
   simple authorisation with exactly the file's ACLs);
 - `base/kafka/topics.yaml`: one KafkaTopic per topic of `deploy/k8s/catalogue.py` (replicas 3,
-  min.insync.replicas 2, the local stack's partitions, retention by personal data).
+  min.insync.replicas 2, the local stack's partitions, retention by personal data);
+- `overlays/production/prometheus-rules.yaml`: the Prometheus Operator's PrometheusRule holding
+  `deploy/monitoring/rules/lotse.rules.yml` as it is (ADR 0015), for the production Prometheus.
 
 The output is committed, so that kustomize alone renders the deployment; `make deploy-check` (and
 tests/unit/deploy/test_k8s.py) fail when it is not what this module writes now:
@@ -28,6 +30,9 @@ K8S_DIR = Path(__file__).resolve().parent
 BASE_DIR = K8S_DIR / "base"
 USERS_FILE = BASE_DIR / "kafka" / "users.yaml"
 TOPICS_FILE = BASE_DIR / "kafka" / "topics.yaml"
+PROMETHEUS_RULES_FILE = K8S_DIR / "overlays" / "production" / "prometheus-rules.yaml"
+ALERT_RULES = K8S_DIR.parent / "monitoring" / "rules" / "lotse.rules.yml"
+NAMESPACE = "digitallotsen"
 
 KAFKA_CLUSTER = "digitallotsen"
 TOPIC_REPLICAS = 3
@@ -104,6 +109,21 @@ def kafka_topics() -> list[dict[str, Any]]:
     ]
 
 
+def prometheus_rule(rules_file: Path = ALERT_RULES) -> dict[str, Any]:
+    """The alert rules file as a PrometheusRule: its groups are the CRD's `spec.groups`."""
+    rules = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "digitallotsen",
+            "namespace": NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": "digitallotsen"},
+        },
+        "spec": {"groups": rules["groups"]},
+    }
+
+
 def render(objects: list[dict[str, Any]], source: str) -> str:
     body = yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True, allow_unicode=True)
     return _HEADER.format(source=source) + body
@@ -113,6 +133,7 @@ def expected_files() -> dict[Path, str]:
     return {
         USERS_FILE: render(kafka_users(load_acl(ACL_FILE)), "deploy/acl.yaml"),
         TOPICS_FILE: render(kafka_topics(), "deploy/k8s/catalogue.py and shared/topics.py"),
+        PROMETHEUS_RULES_FILE: render([prometheus_rule()], "deploy/monitoring/rules/lotse.rules.yml"),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.funding import operations
+from services.funding.figures import sample_programme
 from services.funding.handlers import RegistrationEventsApplier
 from services.funding.settings import FundingSettings
 from services.funding.store import PostgresFundingUnitOfWork
@@ -52,5 +53,6 @@ def build(settings: FundingSettings) -> ServiceRuntime:
         await operations.sync_program(runtime.pool, program, directory, runtime.topics)
 
     runtime.app.on_startup(sync_program_on_startup)
+    runtime.every(15, lambda: sample_programme(runtime.pool), name="programme")
     runtime.finish_setup()
     return runtime

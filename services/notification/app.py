@@ -6,6 +6,7 @@ from pathlib import Path
 
 from services.notification.compose import EmailWriter
 from services.notification.domain import KommuneNames
+from services.notification.figures import sample_emails
 from services.notification.handlers import FundingDecisionsApplier, RegistrationEventsApplier
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
@@ -51,5 +52,6 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
     # After startup: the pool and migrations exist. On shutdown: before the pool closes.
     runtime.app.after_startup(sender.start)
     runtime.app.on_shutdown(sender.stop)
+    runtime.every(15, lambda: sample_emails(runtime.pool), name="emails")
     runtime.finish_setup()
     return runtime

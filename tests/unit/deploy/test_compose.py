@@ -47,7 +47,15 @@ def published(service: dict[str, Any]) -> dict[int, str]:
 
 
 def test_compose_has_the_local_topology() -> None:
-    assert set(COMPOSE["services"]) == {"kafka", "postgres", "mailpit", "topics", *SERVICES}
+    assert set(COMPOSE["services"]) == {
+        "kafka",
+        "postgres",
+        "mailpit",
+        "topics",
+        "prometheus",
+        "grafana",
+        *SERVICES,
+    }
     assert COMPOSE["services"]["kafka"]["image"].startswith("apache/kafka:4.")
     assert COMPOSE["services"]["postgres"]["image"].startswith("postgres:")
     assert COMPOSE["services"]["mailpit"]["image"].startswith("axllent/mailpit")
@@ -93,6 +101,8 @@ def test_infrastructure_ports_match_the_local_stack_and_bind_to_loopback() -> No
     assert published(services["kafka"]) == {9092: "127.0.0.1:9092"}
     assert published(services["postgres"]) == {5432: "127.0.0.1:5432"}
     assert published(services["mailpit"])[1025] == "127.0.0.1:1025"
+    assert published(services["prometheus"]) == {9090: "127.0.0.1:9090"}
+    assert published(services["grafana"]) == {3000: "127.0.0.1:3000"}
     for service in services.values():
         assert all(binding.startswith("127.0.0.1:") for binding in published(service).values())
 
@@ -183,3 +193,45 @@ def test_readme_lists_every_environment_variable() -> None:
     variables = set().union(*(aliases(settings_class(service)) for service in SERVICES))
     missing = sorted(name for name in variables if f"`{name}`" not in readme)
     assert not missing, f"README lacks {missing}"
+
+
+def mounts(service: str) -> dict[str, str]:
+    """Container path -> the repository path mounted there (read-only mounts only)."""
+    found = {}
+    for entry in COMPOSE["services"][service].get("volumes", []):
+        source, target, mode = entry.split(":")
+        assert mode == "ro", f"{service} mounts {source} writable"
+        found[target] = source.removeprefix("./")
+    return found
+
+
+def test_prometheus_scrapes_every_service_by_its_compose_name_and_loads_the_alert_rules() -> None:
+    volumes = mounts("prometheus")
+    config = yaml.safe_load((REPO_ROOT / volumes["/etc/prometheus/prometheus.yml"]).read_text())
+    assert volumes["/etc/prometheus/rules"] == "deploy/monitoring/rules"
+    assert (REPO_ROOT / "deploy/monitoring/rules/lotse.rules.yml").is_file()
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    local = yaml.safe_load((REPO_ROOT / "deploy/monitoring/prometheus.yml").read_text())
+    assert config["global"] == local["global"]
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets == {service: [f"{service}:{DEFAULT_HTTP_PORTS[service]}"] for service in SERVICES}
+    for service in SERVICES:
+        assert COMPOSE["services"][service]["environment"]["HTTP_HOST"] == "0.0.0.0"
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard_and_only_lets_viewers_in() -> None:
+    volumes = mounts("grafana")
+    assert volumes["/etc/grafana/provisioning"] == "deploy/monitoring/grafana/provisioning"
+    assert volumes["/var/lib/grafana/dashboards/lotse"] == "deploy/monitoring/grafana/dashboards"
+    provider = yaml.safe_load(
+        (REPO_ROOT / "deploy/monitoring/grafana/provisioning/dashboards/lotse.yml").read_text()
+    )
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/lotse"
+    datasource = yaml.safe_load(
+        (REPO_ROOT / "deploy/monitoring/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    assert (REPO_ROOT / "deploy/monitoring/grafana/dashboards/lotse.json").is_file()
+    environment = COMPOSE["services"]["grafana"]["environment"]
+    assert environment["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert environment["GF_AUTH_DISABLE_LOGIN_FORM"] == "true"
