@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.funding import operations
+from services.funding.commands import FundingCommandsApplier
 from services.funding.handlers import RegistrationEventsApplier
 from services.funding.settings import FundingSettings
 from services.funding.store import PostgresFundingUnitOfWork
+from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.logging import get_logger
@@ -39,6 +41,18 @@ def build(settings: FundingSettings) -> ServiceRuntime:
             "Decides funding for every accepted registration; a withdrawal releases the funding "
             "and promotes from the waitlists."
         ),
+    )
+    runtime.consume(
+        runtime.topics.operations_commands,
+        COMMAND_EVENTS,
+        FundingCommandsApplier(runtime.topics),
+        PostgresFundingUnitOfWork,
+        description="Carries out command.close_period; the others are not funding's.",
+    )
+    runtime.publishes(
+        runtime.topics.operations_results,
+        RESULT_EVENTS,
+        "result.close_period for every close_period command, in the transaction of its effect.",
     )
     runtime.publishes(
         runtime.topics.funding_decisions,

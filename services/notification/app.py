@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.notification.commands import NotificationCommandsApplier
 from services.notification.compose import EmailWriter
 from services.notification.domain import KommuneNames
 from services.notification.handlers import FundingDecisionsApplier, RegistrationEventsApplier
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
 from services.notification.store import PostgresNotificationUnitOfWork
+from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, NOTIFICATION_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.runtime import ServiceRuntime
@@ -41,6 +43,18 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         FundingDecisionsApplier(name_kommune, write_email),
         PostgresNotificationUnitOfWork,
         description="Records the letter for every funding decision; keeps it until its registration arrives.",
+    )
+    runtime.consume(
+        runtime.topics.operations_commands,
+        COMMAND_EVENTS,
+        NotificationCommandsApplier(runtime.topics),
+        PostgresNotificationUnitOfWork,
+        description="Carries out command.mail_resend and command.mail_park; other commands are passed over.",
+    )
+    runtime.publishes(
+        runtime.topics.operations_results,
+        RESULT_EVENTS,
+        "result.mail_resend / result.mail_park for every such command, in the transaction of its effect.",
     )
     runtime.publishes(
         runtime.topics.notification_events,
