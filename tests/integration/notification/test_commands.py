@@ -56,6 +56,7 @@ async def test_an_operator_parks_a_pending_email_and_resends_it(
         state = await notification_db.fetchrow(
             "SELECT status, last_error FROM emails WHERE id = $1", email_id
         )
+        assert state is not None
         assert (state["status"], state["last_error"]) == ("parked", PARKED_BY_OPERATOR)
         (failed,) = values(await bus.notifications(notifications("notification.failed", 1)))
         assert failed["data"]["notification_id"] == str(email_id)
