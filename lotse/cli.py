@@ -29,7 +29,7 @@ from lotse.status import (
     check_smtp,
     consumer_lag,
 )
-from shared.commands import CLOSE_PERIOD, MAIL_PARK, MAIL_RESEND
+from shared.commands import CLOSE_PERIOD, CONSUMERS, MAIL_PARK, MAIL_RESEND, REPLAY_DEAD_LETTERS
 
 app = typer.Typer(
     help="Operate the Digitallotsen services.",
@@ -42,6 +42,10 @@ mail_app = typer.Typer(help="Parked emails.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(mail_app, name="mail")
 console = Console()
+Reason = Annotated[
+    str, typer.Option("--reason", help="why (recorded with the command, shown by `lotse audit`)")
+]
+Timeout = Annotated[float, typer.Option(help="seconds to wait for the services' results")]
 
 
 @app.command("status")
@@ -106,20 +110,19 @@ def dlq_list_command(
 @dlq_app.command("replay")
 def dlq_replay_command(
     topic: Annotated[str, typer.Argument(help="the source topic, e.g. portal.registrations")],
+    reason: Reason,
     ids: Annotated[list[str] | None, typer.Option("--id", help="partition:offset, repeatable")] = None,
+    timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
 ) -> None:
-    """Put dead letters back on their topic (all not yet replayed, or the given ids)."""
-    config = OperatorSettings.from_environment()
-    try:
-        replayed = asyncio.run(
-            dlq.replay_dead_letters(
-                config.common.kafka_bootstrap_servers, config.common.kafka_topic_prefix + topic, ids
-            )
-        )
-    except KeyError as exc:
-        console.print(f"[red]{exc.args[0]}[/]")
-        raise typer.Exit(2) from exc
-    console.print(f"Replayed {len(replayed)} dead letter(s) onto {topic}.")
+    """Feed dead letters (all not yet replayed, or the given ids) through their consumer again.
+
+    The service that owns the consumer carries it out (command.replay_dead_letters)."""
+    if topic not in CONSUMERS:
+        console.print(f"[red]{topic} is consumed by no service: one of {', '.join(sorted(CONSUMERS))}[/]")
+        raise typer.Exit(2)
+    outcome = _carry_out(REPLAY_DEAD_LETTERS, reason, timeout, topic=topic, letter_ids=tuple(ids or ()))
+    replayed = sum(int(result.detail.get("replayed", 0)) for result in outcome.results.values())
+    console.print(f"Replayed {replayed} dead letter(s) of {topic}.")
 
 
 @app.command("budget")
@@ -237,12 +240,6 @@ def waitlist_command(
         )
     console.print(table)
     console.print(f"{len(entries)} waiting")
-
-
-Reason = Annotated[
-    str, typer.Option("--reason", help="why (recorded with the command, shown by `lotse audit`)")
-]
-Timeout = Annotated[float, typer.Option(help="seconds to wait for the services' results")]
 
 
 def _carry_out(name: str, reason: str, timeout: float, **fields: Any) -> CommandOutcome:

@@ -10,7 +10,8 @@ from the command id and the service, so that a result leaves at most once.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import Field, StringConstraints
 
@@ -22,6 +23,7 @@ from shared.events import (
     derived_event_id,
     new_envelope,
 )
+from shared.logging import bound_event, get_logger
 from shared.outbox import OutboxMessage
 from shared.topics import (
     FUNDING_DECISIONS,
@@ -31,6 +33,8 @@ from shared.topics import (
     REGISTRATION_EVENTS,
 )
 from shared.unit_of_work import UnitOfWork
+
+log = get_logger(__name__)
 
 Login = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
 LetterId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,6}:[0-9]{1,19}$")]
@@ -151,3 +155,36 @@ def result_message(
         event_id=derived_event_id(command.command_id, f"result:{service}"),
     )
     return OutboxMessage(results_topic, command_key(command), envelope)
+
+
+UoWT = TypeVar("UoWT", bound=UnitOfWork)
+UoWT_contra = TypeVar("UoWT_contra", bound=UnitOfWork, contravariant=True)
+
+
+class CommandHandler(Protocol[UoWT_contra]):
+    async def __call__(self, uow: UoWT_contra, event: Envelope[Any], /) -> Sequence[OutboxMessage]: ...
+
+
+async def carry_out_commands(
+    uow: UoWT,
+    events: Sequence[Envelope[Any]],
+    *,
+    service: str,
+    topic: str,
+    handlers: Mapping[str, CommandHandler[UoWT]],
+) -> list[OutboxMessage]:
+    """A service's applier of operations.commands: each command it has a handler for, once by its
+    command_id (claimed in the unit of work), in order; the others are not its own and are passed
+    over. The handlers return what to publish: the result, and what the effect publishes."""
+    messages: list[OutboxMessage] = []
+    for event in events:
+        handler = handlers.get(command_name(event.event_type))
+        if handler is None:
+            continue
+        command: Command = event.data
+        with bound_event(event.event_id, command.command_id, event_type=event.event_type):
+            if not await claim_command(uow, topic, command.command_id, service):
+                log.info("command carried out before", command_id=str(command.command_id))
+                continue
+            messages.extend(await handler(uow, event))
+    return messages

@@ -106,6 +106,11 @@ class ServiceRuntime:
             description=description,
         )(_raw_records_handler(handle_batch, schema, f"{self.name}_{topic}"))
 
+    async def refeed(self, topic: str, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Feed records through this service's consumer of `topic`, as if they had just arrived
+        (a dead-letter replay, shared.replay)."""
+        await self._consumers[topic].process(records)
+
     def publishes(self, topic: str, event_models: dict[str, type[ContractModel]], description: str) -> None:
         """Declare what the outbox relay publishes to a topic, for the AsyncAPI document."""
         schema = topic_json_schema(topic.removeprefix(self.topics.prefix), event_models)

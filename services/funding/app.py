@@ -14,6 +14,7 @@ from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.logging import get_logger
 from shared.program import load_program
+from shared.replay import replayer_of
 from shared.runtime import ServiceRuntime
 
 SERVICE = "funding"
@@ -45,14 +46,20 @@ def build(settings: FundingSettings) -> ServiceRuntime:
     runtime.consume(
         runtime.topics.operations_commands,
         COMMAND_EVENTS,
-        FundingCommandsApplier(runtime.topics),
+        FundingCommandsApplier(
+            runtime.topics,
+            replayer_of(runtime, settings.kafka_bootstrap_servers, [runtime.topics.registration_events]),
+        ),
         PostgresFundingUnitOfWork,
-        description="Carries out command.close_period; the others are not funding's.",
+        description=(
+            "Carries out command.close_period, and command.replay_dead_letters for "
+            "registration.events; other commands are passed over."
+        ),
     )
     runtime.publishes(
         runtime.topics.operations_results,
         RESULT_EVENTS,
-        "result.close_period for every close_period command, in the transaction of its effect.",
+        "result.close_period and result.replay_dead_letters, in the transaction of their effect.",
     )
     runtime.publishes(
         runtime.topics.funding_decisions,

@@ -14,6 +14,7 @@ from services.notification.store import PostgresNotificationUnitOfWork
 from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, NOTIFICATION_EVENTS, REGISTRATION_OUTCOME_EVENTS
+from shared.replay import replayer_of
 from shared.runtime import ServiceRuntime
 
 SERVICE = "notification"
@@ -47,14 +48,24 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
     runtime.consume(
         runtime.topics.operations_commands,
         COMMAND_EVENTS,
-        NotificationCommandsApplier(runtime.topics),
+        NotificationCommandsApplier(
+            runtime.topics,
+            replayer_of(
+                runtime,
+                settings.kafka_bootstrap_servers,
+                [runtime.topics.registration_events, runtime.topics.funding_decisions],
+            ),
+        ),
         PostgresNotificationUnitOfWork,
-        description="Carries out command.mail_resend and command.mail_park; other commands are passed over.",
+        description=(
+            "Carries out command.mail_resend, command.mail_park, and command.replay_dead_letters "
+            "for the topics it consumes; other commands are passed over."
+        ),
     )
     runtime.publishes(
         runtime.topics.operations_results,
         RESULT_EVENTS,
-        "result.mail_resend / result.mail_park for every such command, in the transaction of its effect.",
+        "result.mail_resend, result.mail_park, result.replay_dead_letters, with their effect.",
     )
     runtime.publishes(
         runtime.topics.notification_events,
