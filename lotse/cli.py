@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lotse import dlq
+from lotse.commands import DEFAULT_TIMEOUT_SECONDS, CommandOutcome
 from lotse.db import with_pool
 from lotse.present import ATTRIBUTION, euros
 from lotse.settings import OperatorSettings
@@ -28,6 +29,7 @@ from lotse.status import (
     check_smtp,
     consumer_lag,
 )
+from shared.commands import CLOSE_PERIOD, CONSUMERS, MAIL_PARK, MAIL_RESEND, REPLAY_DEAD_LETTERS
 
 app = typer.Typer(
     help="Operate the Digitallotsen services.",
@@ -40,6 +42,10 @@ mail_app = typer.Typer(help="Parked emails.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(mail_app, name="mail")
 console = Console()
+Reason = Annotated[
+    str, typer.Option("--reason", help="why (recorded with the command, shown by `lotse audit`)")
+]
+Timeout = Annotated[float, typer.Option(help="seconds to wait for the services' results")]
 
 
 @app.command("status")
@@ -104,20 +110,19 @@ def dlq_list_command(
 @dlq_app.command("replay")
 def dlq_replay_command(
     topic: Annotated[str, typer.Argument(help="the source topic, e.g. portal.registrations")],
+    reason: Reason,
     ids: Annotated[list[str] | None, typer.Option("--id", help="partition:offset, repeatable")] = None,
+    timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
 ) -> None:
-    """Put dead letters back on their topic (all not yet replayed, or the given ids)."""
-    config = OperatorSettings.from_environment()
-    try:
-        replayed = asyncio.run(
-            dlq.replay_dead_letters(
-                config.common.kafka_bootstrap_servers, config.common.kafka_topic_prefix + topic, ids
-            )
-        )
-    except KeyError as exc:
-        console.print(f"[red]{exc.args[0]}[/]")
-        raise typer.Exit(2) from exc
-    console.print(f"Replayed {len(replayed)} dead letter(s) onto {topic}.")
+    """Feed dead letters (all not yet replayed, or the given ids) through their consumer again.
+
+    The service that owns the consumer carries it out (command.replay_dead_letters)."""
+    if topic not in CONSUMERS:
+        console.print(f"[red]{topic} is consumed by no service: one of {', '.join(sorted(CONSUMERS))}[/]")
+        raise typer.Exit(2)
+    outcome = _carry_out(REPLAY_DEAD_LETTERS, reason, timeout, topic=topic, letter_ids=tuple(ids or ()))
+    replayed = sum(int(result.detail.get("replayed", 0)) for result in outcome.results.values())
+    console.print(f"Replayed {replayed} dead letter(s) of {topic}.")
 
 
 @app.command("budget")
@@ -237,25 +242,85 @@ def waitlist_command(
     console.print(f"{len(entries)} waiting")
 
 
-@app.command("close-period")
-def close_period_command(period: Annotated[str, typer.Argument(help="the period id, e.g. 2023")]) -> None:
-    """Close a funding period: everyone still waitlisted in it is declined with period_closed."""
-    from services.funding import operations as funding
+def _carry_out(name: str, reason: str, timeout: float, **fields: Any) -> CommandOutcome:
+    """Publish the command as `operator`, wait for its results, print them; exit non-zero when a
+    service refused it (1) or a result did not come in time (3)."""
+    from lotse.commands import new_command, send_command
 
     config = OperatorSettings.from_environment()
     try:
-        closed = asyncio.run(
-            with_pool(
-                config.funding.database_url,
-                lambda pool: funding.close_period(pool, period, config.topics),
-                owner=True,  # transitional: becomes a command that funding carries out
-            )
-        )
-    except funding.UnknownPeriodError as exc:
+        command = new_command(name, reason, **fields)
+    except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
-    state = "was already closed" if closed.already_closed else "is closed now"
-    console.print(f"Period {period} {state}; declined {len(closed.declined)} waitlisted registration(s).")
+    outcome = asyncio.run(
+        send_command(config.common.kafka_bootstrap_servers, config.topics, name, command, timeout=timeout)
+    )
+    for result in outcome.results.values():
+        detail = ", ".join(f"{key}={value}" for key, value in result.detail.items())
+        colour = "green" if result.outcome == "done" else "red"
+        console.print(f"{result.service}: [{colour}]{result.outcome}[/] ({detail})")
+    if outcome.missing:
+        console.print(
+            f"[red]no result from {', '.join(outcome.missing)} within {timeout:g} s[/]; the command "
+            f"{command.command_id} may still be carried out: see `lotse audit --action {name}`"
+        )
+        raise typer.Exit(3)
+    if outcome.refused:
+        raise typer.Exit(1)
+    return outcome
+
+
+@app.command("close-period")
+def close_period_command(
+    period: Annotated[str, typer.Argument(help="the period id, e.g. 2023")],
+    reason: Reason,
+    timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
+) -> None:
+    """Close a funding period: everyone still waitlisted in it is declined with period_closed.
+
+    Funding carries it out (command.close_period); refused for an unknown or closed period."""
+    _carry_out(CLOSE_PERIOD, reason, timeout, period_id=period)
+    console.print(f"Period {period} is closed now.")
+
+
+@app.command("audit")
+def audit_command(
+    action: Annotated[str | None, typer.Option(help="only this command, e.g. close_period")] = None,
+    since: Annotated[str | None, typer.Option(help="only commands from then on (ISO, UTC)")] = None,
+) -> None:
+    """The operators' commands, oldest first, with the services' results."""
+    from datetime import UTC, datetime
+
+    from lotse.commands import audit
+
+    config = OperatorSettings.from_environment()
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError as exc:
+            console.print(f"[red]--since {since!r} is not an ISO date or time[/]")
+            raise typer.Exit(2) from exc
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    entries = asyncio.run(
+        audit(config.common.kafka_bootstrap_servers, config.topics, action=action, since=start)
+    )
+    table = Table(title="Operators' commands")
+    for column in ("requested at", "action", "target", "by", "reason", "results", "command id"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        results = "; ".join(f"{r['service']}: {r['outcome']} {r['detail']}" for r in entry.results)
+        table.add_row(
+            entry.requested_at,
+            entry.action,
+            entry.target,
+            entry.requested_by,
+            entry.reason,
+            results or "(no result yet)",
+            entry.command_id,
+        )
+    console.print(table)
 
 
 @app.command("demo")
@@ -329,31 +394,37 @@ def mail_parked_command() -> None:
     for row in rows:
         table.add_row(*(str(row[column]) for column in columns))
     console.print(table)
-    console.print(f"{len(rows)} parked; `lotse mail resend ID` sends one again")
+    console.print(f"{len(rows)} parked; `lotse mail resend ID --reason TEXT` sends one again")
+
+
+def _checked_email_id(email_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(email_id)
+    except ValueError as exc:
+        console.print(f"[red]{email_id!r} is not a notification id (a UUID)[/]")
+        raise typer.Exit(2) from exc
 
 
 @mail_app.command("resend")
 def mail_resend_command(
     email_id: Annotated[str, typer.Argument(help="the notification_id of notification.failed")],
+    reason: Reason,
+    timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
 ) -> None:
     """Make a parked email pending again; the service delivers it with the same Message-ID."""
-    from services.notification import operations as mail
-
-    config = OperatorSettings.from_environment()
-    try:
-        uuid.UUID(email_id)
-    except ValueError as exc:
-        console.print(f"[red]{email_id!r} is not a notification id (a UUID)[/]")
-        raise typer.Exit(2) from exc
-
-    # Transitional (owner=True): becomes a command that notification carries out.
-    resent = asyncio.run(
-        with_pool(config.notification.database_url, lambda pool: mail.resend(pool, email_id), owner=True)
-    )
-    if not resent:
-        console.print(f"[red]email {email_id} is not parked: nothing to resend[/]")
-        raise typer.Exit(1)
+    _carry_out(MAIL_RESEND, reason, timeout, email_id=_checked_email_id(email_id))
     console.print(f"Email {email_id} is pending again; the notification service will send it.")
+
+
+@mail_app.command("park")
+def mail_park_command(
+    email_id: Annotated[str, typer.Argument(help="the id of a pending email")],
+    reason: Reason,
+    timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
+) -> None:
+    """Park a pending email by hand: it is not sent until `lotse mail resend`."""
+    _carry_out(MAIL_PARK, reason, timeout, email_id=_checked_email_id(email_id))
+    console.print(f"Email {email_id} is parked; `lotse mail resend` sends it again.")
 
 
 # Where each kind of failure points the operator.

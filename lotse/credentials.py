@@ -6,15 +6,13 @@ database (the database of <SERVICE>_DATABASE_URL, the user replaced). Passwords 
 KAFKA_SASL_PASSWORD / OPERATOR_DATABASE_PASSWORD (or their _FILE), else from the local stack's
 var/secrets, so that `make demo` needs nothing set.
 
-Transitional, until these become commands on operations.commands that the owning service carries
-out: `close-period` and `mail resend` write with the owning service's role; `demo` publishes as
-`portal` (it plays the portals); `dlq list|replay` read and write as `admin` (the replay writes
-into a domain topic, which no principal but its owner may).
+lotse changes no service's state with a database role: `close-period`, `mail resend|park` and
+`dlq replay` are commands on operations.commands that the owning service carries out (ADR 0016).
+`demo` publishes as `portal`, because it plays the portals.
 """
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
@@ -53,15 +51,7 @@ def _with_user(dsn: str, user: str) -> str:
     return urlunsplit((parts.scheme, f"{user}@{host}{port}", parts.path, parts.query, ""))
 
 
-def database_login(dsn: str, *, owner: bool = False) -> tuple[str, SecretStr | None]:
-    """The URL and password lotse connects with: the operator role, or (`owner`) the URL's own."""
-    if not owner:
-        password = OperatorDatabaseSettings().operator_database_password or _local_password(OPERATOR)
-        return _with_user(dsn, OPERATOR), password
-    user = urlsplit(dsn).username or ""
-    variable = f"{user.upper()}_DATABASE_PASSWORD"
-    if os.environ.get(variable):
-        return dsn, SecretStr(os.environ[variable])
-    if os.environ.get(f"{variable}_FILE"):
-        return dsn, read_secret_file(os.environ[f"{variable}_FILE"])
-    return dsn, _local_password(user)
+def database_login(dsn: str) -> tuple[str, SecretStr | None]:
+    """The URL and password lotse connects with: the read-only operator role on the URL's database."""
+    password = OperatorDatabaseSettings().operator_database_password or _local_password(OPERATOR)
+    return _with_user(dsn, OPERATOR), password

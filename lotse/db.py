@@ -13,9 +13,9 @@ from shared.db import Pool
 T = TypeVar("T")
 
 
-async def with_pool(dsn: str, action: Callable[[Pool], Awaitable[T]], *, owner: bool = False) -> T:
-    """A pool as the read-only operator role; `owner`: as the database's own role (see credentials)."""
-    login, password = database_login(dsn, owner=owner)
+async def with_pool(dsn: str, action: Callable[[Pool], Awaitable[T]]) -> T:
+    """A pool as the read-only operator role: lotse changes no service's state itself."""
+    login, password = database_login(dsn)
     pool = await asyncpg.create_pool(
         login, password=password.get_secret_value() if password else None, min_size=1, max_size=2
     )

@@ -116,6 +116,11 @@ class ServiceRuntime:
         transient database error only skips a round (`metrics.sample_periodically`)."""
         self._observability.periodic.append((name, seconds, sample))
 
+    async def refeed(self, topic: str, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Feed records through this service's consumer of `topic`, as if they had just arrived
+        (a dead-letter replay, shared.replay)."""
+        await self._consumers[topic].process(records)
+
     def publishes(self, topic: str, event_models: dict[str, type[ContractModel]], description: str) -> None:
         """Declare what the outbox relay publishes to a topic, for the AsyncAPI document."""
         schema = topic_json_schema(topic.removeprefix(self.topics.prefix), event_models)

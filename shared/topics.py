@@ -13,6 +13,9 @@ PORTAL_REGISTRATIONS = "portal.registrations"
 REGISTRATION_EVENTS = "registration.events"
 FUNDING_DECISIONS = "funding.decisions"
 NOTIFICATION_EVENTS = "notification.events"
+# Operators' commands (written by `lotse` as `operator`) and the services' results.
+OPERATIONS_COMMANDS = "operations.commands"
+OPERATIONS_RESULTS = "operations.results"
 # Services whose outbox relays publish; each relay has its own state topic.
 RELAY_SERVICES = ("registration", "funding", "notification")
 # Where a relay records the rows of its last committed Kafka transaction, inside that same
@@ -25,8 +28,17 @@ DLQ_SUFFIX = ".dlq"
 # Kommune-keyed topics need enough partitions to spread load over several instances.
 KOMMUNE_KEYED_PARTITIONS = 6
 SEMINAR_KEYED_PARTITIONS = 3
+# One partition: the commands keep one total order (what `lotse audit` lists), and their volume
+# is that of people typing.
+OPERATIONS_PARTITIONS = 1
 
-_CONSUMED = (PORTAL_SEMINARS, PORTAL_REGISTRATIONS, REGISTRATION_EVENTS, FUNDING_DECISIONS)
+_CONSUMED = (
+    PORTAL_SEMINARS,
+    PORTAL_REGISTRATIONS,
+    REGISTRATION_EVENTS,
+    FUNDING_DECISIONS,
+    OPERATIONS_COMMANDS,
+)
 
 
 def dlq_topic(topic: str) -> str:
@@ -69,6 +81,14 @@ class Topics:
     def notification_events(self) -> str:
         return self.prefix + NOTIFICATION_EVENTS
 
+    @property
+    def operations_commands(self) -> str:
+        return self.prefix + OPERATIONS_COMMANDS
+
+    @property
+    def operations_results(self) -> str:
+        return self.prefix + OPERATIONS_RESULTS
+
     def relay_state(self, service: str) -> str:
         """The topic of a service's outbox relay state (`outbox.<service>.relay-state`)."""
         return self.prefix + relay_state_topic(service)
@@ -81,6 +101,8 @@ class Topics:
             TopicSpec(REGISTRATION_EVENTS, KOMMUNE_KEYED_PARTITIONS),
             TopicSpec(FUNDING_DECISIONS, KOMMUNE_KEYED_PARTITIONS),
             TopicSpec(NOTIFICATION_EVENTS, KOMMUNE_KEYED_PARTITIONS),
+            TopicSpec(OPERATIONS_COMMANDS, OPERATIONS_PARTITIONS),
+            TopicSpec(OPERATIONS_RESULTS, OPERATIONS_PARTITIONS),
         ]
         states = [TopicSpec(relay_state_topic(s), 1, RELAY_STATE_CONFIG) for s in RELAY_SERVICES]
         dlqs = [TopicSpec(dlq_topic(t.name), t.partitions) for t in base if t.name in _CONSUMED]

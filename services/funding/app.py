@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.funding import operations
+from services.funding.commands import FundingCommandsApplier
 from services.funding.figures import sample_programme
 from services.funding.handlers import RegistrationEventsApplier
 from services.funding.settings import FundingSettings
 from services.funding.store import PostgresFundingUnitOfWork
+from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.logging import get_logger
 from shared.program import load_program
+from shared.replay import replayer_of
 from shared.runtime import ServiceRuntime
 
 SERVICE = "funding"
@@ -40,6 +43,24 @@ def build(settings: FundingSettings) -> ServiceRuntime:
             "Decides funding for every accepted registration; a withdrawal releases the funding "
             "and promotes from the waitlists."
         ),
+    )
+    runtime.consume(
+        runtime.topics.operations_commands,
+        COMMAND_EVENTS,
+        FundingCommandsApplier(
+            runtime.topics,
+            replayer_of(runtime, settings.kafka_bootstrap_servers, [runtime.topics.registration_events]),
+        ),
+        PostgresFundingUnitOfWork,
+        description=(
+            "Carries out command.close_period, and command.replay_dead_letters for "
+            "registration.events; other commands are passed over."
+        ),
+    )
+    runtime.publishes(
+        runtime.topics.operations_results,
+        RESULT_EVENTS,
+        "result.close_period and result.replay_dead_letters, in the transaction of their effect.",
     )
     runtime.publishes(
         runtime.topics.funding_decisions,

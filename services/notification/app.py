@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.notification.commands import NotificationCommandsApplier
 from services.notification.compose import EmailWriter
 from services.notification.domain import KommuneNames
 from services.notification.figures import sample_emails
@@ -11,8 +12,10 @@ from services.notification.handlers import FundingDecisionsApplier, Registration
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
 from services.notification.store import PostgresNotificationUnitOfWork
+from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.directory import load_directory
 from shared.events import FUNDING_DECISION_EVENTS, NOTIFICATION_EVENTS, REGISTRATION_OUTCOME_EVENTS
+from shared.replay import replayer_of
 from shared.runtime import ServiceRuntime
 
 SERVICE = "notification"
@@ -42,6 +45,28 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         FundingDecisionsApplier(name_kommune, write_email),
         PostgresNotificationUnitOfWork,
         description="Records the letter for every funding decision; keeps it until its registration arrives.",
+    )
+    runtime.consume(
+        runtime.topics.operations_commands,
+        COMMAND_EVENTS,
+        NotificationCommandsApplier(
+            runtime.topics,
+            replayer_of(
+                runtime,
+                settings.kafka_bootstrap_servers,
+                [runtime.topics.registration_events, runtime.topics.funding_decisions],
+            ),
+        ),
+        PostgresNotificationUnitOfWork,
+        description=(
+            "Carries out command.mail_resend, command.mail_park, and command.replay_dead_letters "
+            "for the topics it consumes; other commands are passed over."
+        ),
+    )
+    runtime.publishes(
+        runtime.topics.operations_results,
+        RESULT_EVENTS,
+        "result.mail_resend, result.mail_park, result.replay_dead_letters, with their effect.",
     )
     runtime.publishes(
         runtime.topics.notification_events,

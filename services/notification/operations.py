@@ -6,13 +6,49 @@ import uuid
 from typing import Any
 
 from services.notification import store
-from shared.db import Pool
+from shared.db import Connection, Pool
+from shared.events import NotificationFailed, derived_event_id, new_envelope
+from shared.outbox import OutboxMessage
+from shared.topics import Topics
+
+# What notification.failed says of an email parked by an operator (`lotse mail park`).
+PARKED_BY_OPERATOR = "parked by an operator"
 
 
 async def resend(pool: Pool, email_id: uuid.UUID | str) -> bool:
     """Make a parked email pending again, with fresh attempts; False if it is not parked."""
     async with pool.acquire() as conn:
-        return await store.resend_parked(conn, uuid.UUID(str(email_id)))
+        return await resend_in(conn, uuid.UUID(str(email_id)))
+
+
+async def resend_in(conn: Connection, email_id: uuid.UUID) -> bool:
+    """`resend` in the caller's transaction (the command applier's unit of work)."""
+    return await store.resend_parked(conn, email_id)
+
+
+async def park_in(conn: Connection, email_id: uuid.UUID, topics: Topics) -> OutboxMessage | None:
+    """Park a pending email by hand, in the caller's transaction: the sender leaves it alone until
+    it is resent. Returns its `notification.failed` for the outbox (as for every parked email),
+    or None if the email is not pending."""
+    parked = await store.park_pending(conn, email_id, PARKED_BY_OPERATOR)
+    if parked is None:
+        return None
+    data = NotificationFailed(
+        notification_id=str(parked.id),
+        registration_id=parked.registration_id,
+        template=parked.template,
+        to=parked.recipient,
+        error=PARKED_BY_OPERATOR,
+    )
+    envelope = new_envelope(
+        "notification.failed",
+        data,
+        source="notification",
+        correlation_id=parked.correlation_id,
+        # As the sender derives it: one outcome per resend of the email.
+        event_id=derived_event_id(parked.id, f"notification.failed:{parked.resends}"),
+    )
+    return OutboxMessage(topics.notification_events, parked.kommune_key, envelope)
 
 
 async def _count_by_status(pool: Pool) -> dict[str, int]:

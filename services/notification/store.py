@@ -107,6 +107,13 @@ UPDATE emails SET status = 'pending', attempts = 0, resends = resends + 1, parke
                   next_attempt_at = now()
 WHERE id = $1 AND status = 'parked'
 """
+# By hand (`lotse mail park`): only a pending email. A sender delivering it at this moment finds
+# it no longer pending and records nothing (MARK_SENT, MARK_PARKED).
+PARK_PENDING = """
+UPDATE emails SET status = 'parked', parked_at = now(), last_error = $2
+WHERE id = $1 AND status = 'pending'
+RETURNING id, registration_id, kommune_key, template, recipient, correlation_id, resends
+"""
 SELECT_WAITING_DECISIONS = """
 SELECT event_id, registration_id, envelope->>'event_type' AS event_type, received_at
 FROM pending_decisions ORDER BY received_at LIMIT $1
@@ -279,6 +286,22 @@ async def release(conn: Connection, emails: Sequence[ClaimedEmail]) -> None:
 
 async def resend_parked(conn: Connection, email_id: uuid.UUID) -> bool:
     return bool(await conn.execute(RESEND_PARKED, email_id) == "UPDATE 1")
+
+
+@dataclass(frozen=True)
+class ParkedEmail:
+    id: uuid.UUID
+    registration_id: str
+    kommune_key: str
+    template: str
+    recipient: str
+    correlation_id: uuid.UUID
+    resends: int
+
+
+async def park_pending(conn: Connection, email_id: uuid.UUID, error: str) -> ParkedEmail | None:
+    row = await conn.fetchrow(PARK_PENDING, email_id, error)
+    return None if row is None else ParkedEmail(**dict(row))
 
 
 async def count_emails_by_status(conn: Connection) -> dict[str, int]:

@@ -7,14 +7,17 @@ import contextlib
 from datetime import timedelta
 from pathlib import Path
 
+from services.registration.commands import RegistrationCommandsApplier
 from services.registration.handlers import ParkingSweeper, PortalRegistrationsApplier, PortalSeminarsApplier
 from services.registration.settings import RegistrationSettings
 from services.registration.store import PostgresRegistrationUnitOfWork
+from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.consumer import safe_error
 from shared.db import Pool
 from shared.directory import load_directory
 from shared.events import PORTAL_REGISTRATION_EVENTS, PORTAL_SEMINAR_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.logging import get_logger
+from shared.replay import replayer_of
 from shared.runtime import ServiceRuntime
 
 SERVICE = "registration"
@@ -99,6 +102,23 @@ def build(settings: RegistrationSettings) -> ServiceRuntime:
             "Accepts, waitlists or rejects submissions; applies withdrawals and promotes. A submission "
             "for a seminar not known yet waits for its offer for REGISTRATION_SEMINAR_GRACE_SECONDS."
         ),
+    )
+    consumed = [runtime.topics.portal_seminars, runtime.topics.portal_registrations]
+    runtime.consume(
+        runtime.topics.operations_commands,
+        COMMAND_EVENTS,
+        RegistrationCommandsApplier(
+            runtime.topics, replayer_of(runtime, settings.kafka_bootstrap_servers, consumed)
+        ),
+        PostgresRegistrationUnitOfWork,
+        description=(
+            "Carries out command.replay_dead_letters for the portal topics; other commands are passed over."
+        ),
+    )
+    runtime.publishes(
+        runtime.topics.operations_results,
+        RESULT_EVENTS,
+        "result.replay_dead_letters for the dead letters of the portal topics.",
     )
     runtime.publishes(
         runtime.topics.registration_events,

@@ -22,7 +22,7 @@ import pytest
 from lotse.log import read_all
 from lotse.scenario import Registration, Scenario, ScenarioSize, build_scenario
 from shared.directory import KommuneKind, load_directory
-from shared.dlq import HEADER_ERROR
+from shared.dlq import HEADER_ERROR, HEADER_SERVICE
 from shared.kafka import make_producer
 from shared.program import DEFAULT_PROGRAM_FILE, load_program
 from shared.settings import DEFAULT_DIRECTORY_FILE
@@ -248,7 +248,8 @@ def test_a_dead_letter_is_listed_and_its_replay_takes_effect_once(stack: Stack) 
     # A message that breaks the contract is dead-lettered by the service, with its reason.
     publish(stack, topics.portal_registrations, b'{"event_type": "registration.submitted"', b"03241")
     # A valid one that a (since fixed) fault had dead-lettered: replaying it must take effect once.
-    publish(stack, dlq_topic(topics.portal_registrations), valid, b"03241", [(HEADER_ERROR, b"bug")])
+    letter_headers = [(HEADER_ERROR, b"bug"), (HEADER_SERVICE, b"registration")]
+    publish(stack, dlq_topic(topics.portal_registrations), valid, b"03241", letter_headers)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         listed = stack.lotse("dlq", "list", "portal.registrations").stdout
@@ -256,13 +257,17 @@ def test_a_dead_letter_is_listed_and_its_replay_takes_effect_once(stack: Stack) 
             break
         time.sleep(1)
     assert "not a valid envelope" in listed and "bug" in listed
-    stack.lotse("dlq", "replay", "portal.registrations")
-    stack.lotse("dlq", "replay", "portal.registrations")  # only new letters: nothing twice
+    # The registration service replays its own letters on the operator's command.
+    replayed = stack.lotse("dlq", "replay", "portal.registrations", "--reason", "Fehler behoben").stdout
+    assert "Replayed 2 dead letter(s)" in replayed
+    again = stack.lotse("dlq", "replay", "portal.registrations", "--reason", "noch einmal").stdout
+    assert "Replayed 0 dead letter(s)" in again  # only new letters: nothing twice
     letters = stack.lotse("dlq", "list", "portal.registrations").stdout
     letter_id = next(
         line.split("│")[1].strip() for line in letters.splitlines() if "bug" in line and "│" in line
     )
-    stack.lotse("dlq", "replay", "portal.registrations", "--id", letter_id)  # again by id: the inbox drops it
+    # Again by id: the inbox drops it.
+    stack.lotse("dlq", "replay", "portal.registrations", "--id", letter_id, "--reason", "per id")
 
     def outcomes() -> list[dict[str, Any]]:
         events = asyncio.run(read_all(stack.bootstrap, topics.registration_events))
@@ -288,10 +293,14 @@ def test_a_parked_email_is_resent(stack: Stack) -> None:
         faults.unlink()
     notification_id = failed[0]["data"]["notification_id"]
     assert notification_id in stack.lotse("mail", "parked").stdout
-    stack.lotse("mail", "resend", notification_id)
+    assert stack.lotse("mail", "resend", notification_id, check=False).returncode == 2  # no --reason
+    stack.lotse("mail", "resend", notification_id, "--reason", "Adresse korrigiert")
     sent = wait_for_notifications(stack, registration_id, "notification.sent", 1)
     assert notification_id in {e["data"]["notification_id"] for e in sent}
-    assert stack.lotse("mail", "resend", notification_id, check=False).returncode == 1  # no longer parked
+    refused = stack.lotse("mail", "resend", notification_id, "--reason", "noch einmal", check=False)
+    assert refused.returncode == 1 and "not_parked" in refused.stdout  # no longer parked
+    audit = stack.lotse("audit", "--action", "mail_resend").stdout
+    assert "Adresse korrigiert" in audit and "done" in audit and "refused" in audit
 
 
 def wait_for_notifications(
@@ -325,7 +334,8 @@ def test_closing_a_period_declines_its_waitlist(stack: Stack, scenario: Scenario
         and event["data"]["period_id"] == "2023"
         and reg_id not in withdrawn
     }
-    stack.lotse("close-period", "2023")
+    closed = stack.lotse("close-period", "2023", "--reason", "Förderjahr abgeschlossen").stdout
+    assert f"declined={len(waiting_2023)}" in closed
     deadline = time.monotonic() + 120
     declined: set[str] = set()
     while time.monotonic() < deadline:
@@ -340,8 +350,9 @@ def test_closing_a_period_declines_its_waitlist(stack: Stack, scenario: Scenario
         time.sleep(1)
     assert declined == waiting_2023
     assert not any(reg_id in stack.lotse("waitlist", "--period", "2023").stdout for reg_id in waiting_2023)
-    # Closing twice changes nothing.
-    stack.lotse("close-period", "2023")
+    # Closing twice is refused and changes nothing.
+    twice = stack.lotse("close-period", "2023", "--reason", "noch einmal", check=False)
+    assert twice.returncode == 1 and "already_closed" in twice.stdout
     time.sleep(2)
     again = asyncio.run(read_all(stack.bootstrap, Topics().funding_decisions))
     assert len([e for e in again if e["data"].get("reason") == "period_closed"]) == len(waiting_2023)

@@ -138,18 +138,14 @@ def test_lotse_authenticates_with_the_principal_and_role_the_environment_names(
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "kafka-secret")
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("OPERATOR_DATABASE_PASSWORD", "operator-secret")
-    funding_password = tmp_path / "funding.password"
-    funding_password.write_text("funding-secret\n")
-    monkeypatch.setenv("FUNDING_DATABASE_PASSWORD_FILE", str(funding_password))
+    # An owner's password in the environment is never what lotse logs in with.
+    monkeypatch.setenv("FUNDING_DATABASE_PASSWORD", "funding-secret")
     security = kafka_security()
     assert (security.username, security.protocol) == ("someone", "SASL_SSL")
     assert security.password is not None and security.password.get_secret_value() == "kafka-secret"
     url, password = database_login("postgresql://funding@127.0.0.1:5432/funding")
     assert url == "postgresql://operator@127.0.0.1:5432/funding"
     assert password is not None and password.get_secret_value() == "operator-secret"
-    url, password = database_login("postgresql://funding@127.0.0.1:5432/funding", owner=True)
-    assert url == "postgresql://funding@127.0.0.1:5432/funding"
-    assert password is not None and password.get_secret_value() == "funding-secret"
 
 
 @pytest.mark.usefixtures("no_lotse_variables")
