@@ -64,6 +64,11 @@ def is_transient(exc: BaseException) -> bool:
         # configuration, unsupported features) are deterministic, and so is a plain one (wrong
         # number of arguments, misuse) unless it says that the connection is gone.
         return type(exc) is asyncpg.InterfaceError and "closed" in str(exc)
+    if isinstance(exc, asyncpg.InternalClientError):
+        # The protocol's state broke, as when the server ended the session while it sat idle
+        # ("cannot switch to state …; another operation is in progress"): the connection is
+        # lost, the work was fine, and a fresh connection from the pool succeeds.
+        return True
     if isinstance(exc, OSError):
         return not isinstance(exc, _FILE_SYSTEM_ERRORS)
     return False

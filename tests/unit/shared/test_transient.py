@@ -26,6 +26,8 @@ TRANSIENT = [
     asyncpg.InterfaceError("connection is closed"),
     asyncpg.InterfaceError("cannot perform operation: connection is closed"),
     asyncpg_base.OutdatedSchemaCacheError("cache lookup failed"),
+    # What the next statement raises on a session the server ended while it sat idle.
+    asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
     ConnectionRefusedError(111, "Connect call failed"),
     ConnectionResetError(104, "Connection reset by peer"),
     OSError("Multiple exceptions: [Errno 111] Connect call failed"),
