@@ -718,7 +718,9 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
         if chaos.watchers:
             await asyncio.wait(chaos.watchers)  # each gives up after its own timeout
         result.first_event_seconds = [
-            (f.kind, f.first_event_seconds) for f in chaos.faults if f.kind.startswith("kill -9 ")
+            (f.kind, f.first_event_seconds)
+            for f in chaos.faults
+            if f.kind.removeprefix("kill -9 ") in SERVICES
         ]
         outcomes = await read_history(stack.bootstrap, topics.registration_events)
         decisions = await read_history(stack.bootstrap, topics.funding_decisions)
