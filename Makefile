@@ -28,8 +28,12 @@ $(STAMP): pyproject.toml | system-packages
 
 venv: system-packages $(STAMP)
 
+# Instances per service under `make up` (each in its service's consumer group, instance i on the
+# service's HTTP port + 10·i); `make down` and `make status` cover every instance.
+REPLICAS ?= 1
+
 up: venv
-	$(PY) -m deploy.local.stack up
+	REPLICAS=$(REPLICAS) $(PY) -m deploy.local.stack up
 
 down: venv
 	$(PY) -m deploy.local.stack down

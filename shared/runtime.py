@@ -105,6 +105,9 @@ class ServiceRuntime:
             ack_policy=SUBSCRIBER_ACK_POLICY,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            group_instance_id=self._group_instance_id(topic),
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
             max_records=self.settings.consumer_max_records,
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
             title=title or f"{self.name}:{topic}",
@@ -120,6 +123,12 @@ class ServiceRuntime:
         """Feed records through this service's consumer of `topic`, as if they had just arrived
         (a dead-letter replay, shared.replay)."""
         await self._consumers[topic].process(records)
+
+    def _group_instance_id(self, topic: str) -> str | None:
+        """The static member id of this instance's consumer of a topic: one per consumer, as each
+        subscriber is its own member of the service's group (docs/adr/0017)."""
+        instance = self.settings.service_instance
+        return None if instance is None else f"{self.name}-{instance}-{topic}"
 
     def publishes(self, topic: str, event_models: dict[str, type[ContractModel]], description: str) -> None:
         """Declare what the outbox relay publishes to a topic, for the AsyncAPI document."""

@@ -101,6 +101,17 @@ class CommonSettings(KafkaSecuritySettings):
     db_idle_in_transaction_timeout_seconds: float = Field(
         10.0, gt=0, validation_alias="DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS"
     )
+    # Consumer group membership (docs/adr/0017-instances-and-recovery.md). SERVICE_INSTANCE names
+    # this instance among the service's replicas (the local stack: 0, 1, ...; Kubernetes: the pod's
+    # ordinal): set, the consumers join as static members, so a restarted instance takes its own
+    # partitions back at once instead of waiting for a rebalance. Unset: dynamic members, as two
+    # processes with the same instance id would fence each other out of the group.
+    service_instance: str | None = Field(None, min_length=1, validation_alias="SERVICE_INSTANCE")
+    # How long the broker waits for a silent member before it hands its partitions to the others
+    # (the broker's floor is group.min.session.timeout.ms, 6 s by default), and how often a member
+    # says it is alive: a third or less of the session.
+    kafka_session_timeout_ms: int = Field(6000, ge=1000, validation_alias="KAFKA_SESSION_TIMEOUT_MS")
+    kafka_heartbeat_interval_ms: int = Field(1500, ge=100, validation_alias="KAFKA_HEARTBEAT_INTERVAL_MS")
     # /readyz turns false when a consumer or the relay has work but made no progress this long.
     readiness_stall_seconds: float = Field(30.0, gt=0, validation_alias="READINESS_STALL_SECONDS")
     # The password of the service's database role (<SERVICE>_DATABASE_PASSWORD / _FILE): each

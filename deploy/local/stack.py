@@ -7,6 +7,10 @@ the paths of their files, unless --show-secrets).
 Everything runs on 127.0.0.1 and keeps its state under var/ (LOTSE_VAR_DIR): deleting var/
 resets all state. Every background process gets a pidfile in var/run; `down` stops exactly the
 processes those files name, after checking that each pid still runs the command we started.
+
+`up` starts REPLICAS instances of every service (default 1), each in its service's consumer group:
+instance i (from 0) listens on the service's HTTP port + 10·i and is named `<service>` for 0 and
+`<service>-<i>` beyond (var/run/funding-1.pid, var/log/funding-1.log).
 """
 
 from __future__ import annotations
@@ -578,15 +582,59 @@ def service_marker(service: str) -> str:
     return f"services.{service}"
 
 
-def start_service(service: str, env: dict[str, str]) -> bool:
-    if running_pid(service, service_marker(service)) is not None:
+# Instance i of a service listens on its HTTP port + INSTANCE_PORT_STEP·i (../shared/INTERFACES.md).
+INSTANCE_PORT_STEP = 10
+
+
+def replicas(env: dict[str, str]) -> int:
+    try:
+        count = int(env.get("REPLICAS") or "1")
+    except ValueError:
+        raise StackError(f"REPLICAS must be a whole number, not {env.get('REPLICAS')!r}") from None
+    if not 1 <= count < INSTANCE_PORT_STEP:
+        raise StackError(f"REPLICAS must be between 1 and {INSTANCE_PORT_STEP - 1}")
+    return count
+
+
+def instance_name(service: str, instance: int) -> str:
+    """Instance 0 keeps the service's own name, for the tools that read var/log/<service>.log."""
+    return service if instance == 0 else f"{service}-{instance}"
+
+
+def instance_port(service: str, env: dict[str, str], instance: int) -> int:
+    return int(env[f"{service.upper()}_HTTP_PORT"]) + INSTANCE_PORT_STEP * instance
+
+
+def instance_env(env: dict[str, str], service: str, instance: int) -> dict[str, str]:
+    """A service instance's environment: its own port, and its instance id for static group
+    membership (docs/adr/0017-instances-and-recovery.md)."""
+    own = service_env(env, service)
+    own[f"{service.upper()}_HTTP_PORT"] = str(instance_port(service, env, instance))
+    own["SERVICE_INSTANCE"] = str(instance)
+    return own
+
+
+def service_instances(service: str) -> list[str]:
+    """The names of the service's instances that have a pidfile, instance 0 first."""
+    found = []
+    for pidfile in paths().run.glob(f"{service}*.pid"):
+        name = pidfile.stem
+        suffix = name.removeprefix(service)
+        if name == service or (suffix.startswith("-") and suffix[1:].isdigit()):
+            found.append(name)
+    return sorted(found, key=lambda name: int(name.removeprefix(service).lstrip("-") or "0"))
+
+
+def start_service(service: str, env: dict[str, str], instance: int = 0) -> bool:
+    name = instance_name(service, instance)
+    if running_pid(name, service_marker(service)) is not None:
         return False
-    spawn(service, [sys.executable, "-m", service_marker(service)], service_env(env, service))
+    spawn(name, [sys.executable, "-m", service_marker(service)], instance_env(env, service, instance))
     return True
 
 
-def service_ready(service: str, env: dict[str, str]) -> bool:
-    port = env[f"{service.upper()}_HTTP_PORT"]
+def service_ready(service: str, env: dict[str, str], instance: int = 0) -> bool:
+    port = instance_port(service, env, instance)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
             return bool(response.status == 200)
@@ -618,11 +666,29 @@ def infra_up(env: dict[str, str]) -> list[str]:
 
 
 def services_up(env: dict[str, str]) -> list[str]:
-    started = [service for service in SERVICES if start_service(service, env)]
-    for service in SERVICES:
-        wait_for(f"the {service} service", lambda s=service: service_ready(s, env), paths().logfile(service))  # type: ignore[misc]
-    log("services healthy: " + ", ".join(f"{s} on :{env[f'{s.upper()}_HTTP_PORT']}" for s in SERVICES))
+    count = replicas(env)
+    instances = [(service, instance) for service in SERVICES for instance in range(count)]
+    started = [
+        instance_name(service, instance)
+        for service, instance in instances
+        if start_service(service, env, instance)
+    ]
+    for service, instance in instances:
+        name = instance_name(service, instance)
+        wait_for(
+            f"the {name} service",
+            lambda s=service, i=instance: service_ready(s, env, i),  # type: ignore[misc]
+            paths().logfile(name),
+        )
+    log(
+        "services healthy: "
+        + ", ".join(f"{instance_name(s, i)} on :{instance_port(s, env, i)}" for s, i in instances)
+    )
     return started
+
+
+def _service_of(name: str) -> str | None:
+    return next((s for s in SERVICES if name == s or name.startswith(f"{s}-")), None)
 
 
 def stop(components: Sequence[str]) -> None:
@@ -632,11 +698,21 @@ def stop(components: Sequence[str]) -> None:
                 stop_postgres()
                 log("stopped postgres")
             continue
-        marker = {"kafka": kafka_marker(), "smtp": SMTP_MARKER}.get(name, service_marker(name))
-        pid = running_pid(name, marker)
-        if pid is not None:
-            stop_pid(name, pid)
-            log(f"stopped {name}")
+        if name in SERVICES:
+            # Every instance of the service, whatever REPLICAS the stack was started with.
+            for instance in reversed(service_instances(name) or [name]):
+                _stop_process(instance, service_marker(name))
+            continue
+        service = _service_of(name)
+        marker = {"kafka": kafka_marker(), "smtp": SMTP_MARKER}.get(name, service_marker(service or name))
+        _stop_process(name, marker)
+
+
+def _stop_process(name: str, marker: str) -> None:
+    pid = running_pid(name, marker)
+    if pid is not None:
+        stop_pid(name, pid)
+        log(f"stopped {name}")
 
 
 def status(env: dict[str, str]) -> None:
@@ -645,9 +721,16 @@ def status(env: dict[str, str]) -> None:
         "kafka": running_pid("kafka", kafka_marker()) is not None,
         "smtp": running_pid("smtp", SMTP_MARKER) is not None,
     }
-    states.update({s: running_pid(s, service_marker(s)) is not None for s in SERVICES})
+    for service in SERVICES:
+        for name in service_instances(service) or [service]:
+            states[name] = running_pid(name, service_marker(service)) is not None
     for name, running in states.items():
-        print(f"{name:14} {'running' if running else 'stopped'}")
+        port = ""
+        owner = _service_of(name)
+        if running and owner is not None:
+            instance = int(name.removeprefix(owner).lstrip("-") or "0")
+            port = f"  :{instance_port(owner, env, instance)}"
+        print(f"{name:16} {'running' if running else 'stopped'}{port}")
 
 
 def logs_with_secrets() -> list[Path]:

@@ -272,22 +272,50 @@ class Sender:
         (they would be sent again)."""
         claimed_at = asyncio.get_running_loop().time()
         tasks = [asyncio.create_task(self._deliver(email, claimed_at)) for email in emails]
+        # The round's leases stay renewed until its outcomes are recorded; the lock keeps a
+        # renewal from pushing back a retry or a hand-back just recorded.
+        unrecorded = {email.id: email for email in emails}
+        leases = asyncio.Lock()
+        renewal = asyncio.create_task(self._renew_leases(unrecorded, leases))
         try:
             early, rest = await asyncio.wait(tasks, timeout=RECORD_EARLY_SECONDS)
             for part in (early, rest):
                 if part:
                     await asyncio.wait(part)
-                    await self._record_retrying([task.result() for task in tasks if task in part])
+                    deliveries = [task.result() for task in tasks if task in part]
+                    async with leases:
+                        await self._record_retrying(deliveries)
+                        for delivery in deliveries:
+                            unrecorded.pop(delivery.email.id, None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             # The leases run out and the emails are sent again: duplicates, never a loss.
             log.error("could not record a round of deliveries", emails=len(emails), error=repr(exc))
         finally:
+            renewal.cancel()
             for task in tasks:
                 task.cancel()
             self._sending.difference_update(email.id for email in emails)
             self._changed.set()
+
+    async def _renew_leases(
+        self, unrecorded: dict[uuid.UUID, store.ClaimedEmail], lock: asyncio.Lock
+    ) -> None:
+        """Renew the leases of a round's unrecorded emails until cancelled. A failed renewal is
+        retried at the next turn: if the lease runs out meanwhile another sender may send the
+        email again, a duplicate rather than a loss (docs/adr/0004)."""
+        while True:
+            await asyncio.sleep(self._settings.sender_lease_renew_seconds)
+            try:
+                async with lock:
+                    await store.renew_leases(
+                        self._pool(), list(unrecorded.values()), self._settings.sender_lease_seconds
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not renew the leases of a round", emails=len(unrecorded), error=repr(exc))
 
     async def _record_retrying(self, deliveries: Sequence[Delivery]) -> None:
         await retry_transient(lambda: self._record(deliveries), give_up_after=RECORD_GIVE_UP_SECONDS)

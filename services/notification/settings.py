@@ -18,9 +18,12 @@ from shared.settings import CommonSettings
 # How long the sender keeps trying to record a delivery's outcome while the database is away.
 RECORD_GIVE_UP_SECONDS = 60.0
 # The sender claims a round of emails at once and delivers them over a few sessions: an email
-# not started this long after its claim is handed back untried, so that the lease still covers it.
+# not started this long after its claim is handed back untried, so that it is never sent long
+# after the claim that chose it.
 SENDER_START_WINDOW_SECONDS = 10.0
-LEASE_MARGIN_SECONDS = 30.0
+# A live sender renews the leases of its unrecorded emails this many times per lease: two renewals
+# may fail (a slow database) before another sender may take an email that is still being delivered.
+LEASE_RENEWALS_PER_LEASE = 3
 
 
 # Boolean spellings of SMTP_STARTTLS, for deployments that set it the way it used to be.
@@ -45,6 +48,9 @@ class NotificationSettings(CommonSettings):
     # The CA that verifies the SMTP server's certificate; unset: the system's trust store.
     smtp_ca_file: Path | None = Field(None, validation_alias="SMTP_CA_FILE")
     smtp_timeout_seconds: float = Field(30.0, gt=0, validation_alias="SMTP_TIMEOUT_SECONDS")
+    notification_sender_lease_seconds: float = Field(
+        10.0, ge=1.0, validation_alias="NOTIFICATION_SENDER_LEASE_SECONDS"
+    )
     notification_delivery_deadline_seconds: float = Field(
         60.0, gt=0, validation_alias="NOTIFICATION_DELIVERY_DEADLINE_SECONDS"
     )
@@ -176,17 +182,18 @@ class NotificationSettings(CommonSettings):
 
     @property
     def sender_lease_seconds(self) -> float:
-        """How long a claimed email is hidden from other senders: the wait for a session, the
-        delivery, then the recording of its round.
+        """How long a claimed email is hidden from other senders without a renewal.
 
-        A lease that ran out during a live delivery would let another sender send it again.
+        The sender renews the leases of its round until the round is recorded
+        (`sender_lease_renew_seconds`), so a live delivery keeps its email however long it takes,
+        and a crashed sender's emails are taken over this long after its last renewal
+        (docs/adr/0004, docs/adr/0017).
         """
-        return (
-            SENDER_START_WINDOW_SECONDS
-            + self.sender_delivery_deadline_seconds
-            + RECORD_GIVE_UP_SECONDS
-            + LEASE_MARGIN_SECONDS
-        )
+        return self.notification_sender_lease_seconds
+
+    @property
+    def sender_lease_renew_seconds(self) -> float:
+        return self.notification_sender_lease_seconds / LEASE_RENEWALS_PER_LEASE
 
 
 def _lines(value: str) -> tuple[str, ...]:

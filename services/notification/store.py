@@ -78,6 +78,13 @@ WHERE id IN (
 RETURNING id, registration_id, kommune_key, template, recipient, message, correlation_id,
           attempts, resends, claim_token
 """
+# A live sender's renewal: only rows still pending under its own claim (another sender that took
+# an email over after a lapsed lease keeps it).
+RENEW_LEASES = """
+UPDATE emails SET next_attempt_at = now() + make_interval(secs => $3)
+FROM unnest($1::uuid[], $2::uuid[]) AS claimed (id, claim_token)
+WHERE emails.id = claimed.id AND emails.status = 'pending' AND emails.claim_token = claimed.claim_token
+"""
 MARK_SENT = """
 UPDATE emails SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL
 WHERE id = ANY($1::uuid[]) AND status = 'pending'
@@ -238,6 +245,16 @@ async def claim_due(
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(CLAIM_DUE, limit, lease_seconds, list(exclude), uuid.uuid4())
     return [ClaimedEmail(**dict(row)) for row in rows]
+
+
+async def renew_leases(pool: Pool, emails: Collection[ClaimedEmail], lease_seconds: float) -> None:
+    """Extend the leases of emails still being delivered or recorded under their claims."""
+    if not emails:
+        return
+    async with pool.acquire() as conn:
+        await conn.execute(
+            RENEW_LEASES, [e.id for e in emails], [e.claim_token for e in emails], lease_seconds
+        )
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -240,6 +241,8 @@ class Fault:
     restored_at: float = 0.0
     recovered_at: float = 0.0
     probe: str = ""
+    # A killed service: from its restart to the first event its new process processed.
+    first_event_seconds: float | None = None
 
     @property
     def recovery_seconds(self) -> float:
@@ -254,6 +257,7 @@ class Chaos:
         self.rng = rng
         self.faults: list[Fault] = []
         self.probes: list[asyncio.Task[None]] = []
+        self.watchers: list[asyncio.Task[None]] = []  # first events after restarts: figures only
         self.probe_ids: set[str] = set()
 
     def pid(self, name: str) -> int:
@@ -267,9 +271,22 @@ class Chaos:
         fault = Fault(f"kill -9 {service}", now())
         os.kill(self.pid(service), signal.SIGKILL)
         await asyncio.sleep(pause)
+        restarted = now()
         await asyncio.to_thread(local.start_service, service, self.stack.env)
+        self.watchers.append(asyncio.create_task(self.first_event(service, restarted, fault)))
         await self.wait(service, lambda: local.service_ready(service, self.stack.env))
         return fault
+
+    async def first_event(self, service: str, restarted: float, fault: Fault, timeout: float = 120) -> None:
+        """Until the restarted process counts its first processed event on /metrics (a new process
+        starts its counters at 0): the static member's partitions came back and a batch went in."""
+        url = f"http://127.0.0.1:{local.instance_port(service, self.stack.env, 0)}/metrics"
+        while now() - restarted < timeout:
+            text = await asyncio.to_thread(_fetch, url)
+            if processed_events(text) > 0:
+                fault.first_event_seconds = round(now() - restarted, 1)
+                return
+            await asyncio.sleep(0.2)
 
     async def kill_kafka(self, pause: float) -> Fault:
         fault = Fault("kill -9 kafka", now())
@@ -362,6 +379,21 @@ class Chaos:
             await asyncio.sleep(1)
 
 
+def _fetch(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+    except OSError:
+        return ""
+
+
+PROCESSED = re.compile(r'^lotse_events_total\{[^}]*outcome="processed"[^}]*\} ([0-9.e+]+)$', re.MULTILINE)
+
+
+def processed_events(metrics: str) -> float:
+    return sum(float(value) for value in PROCESSED.findall(metrics))
+
+
 def schedule(short: bool, rng: random.Random) -> list[str]:
     if short:
         return ["kill -9 funding", "smtp 451"]
@@ -433,6 +465,8 @@ class Result:
     messages_published: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     recovery_seconds: list[tuple[str, float]] = field(default_factory=list)
+    # kill -9 of a service: seconds from its restart to the first event it processed.
+    first_event_seconds: list[tuple[str, float | None]] = field(default_factory=list)
     registrations: int = 0
     funding_decisions: int = 0
     emails_expected: int = 0
@@ -681,6 +715,13 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
         result.messages_published = publisher.sent
         result.faults = dict(Counter(f.kind for f in chaos.faults))
         result.recovery_seconds = [(f.kind, f.recovery_seconds) for f in chaos.faults]
+        if chaos.watchers:
+            await asyncio.wait(chaos.watchers)  # each gives up after its own timeout
+        result.first_event_seconds = [
+            (f.kind, f.first_event_seconds)
+            for f in chaos.faults
+            if f.kind.removeprefix("kill -9 ") in SERVICES
+        ]
         outcomes = await read_history(stack.bootstrap, topics.registration_events)
         decisions = await read_history(stack.bootstrap, topics.funding_decisions)
         notifications = await read_history(stack.bootstrap, topics.notification_events)
@@ -736,6 +777,10 @@ def table(result: Result) -> str:
         ("2023 budget bound", "yes" if result.budget_bound else "no"),
         ("drain after the stream (s)", result.drain_seconds),
         *((f"recovery after {kind} (s)", seconds) for kind, seconds in result.recovery_seconds),
+        *(
+            (f"restart to first event, {kind} (s)", "none" if seconds is None else seconds)
+            for kind, seconds in result.first_event_seconds
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"| {name:<{width}} | {value!s:>14} |" for name, value in rows)

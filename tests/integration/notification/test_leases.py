@@ -91,3 +91,17 @@ async def test_the_sender_holding_the_lease_records_its_outcomes(pool: Pool) -> 
     async with pool.acquire() as conn, conn.transaction():
         assert await store.park_all(conn, [(last, "550 no such user")]) == {last.id}
     assert (await state(pool, last.id))["status"] == "parked"
+
+
+async def test_a_renewal_extends_only_the_leases_its_claim_still_holds(pool: Pool) -> None:
+    late, live = await taken_over(pool)
+    other_id = await record_email(pool)
+    [short] = await store.claim_due(pool, 10, lease_seconds=0.0)
+    assert short.id == other_id
+    # The late sender's renewal leaves the email another sender took over alone...
+    await store.renew_leases(pool, [late], lease_seconds=0.0)
+    assert (await state(pool, live.id))["leased"]
+    # ...and a live sender's renewal keeps its own email hidden from the others.
+    await store.renew_leases(pool, [short], lease_seconds=LEASE_SECONDS)
+    assert (await state(pool, short.id))["leased"]
+    assert await store.claim_due(pool, 10, LEASE_SECONDS) == []

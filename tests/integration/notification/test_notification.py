@@ -424,3 +424,25 @@ async def test_temporary_failures_are_retried_beyond_the_attempt_limit_and_never
     state = await notification_db.fetchrow("SELECT status, attempts FROM emails")
     assert state is not None
     assert state["status"] == "sent" and state["attempts"] == 5
+
+
+async def test_a_delivery_longer_than_the_lease_keeps_its_email_from_the_other_senders(
+    bus: Bus, sink: SmtpSink, notification_service: ServiceFactory, notification_db: asyncpg.Connection
+) -> None:
+    """The sender renews the leases of the emails it is delivering (ADR 0004, 0017): the email of
+    a slow delivery is never due to another sender meanwhile, and is sent once."""
+    sink.handler.take_then_stall(seconds=5)
+    accepted = registration_event("registration.accepted", "R-1")
+    async with notification_service(
+        smtp_timeout_seconds=20,
+        notification_delivery_deadline_seconds=20,
+        notification_sender_lease_seconds=1.5,
+    ):
+        await bus.registrations(accepted)
+        await sink.wait_for(1)  # taken by the server, its reply still held back
+        await asyncio.sleep(3)  # twice the lease: without renewals it would have run out
+        due = "SELECT count(*) FROM emails WHERE status = 'pending' AND next_attempt_at <= now()"
+        assert await notification_db.fetchval(due) == 0
+        sent = await bus.sent(1, settle=1)
+    assert sink.count_by_message_id() == Counter({message_id(accepted): 1})
+    assert [v["event_type"] for v in values(sent)] == ["notification.sent"]

@@ -6,11 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.notification.settings import (
-    RECORD_GIVE_UP_SECONDS,
-    SENDER_START_WINDOW_SECONDS,
-    NotificationSettings,
-)
+from services.notification.settings import LEASE_RENEWALS_PER_LEASE, NotificationSettings
 from shared.program import PROGRAMS_DIR
 
 
@@ -63,18 +59,19 @@ def test_a_permanent_failure_parks_at_the_first_attempt_unless_configured_otherw
     assert NotificationSettings().notification_max_permanent_attempts == 1
 
 
-@pytest.mark.parametrize("deadline", [1.0, 60.0, 600.0])
-def test_the_lease_outlasts_the_delivery_deadline_and_the_recording(deadline: float) -> None:
-    """A lease that ends while the SMTP exchange may still be alive lets another sender send it
-    again; a claimed email starts within the start window or is handed back, the sender cuts every
-    delivery off at its deadline, then retries recording the round for a minute."""
-    settings = NotificationSettings(notification_delivery_deadline_seconds=deadline)
-    assert settings.sender_delivery_deadline_seconds == deadline
-    assert settings.sender_lease_seconds >= SENDER_START_WINDOW_SECONDS + deadline + RECORD_GIVE_UP_SECONDS
+@pytest.mark.parametrize("lease", [1.0, 10.0, 600.0])
+def test_a_live_sender_renews_its_lease_several_times_before_it_could_run_out(lease: float) -> None:
+    """The sender renews the leases of its unrecorded emails: two renewals may fail before another
+    sender may take an email whose delivery is still alive (docs/adr/0004, 0017)."""
+    settings = NotificationSettings(notification_sender_lease_seconds=lease)
+    assert settings.sender_lease_seconds == lease
+    assert settings.sender_lease_renew_seconds * LEASE_RENEWALS_PER_LEASE <= lease
+    assert LEASE_RENEWALS_PER_LEASE >= 3
 
 
-def test_a_crashed_senders_emails_are_taken_over_within_minutes_by_default() -> None:
-    assert NotificationSettings().sender_lease_seconds <= 180
+def test_a_crashed_senders_emails_are_taken_over_within_15_seconds_by_default() -> None:
+    settings = NotificationSettings()
+    assert settings.sender_lease_seconds + settings.sender_poll_interval_seconds <= 15
 
 
 MAIL_VARIABLES = ("MAIL_FROM", "MAIL_OFFICE_NAME", "MAIL_OFFICE_ORGANISATION", "MAIL_OFFICE_ADDRESS")
