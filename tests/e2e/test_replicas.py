@@ -24,6 +24,7 @@ from lotse.demo import publish_scenario, wait_until_handled
 from lotse.log import read_all
 from lotse.scenario import ScenarioSize, build_scenario
 from shared.directory import load_directory
+from shared.program import DEFAULT_PROGRAM_FILE, load_program
 from shared.settings import DEFAULT_DIRECTORY_FILE, REPO_ROOT
 from shared.topics import Topics
 from tests.e2e.test_demo import ELIGIBLE, QUOTA
@@ -36,12 +37,12 @@ PORT_OFFSET = 12_000
 REPLICAS = 3
 # No withdrawals: every registration gets exactly one funding decision, whatever the order.
 SIZE = ScenarioSize(
-    seminars_2022=1,
-    seminars_2023=2,
+    seminars_first_year=1,
+    seminars_second_year=2,
     capacity=40,
     kommunen=12,
-    mitgliedsgemeinden=2,
-    third_participants=3,
+    not_eligible=2,
+    over_quota=3,
     withdrawals=0,
     fee_cents=100_000,
 )
@@ -157,7 +158,7 @@ def test_partitions_spread_over_the_instances_and_move_when_one_stops(replicated
 
 def test_the_instances_decide_as_the_rules_do_for_one(replicated: Stack) -> None:
     directory = load_directory(DEFAULT_DIRECTORY_FILE)
-    scenario = build_scenario(directory, SIZE, seed=2017)
+    scenario = build_scenario(directory, load_program(DEFAULT_PROGRAM_FILE), SIZE, seed=2017)
 
     async def replay() -> None:
         await publish_scenario(replicated.bootstrap, Topics(), scenario)
