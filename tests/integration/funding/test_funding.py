@@ -251,10 +251,16 @@ def first_eligible_keys(n: int) -> list[str]:
 
 
 def assigned_partitions(runtime: ServiceRuntime) -> set[int]:
-    subscriber: Any = next(iter(runtime.broker.subscribers))
-    if subscriber.consumer is None:
-        return set()
-    return {tp.partition for tp in subscriber.consumer.assignment()}
+    """The partitions of registration.events this instance holds (funding also consumes the
+    one-partition operations.commands, with a subscriber of its own)."""
+    subscribers: list[Any] = list(runtime.broker.subscribers)
+    return {
+        tp.partition
+        for subscriber in subscribers
+        if subscriber.consumer is not None
+        for tp in subscriber.consumer.assignment()
+        if tp.topic == runtime.topics.registration_events
+    }
 
 
 async def test_two_instances_share_one_burst_without_overdrawing(
