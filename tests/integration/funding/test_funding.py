@@ -381,11 +381,13 @@ async def test_closing_a_period_declines_the_waitlisted(
         await bus.registrations(accepted("L1", LANDKREIS))
         found = await bus.decisions(8, settle=1)
 
-    assert sorted(summary(d) for d in found[5:]) == [
+    # Decisions are keyed by Kommune, so the topic orders them only within a Kommune's partition.
+    assert sorted(summary(d) for d in found if d["event_type"] == "funding.declined") == [
         ("funding.declined", "E3", "period_closed"),
         ("funding.declined", "K2", "period_closed"),
         ("funding.declined", "L1", "period_closed"),
     ]
+    assert len(found) == 8
     assert await operations.waitlist(funding_pool) == []
     figures = await figures_by_period(funding_pool)
     assert figures["2023"].closed and figures["2023"].waitlisted == 0
