@@ -49,6 +49,14 @@ from shared.directory import Directory, KommuneKind, load_directory
 from shared.kafka import client_options
 from shared.settings import REPO_ROOT
 from shared.topics import Topics
+from tests.reliability.history import (
+    Produced,
+    Violation,
+    first_decisions,
+    funding_violations,
+    order_violations,
+    seat_violations,
+)
 from tests.support.kafka import envelope as kafka_envelope
 from tests.support.stack import Stack, stack_env
 
@@ -67,6 +75,7 @@ ELIGIBLE = {
 # email was received at most this long before the crash that explains its second copy.
 SEND_AND_RECORD_WINDOW = 30.0
 SERVICES = ("registration", "funding", "notification")
+PROBE_CAPACITY = 10_000
 
 
 def now() -> float:
@@ -91,6 +100,7 @@ class Stream:
     submitted: set[str] = field(default_factory=set)
     events: int = 0  # distinct inbound events
     budget_2023: int = 0
+    capacities: dict[str, int] = field(default_factory=dict)  # the largest published per seminar
 
 
 def seminar_data(sid: str, starts: date, capacity: int, title: str) -> dict[str, Any]:
@@ -120,6 +130,7 @@ def build_stream(directory: Directory, events: int, seed: int) -> Stream:
         sid = f"CHAOS-{year}-{index:04d}"
         seminars.append((sid, starts))
         data = seminar_data(sid, starts, capacity, f"Digitallotsen {index}")
+        stream.capacities[sid] = capacity
         stream.seminars.append(("portal.seminars", sid, envelope("seminar.published", data)))
     n_changes = max(1, n_seminars // 10)
     n_withdrawals = max(4, events // 12)
@@ -164,6 +175,7 @@ def build_stream(directory: Directory, events: int, seed: int) -> Stream:
     # Seminar changes: more seats and a new title, published while registrations come in.
     for sid, starts in rng.sample(seminars, n_changes):
         data = seminar_data(sid, starts, capacity + 10, f"Digitallotsen {sid} (geändert)")
+        stream.capacities[sid] = capacity + 10
         change = ("portal.seminars", sid, envelope("seminar.published", data))
         stream.messages.insert(rng.randint(len(stream.messages) // 4, len(stream.messages)), change)
     stream.events = len(stream.seminars) + len(stream.messages)
@@ -483,6 +495,8 @@ class Result:
     parked_emails: int = 0
     overdrafts: int = 0
     quota_exceeded: int = 0
+    invariant_violations: int = 0
+    order_violations: int = 0
     budget_bound: bool = False
     drain_seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -497,18 +511,6 @@ def problem(result: Result, message: str) -> None:
         result.problems.append(message)
 
 
-def _requeued_for_money(event: dict[str, Any], history: list[dict[str, Any]]) -> bool:
-    """A Kommune's freed place went to this registration while its period had no money left: it
-    moves from the quota waitlist to the money waitlist (ADR 0006). That second
-    `funding.waitlisted` is a change of reason, not a second first decision."""
-    if event["data"]["reason"] != "budget_exhausted":
-        return False
-    earlier = history[: history.index(event)]
-    return any(
-        e["event_type"] == "funding.waitlisted" and e["data"]["reason"] == "quota_exhausted" for e in earlier
-    )
-
-
 def check_decisions(
     result: Result, outcomes: list[dict[str, Any]], decisions: list[dict[str, Any]], submitted: set[str]
 ) -> None:
@@ -518,17 +520,11 @@ def check_decisions(
         problem(result, f"lost: {rid} has no registration outcome")
     accepted = {e["data"]["registration_id"] for e in outcomes if e["event_type"] == "registration.accepted"}
     per_registration: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in decisions:
+    for event in {e["event_id"]: e for e in decisions}.values():  # copies are counted elsewhere
         per_registration[event["data"]["registration_id"]].append(event)
     for rid in sorted(accepted):
         history = per_registration.get(rid, [])
-        first = [
-            e
-            for e in history
-            if (e["event_type"] == "funding.approved" and not e["data"]["promoted"])
-            or (e["event_type"] == "funding.waitlisted" and not _requeued_for_money(e, history))
-            or (e["event_type"] == "funding.declined" and e["data"]["reason"] != "period_closed")
-        ]
+        first = first_decisions(history)
         if not first:
             result.lost_funding_decisions += 1
             problem(result, f"lost: accepted {rid} has no funding decision")
@@ -546,33 +542,55 @@ def check_decisions(
         problem(result, f"funding decided on {rid}, which never got a seat (registration.accepted)")
 
 
-async def check_outbox_history(result: Result, env: dict[str, str], budgets: dict[str, int | None]) -> None:
-    """Budget and quota at every point, replaying the funding outbox in commit order of its rows."""
-    conn = await asyncpg.connect(env["FUNDING_DATABASE_URL"])
+async def outbox_history(dsn: str) -> list[Produced]:
+    """A service's outbox rows in id order: what it produced, for the history checker."""
+    conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            "SELECT event_type, convert_from(payload, 'UTF8') AS p FROM outbox ORDER BY id"
+            "SELECT id, convert_from(message_key, 'UTF8') AS k, convert_from(payload, 'UTF8') AS p"
+            " FROM outbox WHERE event_type NOT LIKE 'result.%' ORDER BY id"
         )
     finally:
         await conn.close()
-    spent: Counter[str] = Counter()
-    funded: Counter[str] = Counter()
-    for row in rows:
-        data = json.loads(row["p"])["data"]
-        sign = {"funding.approved": 1, "funding.released": -1}.get(row["event_type"], 0)
-        if not sign:
-            continue
-        spent[data["period_id"]] += sign * data["amount_cents"]
-        funded[data["kommune_key"]] += sign
-        budget = budgets.get(data["period_id"])
-        if budget is not None and spent[data["period_id"]] > budget:
-            result.overdrafts += 1
-            problem(result, f"overdraft: period {data['period_id']} at {spent[data['period_id']]} > {budget}")
-        if funded[data["kommune_key"]] > QUOTA:
-            result.quota_exceeded += 1
-            problem(result, f"quota exceeded: {data['kommune_key']} has {funded[data['kommune_key']]} funded")
+    return [Produced(row["id"], row["k"], json.loads(row["p"])) for row in rows]
+
+
+def count_violations(result: Result, violations: list[Violation]) -> None:
+    for violation in violations:
+        if violation.kind == "order":
+            result.order_violations += 1
+        else:
+            result.invariant_violations += 1
+        result.overdrafts += violation.kind == "budget"
+        result.quota_exceeded += violation.kind == "quota"
+        problem(result, f"{violation.kind}: {violation.detail}")
+
+
+async def check_history(
+    result: Result,
+    env: dict[str, str],
+    *,
+    budgets: dict[str, int | None],
+    capacities: dict[str, int],
+    delivered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Seats, quota and budget at every prefix; per-key order on every topic the services write."""
+    produced = {service: await outbox_history(env[f"{service.upper()}_DATABASE_URL"]) for service in SERVICES}
+    count_violations(result, seat_violations(produced["registration"], capacities))
+    count_violations(result, funding_violations(produced["funding"], quota=QUOTA, budgets=budgets))
+    for service, topic in (
+        ("registration", "registration.events"),
+        ("funding", "funding.decisions"),
+        ("notification", "notification.events"),
+    ):
+        count_violations(result, order_violations(topic, produced[service], delivered[topic]))
+    committed_2023 = sum(
+        {"funding.approved": 1, "funding.released": -1}.get(row.event_type, 0) * row.data["amount_cents"]
+        for row in produced["funding"]
+        if row.data.get("period_id") == "2023"
+    )
     budget_2023 = budgets.get("2023")
-    result.budget_bound = budget_2023 is not None and spent["2023"] + FEE_CENTS // 2 > budget_2023
+    result.budget_bound = budget_2023 is not None and committed_2023 + FEE_CENTS // 2 > budget_2023
 
 
 MESSAGE_ID = re.compile(r"<([0-9a-f-]{36})@")
@@ -674,7 +692,7 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
         raise RuntimeError(up.stdout + up.stderr)
     publisher = Publisher(stack.bootstrap)
     try:
-        probe_seminar = seminar_data("CHAOS-PROBE", date(2022, 6, 1), 10_000, "Probe")
+        probe_seminar = seminar_data("CHAOS-PROBE", date(2022, 6, 1), PROBE_CAPACITY, "Probe")
         for topic, key, value in [
             *stream.seminars,
             ("portal.seminars", "CHAOS-PROBE", envelope("seminar.published", probe_seminar)),
@@ -738,7 +756,17 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
         result.registrations = len(stream.submitted | chaos.probe_ids)
         result.funding_decisions = len({e["event_id"] for e in decisions})
         check_decisions(result, outcomes, decisions, stream.submitted | chaos.probe_ids)
-        await check_outbox_history(result, env, budgets)
+        await check_history(
+            result,
+            env,
+            budgets=budgets,
+            capacities={**stream.capacities, "CHAOS-PROBE": PROBE_CAPACITY},
+            delivered={
+                "registration.events": outcomes,
+                "funding.decisions": decisions,
+                "notification.events": notifications,
+            },
+        )
         check_emails(
             result,
             outcomes=outcomes,
@@ -775,6 +803,8 @@ def table(result: Result) -> str:
         ("parked emails", result.parked_emails),
         ("overdrafts", result.overdrafts),
         ("quota exceeded", result.quota_exceeded),
+        ("invariant violations (seats, quota, budget)", result.invariant_violations),
+        ("order violations (per key)", result.order_violations),
         ("2023 budget bound", "yes" if result.budget_bound else "no"),
         ("drain after the stream (s)", result.drain_seconds),
         *((f"recovery after {kind} (s)", seconds) for kind, seconds in result.recovery_seconds),

@@ -1,7 +1,7 @@
 """The short fault suite in `make test`: the harness of `make chaos` with few events and two
 faults (kill -9 of the funding service with a restart, SMTP 451 for 30 s), every message
 published twice and some withdrawals before their submissions. It runs as a process of its own,
-like `make chaos`, on its own stack (ports +30000, var/chaos-short)."""
+like `make chaos`, on its own stack (ports +14000, var/chaos-short)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ def test_the_short_fault_suite_loses_nothing_and_duplicates_nothing(tmp_path: Pa
         "parked_emails",
         "overdrafts",
         "quota_exceeded",
+        "invariant_violations",
+        "order_violations",
     ):
         assert figures[name] == 0, f"{name} = {figures[name]}\n{output}"
     assert all(math.isfinite(seconds) for _, seconds in figures["recovery_seconds"]), (
