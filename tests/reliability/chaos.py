@@ -47,16 +47,19 @@ from services.notification.compose import notification_id
 from services.notification.templates import template_for
 from shared.directory import Directory, KommuneKind, load_directory
 from shared.kafka import client_options
+from shared.program import load_program
 from shared.settings import REPO_ROOT
 from shared.topics import Topics
 from tests.reliability.history import (
     Produced,
     Violation,
+    final_state_differences,
     first_decisions,
     funding_violations,
     order_violations,
     seat_violations,
 )
+from tests.reliability.model import FUNDING_INPUTS, FUNDING_STATE, funding_state, replay_funding
 from tests.support.kafka import envelope as kafka_envelope
 from tests.support.stack import Stack, stack_env
 
@@ -497,6 +500,7 @@ class Result:
     quota_exceeded: int = 0
     invariant_violations: int = 0
     order_violations: int = 0
+    final_state_differences: int = 0
     budget_bound: bool = False
     drain_seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -559,6 +563,8 @@ def count_violations(result: Result, violations: list[Violation]) -> None:
     for violation in violations:
         if violation.kind == "order":
             result.order_violations += 1
+        elif violation.kind == "final state":
+            result.final_state_differences += 1
         else:
             result.invariant_violations += 1
         result.overdrafts += violation.kind == "budget"
@@ -584,13 +590,31 @@ async def check_history(
         ("notification", "notification.events"),
     ):
         count_violations(result, order_violations(topic, produced[service], delivered[topic]))
+    sign = {"funding.approved": 1, "funding.released": -1}
     committed_2023 = sum(
-        {"funding.approved": 1, "funding.released": -1}.get(row.event_type, 0) * row.data["amount_cents"]
+        sign[row.event_type] * row.data["amount_cents"]
         for row in produced["funding"]
-        if row.data.get("period_id") == "2023"
+        if row.event_type in sign and row.data["period_id"] == "2023"
     )
     budget_2023 = budgets.get("2023")
     result.budget_bound = budget_2023 is not None and committed_2023 + FEE_CENTS // 2 > budget_2023
+
+
+async def check_final_state(
+    result: Result, env: dict[str, str], outcomes: list[dict[str, Any]], programme: Path, directory: Directory
+) -> None:
+    """Funding's final state against the pure domain fed its inputs in the order it claimed them."""
+    conn = await asyncpg.connect(env["FUNDING_DATABASE_URL"])
+    try:
+        system = funding_state([dict(row) for row in await conn.fetch(FUNDING_STATE)])
+        claimed = [row["event_id"] for row in await conn.fetch(FUNDING_INPUTS)]
+    finally:
+        await conn.close()
+    events = {str(e["event_id"]): e for e in outcomes}
+    model = replay_funding(
+        claimed, events, load_program(programme), directory, env.get("FUNDING_PARTICIPANT_KEY_FILE")
+    )
+    count_violations(result, final_state_differences(system, model))
 
 
 MESSAGE_ID = re.compile(r"<([0-9a-f-]{36})@")
@@ -767,6 +791,7 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
                 "notification.events": notifications,
             },
         )
+        await check_final_state(result, env, outcomes, programme, directory)
         check_emails(
             result,
             outcomes=outcomes,
@@ -805,6 +830,7 @@ def table(result: Result) -> str:
         ("quota exceeded", result.quota_exceeded),
         ("invariant violations (seats, quota, budget)", result.invariant_violations),
         ("order violations (per key)", result.order_violations),
+        ("final-state differences (funding vs model)", result.final_state_differences),
         ("2023 budget bound", "yes" if result.budget_bound else "no"),
         ("drain after the stream (s)", result.drain_seconds),
         *((f"recovery after {kind} (s)", seconds) for kind, seconds in result.recovery_seconds),

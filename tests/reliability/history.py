@@ -15,15 +15,17 @@ Checked:
   never exceeds its budget;
 - per-key order: the first copy of each event on a topic comes in the order its rows were
   produced for that key (a republished copy may come later; it is a duplicate, not an inversion);
+- the final funding state against the pure domain's (`final_state_differences`): the model
+  replays funding's inputs one by one in the order the system claimed them (tests/reliability/model.py);
 - what counts as a registration's first decision (`first_decisions`), of which chaos.py requires
   exactly one per accepted registration.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -149,3 +151,51 @@ def first_decisions(history: Iterable[Mapping[str, Any]]) -> list[Mapping[str, A
         elif kind == "funding.declined" and data["reason"] != "period_closed":
             firsts.append(event)
     return firsts
+
+
+@dataclass(frozen=True)
+class FundingOutcome:
+    """A registration's funding as the final state holds it; `rank` orders a waitlist (from 1)."""
+
+    status: str
+    period_id: str | None
+    reason: str | None
+    amount_cents: int | None
+    rank: int | None = None
+
+
+def ranked(rows: list[tuple[str, FundingOutcome, int | None]]) -> dict[str, FundingOutcome]:
+    """Outcomes by registration, each waitlisted one with its rank in its period's and reason's
+    waitlist (sequence numbers differ between the system and the model; their order must not)."""
+    outcomes = {rid: outcome for rid, outcome, _ in rows}
+    waiting: dict[tuple[str | None, str | None], list[tuple[int, str]]] = defaultdict(list)
+    for rid, outcome, sequence in rows:
+        if outcome.status == "waitlisted" and sequence is not None:
+            waiting[(outcome.period_id, outcome.reason)].append((sequence, rid))
+    for entries in waiting.values():
+        for rank, (_, rid) in enumerate(sorted(entries), start=1):
+            outcomes[rid] = replace(outcomes[rid], rank=rank)
+    return outcomes
+
+
+def final_state_differences(
+    system: Mapping[str, FundingOutcome], model: Mapping[str, FundingOutcome]
+) -> list[Violation]:
+    """Every registration whose final funding differs between the system and the model."""
+    found: list[Violation] = []
+    for rid in sorted(set(system) | set(model)):
+        if system.get(rid) != model.get(rid):
+            found.append(Violation("final state", f"{rid}: system {system.get(rid)}, model {model.get(rid)}"))
+    committed = {"system": Counter[str](), "model": Counter[str]()}
+    for name, outcomes in (("system", system), ("model", model)):
+        for outcome in outcomes.values():
+            if outcome.status == "approved" and outcome.period_id is not None:
+                committed[name][outcome.period_id] += outcome.amount_cents or 0
+    if committed["system"] != committed["model"]:
+        found.append(
+            Violation(
+                "final state",
+                f"committed money: system {dict(committed['system'])}, model {dict(committed['model'])}",
+            )
+        )
+    return found

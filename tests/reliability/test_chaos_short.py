@@ -51,6 +51,7 @@ def test_the_short_fault_suite_loses_nothing_and_duplicates_nothing(tmp_path: Pa
         "quota_exceeded",
         "invariant_violations",
         "order_violations",
+        "final_state_differences",
     ):
         assert figures[name] == 0, f"{name} = {figures[name]}\n{output}"
     assert all(math.isfinite(seconds) for _, seconds in figures["recovery_seconds"]), (

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from tests.reliability.history import (
+    FundingOutcome,
     Produced,
+    final_state_differences,
     first_decisions,
     funding_violations,
     order_violations,
+    ranked,
     seat_violations,
 )
 
@@ -221,3 +225,37 @@ def decision(event_type: str, event_id: str, **data: Any) -> dict[str, Any]:
 )
 def test_first_decisions(history: list[dict[str, Any]], firsts: list[str]) -> None:
     assert [e["event_id"] for e in first_decisions(history)] == firsts
+
+
+APPROVED = FundingOutcome("approved", "2023", None, 50)
+
+
+def test_ranked_orders_each_waitlist_by_sequence_and_leaves_the_rest() -> None:
+    quota = FundingOutcome("waitlisted", "2023", "quota_exhausted", 50)
+    budget = FundingOutcome("waitlisted", "2023", "budget_exhausted", 50)
+    outcomes = ranked([("R1", APPROVED, None), ("R2", quota, 90), ("R3", budget, 12), ("R4", quota, 7)])
+    assert outcomes == {
+        "R1": APPROVED,
+        "R2": replace(quota, rank=2),
+        "R3": replace(budget, rank=1),
+        "R4": replace(quota, rank=1),
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "differences"),
+    [
+        ({"R1": APPROVED, "R2": FundingOutcome("released", "2023", None, 50)}, []),
+        # A registration the system left funded after its withdrawal.
+        ({"R1": APPROVED, "R2": FundingOutcome("approved", "2023", None, 50)}, 2),
+        ({"R1": APPROVED}, 1),  # the system decided one the model never saw
+        ({"R1": replace(APPROVED, period_id="2022"), "R2": FundingOutcome("released", "2023", None, 50)}, 2),
+    ],
+)
+def test_a_final_state_that_differs_from_the_model_is_caught(
+    model: dict[str, FundingOutcome], differences: list[str] | int
+) -> None:
+    system = {"R1": APPROVED, "R2": FundingOutcome("released", "2023", None, 50)}
+    found = final_state_differences(system, model)
+    assert len(found) == (differences if isinstance(differences, int) else len(differences))
+    assert all(v.kind == "final state" for v in found)
