@@ -4,13 +4,21 @@
     python -m tests.reliability.chaos --events 300 --short    # the version in make test
 
 It starts its own stack (tests/support/stack.py) on ports shifted by 14000 with its state in
-var/chaos-stack, publishes registrations (from real directory keys), withdrawals (some before their
-submissions) and seminar changes, every message twice, and meanwhile kills services (-9), the
-broker (-9) and PostgreSQL (immediate stop), and makes the SMTP sink answer 421/451 or hang up in
-the middle of DATA. After the stream drains it checks, from the topics' full history and the
-funding outbox's history: nothing lost, no duplicate decision, no overdraft or exceeded quota at
-any point, and every duplicate email (same Message-ID) explained by a crash in the documented
-send-and-record window (ADR 0004). It prints the figures; the exit code is 1 if a check fails.
+var/chaos-stack and two instances of every service (--replicas), publishes registrations (from
+real directory keys), withdrawals (some before their submissions) and seminar changes, every
+message twice, and meanwhile, at random times: kills an instance (-9), stops one with SIGSTOP past
+its session timeout and lets it go on, kills one while its group rebalances, ends the session that
+holds an outbox relay's leadership (pg_terminate_backend), kills or restarts the broker, stops
+PostgreSQL (immediate, and once for more than 60 s) and makes the SMTP sink answer 421/451 or hang
+up in the middle of DATA.
+
+After the stream drains, a history checker (tests/reliability/history.py) judges what the services
+produced (their outboxes) and what the topics carry: nothing lost, no duplicate decision; seats,
+quotas and budgets within bounds at every prefix; every topic's per-key order; funding's final
+state equal to the pure domain's, fed the same inputs in the order funding claimed them
+(tests/reliability/model.py); every duplicate email (same Message-ID) explained by a crash in the
+documented send-and-record window (ADR 0004). It prints the figures; the exit code is 1 if a check
+fails.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from services.notification.compose import notification_id
 from services.notification.templates import template_for
 from shared.directory import Directory, KommuneKind, load_directory
 from shared.kafka import client_options
+from shared.outbox import relay_lock_id
 from shared.program import load_program
 from shared.settings import REPO_ROOT
 from shared.topics import Topics
@@ -78,6 +87,15 @@ ELIGIBLE = {
 # email was received at most this long before the crash that explains its second copy.
 SEND_AND_RECORD_WINDOW = 30.0
 SERVICES = ("registration", "funding", "notification")
+# The services' KAFKA_SESSION_TIMEOUT_MS (shared/settings.py): a member silent this long leaves.
+SESSION_TIMEOUT_SECONDS = 6.0
+LONG_POSTGRES_OUTAGE = "postgres down > 60 s"
+LONG_OUTAGE_SECONDS = 65.0
+TERMINATE_RELAY_SESSION = """
+SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = 0 AND objid = $1::bigint::oid
+AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
 PROBE_CAPACITY = 10_000
 
 
@@ -266,8 +284,11 @@ class Fault:
 
 
 class Chaos:
-    def __init__(self, stack: Stack, topics: Topics, publisher: Publisher, rng: random.Random) -> None:
+    def __init__(
+        self, stack: Stack, topics: Topics, publisher: Publisher, rng: random.Random, replicas: int
+    ) -> None:
         self.stack = stack
+        self.replicas = replicas
         self.topics = topics
         self.publisher = publisher
         self.rng = rng
@@ -283,20 +304,70 @@ class Chaos:
         while not await asyncio.to_thread(check):
             await asyncio.sleep(0.5)
 
+    def instance(self) -> int:
+        return self.rng.randrange(self.replicas)
+
+    async def restart(self, service: str, instance: int, fault: Fault) -> None:
+        restarted = now()
+        await asyncio.to_thread(local.start_service, service, self.stack.env, instance)
+        self.watchers.append(asyncio.create_task(self.first_event(service, instance, restarted, fault)))
+        await self.wait(service, lambda: local.service_ready(service, self.stack.env, instance))
+
     async def kill_service(self, service: str, pause: float) -> Fault:
         fault = Fault(f"kill -9 {service}", now())
-        os.kill(self.pid(service), signal.SIGKILL)
+        instance = self.instance()
+        os.kill(self.pid(local.instance_name(service, instance)), signal.SIGKILL)
         await asyncio.sleep(pause)
-        restarted = now()
-        await asyncio.to_thread(local.start_service, service, self.stack.env)
-        self.watchers.append(asyncio.create_task(self.first_event(service, restarted, fault)))
-        await self.wait(service, lambda: local.service_ready(service, self.stack.env))
+        await self.restart(service, instance, fault)
         return fault
 
-    async def first_event(self, service: str, restarted: float, fault: Fault, timeout: float = 120) -> None:
+    async def pause_service(self, service: str) -> Fault:
+        """SIGSTOP one instance past its session timeout, so that its group moves its partitions
+        to the other instance while it may hold a batch's open transaction; then SIGCONT."""
+        fault = Fault(f"SIGSTOP {service}", now())
+        pid = self.pid(local.instance_name(service, self.instance()))
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(SESSION_TIMEOUT_SECONDS + self.rng.uniform(2, 8))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        return fault
+
+    async def kill_during_rebalance(self, service: str) -> Fault:
+        """Stop one instance until its session times out and the group rebalances, and kill -9
+        the other one in the middle of that rebalance."""
+        fault = Fault(f"kill -9 during rebalance {service}", now())
+        paused = self.instance()
+        killed = (paused + 1) % self.replicas
+        pid = self.pid(local.instance_name(service, paused))
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(SESSION_TIMEOUT_SECONDS + 0.5)
+            os.kill(self.pid(local.instance_name(service, killed)), signal.SIGKILL)
+            await asyncio.sleep(1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await self.restart(service, killed, fault)
+        return fault
+
+    async def terminate_relay_session(self, service: str) -> Fault:
+        """pg_terminate_backend of the session that holds the relay's leadership lock, alone."""
+        fault = Fault(f"pg_terminate_backend relay {service}", now())
+        conn = await asyncpg.connect(self.stack.env[f"{service.upper()}_DATABASE_URL"])
+        try:
+            ended = await conn.fetchval(TERMINATE_RELAY_SESSION, relay_lock_id(service))
+        finally:
+            await conn.close()
+        if not ended:
+            say(f"no relay session of {service} held its lock")
+        return fault
+
+    async def first_event(
+        self, service: str, instance: int, restarted: float, fault: Fault, timeout: float = 120
+    ) -> None:
         """Until the restarted process counts its first processed event on /metrics (a new process
         starts its counters at 0): the static member's partitions came back and a batch went in."""
-        url = f"http://127.0.0.1:{local.instance_port(service, self.stack.env, 0)}/metrics"
+        url = f"http://127.0.0.1:{local.instance_port(service, self.stack.env, instance)}/metrics"
         while now() - restarted < timeout:
             text = await asyncio.to_thread(_fetch, url)
             if processed_events(text) > 0:
@@ -312,8 +383,17 @@ class Chaos:
         await self.wait("kafka", lambda: local.kafka_ready(self.stack.env))
         return fault
 
-    async def stop_postgres(self, pause: float) -> Fault:
-        fault = Fault("pg_ctl stop -m immediate", now())
+    async def restart_kafka(self, pause: float) -> Fault:
+        """A broker restart as an operator does it: a clean shutdown, then a start."""
+        fault = Fault("restart kafka", now())
+        await asyncio.to_thread(local.stop, ["kafka"])
+        await asyncio.sleep(pause)
+        await asyncio.to_thread(local.start_kafka, self.stack.env)
+        await self.wait("kafka", lambda: local.kafka_ready(self.stack.env))
+        return fault
+
+    async def stop_postgres(self, pause: float, kind: str = "pg_ctl stop -m immediate") -> Fault:
+        fault = Fault(kind, now())
         command = [
             local.pg_bin("pg_ctl"),
             "-D",
@@ -343,12 +423,23 @@ class Chaos:
     async def inject(self, kind: str) -> None:
         pause = self.rng.uniform(2, 6)
         say(f"fault: {kind}")
-        if kind.startswith("kill -9 ") and kind[8:] in SERVICES:
-            fault = await self.kill_service(kind[8:], pause)
+        service = kind.rsplit(" ", 1)[-1]
+        if kind.startswith("kill -9 during rebalance "):
+            fault = await self.kill_during_rebalance(service)
+        elif kind.startswith("kill -9 ") and service in SERVICES:
+            fault = await self.kill_service(service, pause)
+        elif kind.startswith("SIGSTOP "):
+            fault = await self.pause_service(service)
+        elif kind.startswith("pg_terminate_backend relay "):
+            fault = await self.terminate_relay_session(service)
         elif kind == "kill -9 kafka":
             fault = await self.kill_kafka(pause)
+        elif kind == "restart kafka":
+            fault = await self.restart_kafka(pause)
         elif kind == "pg_ctl stop -m immediate":
             fault = await self.stop_postgres(pause)
+        elif kind == LONG_POSTGRES_OUTAGE:
+            fault = await self.stop_postgres(LONG_OUTAGE_SECONDS, kind)
         else:
             fault = await self.smtp(kind, 30)
         fault.restored_at = now()
@@ -410,11 +501,16 @@ def processed_events(metrics: str) -> float:
     return sum(float(value) for value in PROCESSED.findall(metrics))
 
 
-def schedule(short: bool, rng: random.Random) -> list[str]:
+def schedule(short: bool, rng: random.Random, replicas: int) -> list[str]:
+    several = replicas > 1
     if short:
-        return ["kill -9 funding", "smtp 451"]
-    kinds = [f"kill -9 {service}" for service in SERVICES for _ in range(3)]
-    kinds += ["kill -9 kafka", "pg_ctl stop -m immediate", "smtp 421", "smtp 451", "smtp drop mid-DATA"]
+        return ["kill -9 funding", "smtp 451", *(["SIGSTOP registration"] if several else [])]
+    kinds = [f"kill -9 {service}" for service in SERVICES for _ in range(2)]
+    kinds += [f"SIGSTOP {service}" for service in SERVICES]
+    kinds += [f"pg_terminate_backend relay {service}" for service in SERVICES]
+    kinds += ["kill -9 during rebalance funding", "kill -9 during rebalance notification"] if several else []
+    kinds += ["kill -9 kafka", "restart kafka", "pg_ctl stop -m immediate", LONG_POSTGRES_OUTAGE]
+    kinds += ["smtp 421", "smtp 451", "smtp drop mid-DATA"]
     rng.shuffle(kinds)
     return kinds
 
@@ -477,6 +573,7 @@ async def wait_drained(env: dict[str, str], inbound: int, timeout: float) -> flo
 
 @dataclass
 class Result:
+    instances_per_service: int = 1
     events: int = 0
     messages_published: int = 0
     faults: dict[str, int] = field(default_factory=dict)
@@ -689,9 +786,11 @@ def fresh_state(var_dir: Path) -> None:
     os.chmod(var_dir, 0o755)  # the postgres system user must reach its data folder
 
 
-async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -> Result:  # noqa: PLR0915
+async def run(  # noqa: PLR0915
+    events: int, *, short: bool, var_dir: Path, seed: int, rate: float, replicas: int
+) -> Result:
     rng = random.Random(seed)
-    result = Result()
+    result = Result(instances_per_service=replicas)
     fresh_state(var_dir)
     env = stack_env(var_dir, PORT_OFFSET)
     directory = load_directory(env["GV100AD_FILE"])
@@ -704,6 +803,7 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
             "NOTIFICATION_BACKOFF_MAX_SECONDS": "5",
             "NOTIFICATION_MAX_ATTEMPTS": "100",  # 30 s of refusals must not park an email
             "LOG_LEVEL": "WARNING",
+            "REPLICAS": str(replicas),
         }
     )
     os.environ.update(env)  # deploy.local.stack finds the state folder there
@@ -726,8 +826,8 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
         # Kafka orders nothing across topics: no registration may race its seminar's offer.
         await wait_until_consumed(stack.bootstrap, topics, "registration", "portal.seminars")
         messages = twice(stream.messages, rng)
-        chaos = Chaos(stack, topics, publisher, rng)
-        kinds = schedule(short, rng)
+        chaos = Chaos(stack, topics, publisher, rng, replicas)
+        kinds = schedule(short, rng, replicas)
         duration = len(messages) / rate
         say(f"{stream.events} events, {len(messages)} messages over about {duration:.0f} s, faults: {kinds}")
 
@@ -812,6 +912,7 @@ async def run(events: int, short: bool, var_dir: Path, seed: int, rate: float) -
 def table(result: Result) -> str:
     rows = [
         ("events (distinct inbound)", result.events),
+        ("instances per service", result.instances_per_service),
         ("messages published (each twice)", result.messages_published),
         ("registrations", result.registrations),
         ("funding decisions", result.funding_decisions),
@@ -833,6 +934,7 @@ def table(result: Result) -> str:
         ("final-state differences (funding vs model)", result.final_state_differences),
         ("2023 budget bound", "yes" if result.budget_bound else "no"),
         ("drain after the stream (s)", result.drain_seconds),
+        ("longest recovery (s)", max((seconds for _, seconds in result.recovery_seconds), default=0.0)),
         *((f"recovery after {kind} (s)", seconds) for kind, seconds in result.recovery_seconds),
         *(
             (f"restart to first event, {kind} (s)", "none" if seconds is None else seconds)
@@ -848,13 +950,27 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--short", action="store_true", help="two faults only (kill -9 funding, SMTP 451)")
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help="three faults only (kill -9 funding, SMTP 451, SIGSTOP registration)",
+    )
     parser.add_argument("--var-dir", type=Path, default=REPO_ROOT / "var" / "chaos-stack")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--replicas", type=int, default=2, help="instances of every service")
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON too")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.events, args.short, args.var_dir.resolve(), args.seed, args.rate))
+    result = asyncio.run(
+        run(
+            args.events,
+            short=args.short,
+            var_dir=args.var_dir.resolve(),
+            seed=args.seed,
+            rate=args.rate,
+            replicas=args.replicas,
+        )
+    )
     print(table(result))
     for line in result.problems:
         print(f"FAILED: {line}")

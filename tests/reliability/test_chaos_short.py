@@ -1,5 +1,6 @@
-"""The short fault suite in `make test`: the harness of `make chaos` with few events and two
-faults (kill -9 of the funding service with a restart, SMTP 451 for 30 s), every message
+"""The short fault suite in `make test`: the harness of `make chaos` with few events and three
+faults (kill -9 of a funding instance with a restart, SMTP 451 for 30 s, SIGSTOP of a registration
+instance past its session timeout) on two instances of every service, every message
 published twice and some withdrawals before their submissions. It runs as a process of its own,
 like `make chaos`, on its own stack (ports +14000, var/chaos-short)."""
 
@@ -18,6 +19,7 @@ from shared.settings import REPO_ROOT
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.timeout(600)  # two instances of every service take a while to start on 2 cores
 def test_the_short_fault_suite_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     figures_file = tmp_path / "figures.json"
     done = subprocess.run(
@@ -27,13 +29,14 @@ def test_the_short_fault_suite_loses_nothing_and_duplicates_nothing(tmp_path: Pa
             "--var-dir", str(REPO_ROOT / "var" / "chaos-short"),
             "--json", str(figures_file),
         ],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=280, check=False,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=540, check=False,
     )  # fmt: skip
     output = done.stdout[-6000:] + done.stderr[-3000:]
     assert figures_file.exists(), output
     figures = json.loads(figures_file.read_text())
     # The faults happened, and the stream was real.
-    assert figures["faults"] == {"kill -9 funding": 1, "smtp 451": 1}, output
+    assert figures["faults"] == {"kill -9 funding": 1, "smtp 451": 1, "SIGSTOP registration": 1}, output
+    assert figures["instances_per_service"] == 2
     assert figures["events"] >= 250 and figures["messages_published"] >= 2 * 250
     assert figures["funding_decisions"] > 0 and figures["emails_expected"] > figures["registrations"]
     assert figures["budget_bound"], "the 2023 budget must bind"
