@@ -44,7 +44,7 @@ def _no_control_chars(value: str) -> str:
 
 
 def _valid_email(value: str) -> str:
-    if len(value) > 254 or not _EMAIL.match(value):
+    if len(value) > 254 or not _EMAIL.fullmatch(value):  # fullmatch: `$` also matches before a final "\n"
         raise ValueError("is not a valid email address")
     return value
 

@@ -53,7 +53,7 @@ class Migration:
 def discover(namespace: str, folder: Path) -> list[Migration]:
     migrations = []
     for path in sorted(folder.glob("*.sql")):
-        match = _FILE_NAME.match(path.name)
+        match = _FILE_NAME.fullmatch(path.name)
         if not match:
             raise MigrationError(f"{path}: migration files are named NNNN_name.sql")
         migrations.append(Migration(namespace, int(match[1]), match[2], path.read_text("utf-8")))

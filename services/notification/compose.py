@@ -97,7 +97,7 @@ def single_line(value: str) -> str:
 
 def plain_address(addr_spec: str) -> str:
     """The address itself if it is a plain addr-spec (safe in a header and an SMTP command)."""
-    if len(addr_spec) > 254 or not _ADDR_SPEC.match(addr_spec):
+    if len(addr_spec) > 254 or not _ADDR_SPEC.fullmatch(addr_spec):
         raise UnsafeAddressError(f"not a plain email address: {addr_spec!r}")
     return addr_spec
 
@@ -183,7 +183,7 @@ def _plain_text(word: str) -> bool:
 
 
 def _atom(word: str) -> bool:
-    return word.isascii() and len(word) <= _MAX_WORD and _ATOM.match(word) is not None
+    return word.isascii() and len(word) <= _MAX_WORD and _ATOM.fullmatch(word) is not None
 
 
 def _unstructured(name: str, value: str) -> str:
@@ -206,7 +206,7 @@ def _mailbox(name: str, display_name: str, addr_spec: str) -> str:
     quoted = '"' + display_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if (
         display_name.isascii()
-        and _ATOM.match(display_name.replace(" ", "")) is None
+        and _ATOM.fullmatch(display_name.replace(" ", "")) is None
         and len(quoted) <= _MAX_WORD
     ):
         phrase = [quoted]

@@ -124,6 +124,8 @@ def test_a_display_name_cannot_add_headers(trick: str) -> None:
         "",
         "a@b",
         "kömmune@example.org",
+        "kommune@example.org\n",  # `$` of a Python pattern matches before a final line feed
+        "kommune@exаmple.org",  # a Cyrillic а that looks like a Latin a
     ],
 )
 def test_a_recipient_must_be_one_plain_address(address: str) -> None:

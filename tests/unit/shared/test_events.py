@@ -89,6 +89,16 @@ def test_correlation_id_defaults_to_event_id_for_outputs() -> None:
             raw("registration.submitted", submission(contact_email="a@b.de\r\nBcc: evil@x.de")),
             "data.contact_email",
         ),
+        # A final line feed slips past `^…$` with Python's re.match.
+        (raw("registration.submitted", submission(contact_email="a@b.de\n")), "data.contact_email"),
+        (
+            raw(
+                "registration.submitted",
+                submission(participant={"given_name": "A", "family_name": "C", "email": "a@b.de\n"}),
+            ),
+            "data.participant.email",
+        ),
+        (raw("registration.submitted", submission(contact_email="a@bеispiel.de")), "data.contact_email"),
         (
             raw(
                 "registration.submitted",
