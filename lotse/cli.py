@@ -184,7 +184,7 @@ def budget_set_command(
     Funding carries it out (command.set_budget): a raise promotes from the money waitlist at once;
     a budget below what the period has committed is refused. The operator's value wins over the
     programme file from then on."""
-    from lotse.amounts import AmountError, parse_euros
+    from lotse.commands import AmountError, parse_euros
     from shared.commands import SET_BUDGET
 
     try:

@@ -1,5 +1,5 @@
-"""Amounts on the command line (`lotse budget set`): euros, German or plain; a dot is never a
-decimal point."""
+"""Amounts on the command line (`lotse budget set`, lotse.commands.parse_euros): euros, German or
+plain; a dot is never a decimal point."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lotse.amounts import MAX_CENTS, AmountError, parse_euros
+from lotse.commands import MAX_CENTS, AmountError, parse_euros
 from lotse.present import euros
 from shared.commands import SetBudget
 
