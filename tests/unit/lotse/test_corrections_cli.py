@@ -1,17 +1,22 @@
 """`lotse budget [set]`, `lotse reopen-period` and `lotse close-period --dry-run` on the command
 line: a bad amount or a missing reason is refused before anything is sent (exit 2); a refusal is
-explained in euros (exit 1); the old `lotse budget` table stays the group's default."""
+explained in euros (exit 1); the old `lotse budget` table stays the group's default; a dry run
+sends nothing and exits 1 where the close would be refused."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import pytest
 from typer.testing import CliRunner
 
+import lotse.cli
 import lotse.commands
 from lotse.cli import app
 from lotse.commands import CommandOutcome
+from services.funding import operations
+from services.funding.operations import ClosingEntry, ClosingPreview
 from shared.commands import SET_BUDGET, Command, CommandResult, SetBudget
 
 runner = CliRunner()
@@ -98,3 +103,44 @@ def test_budget_is_a_group_whose_default_is_the_table() -> None:
     assert result.exit_code == 0
     assert "Per funding period: the budget" in result.output
     assert "set  Set a funding period's budget" in result.output
+
+
+def preview_of(found: ClosingPreview | None) -> Callable[..., Awaitable[ClosingPreview]]:
+    """Stands in for the funding database the dry run reads (None: an unknown period)."""
+
+    async def read(dsn: str, action: Callable[[Any], Awaitable[ClosingPreview]]) -> ClosingPreview:
+        if found is None:
+            raise operations.UnknownPeriodError("no funding period '1999'")
+        return found
+
+    return read
+
+
+def test_a_dry_run_lists_whom_closing_would_decline_needs_no_reason_and_sends_nothing(
+    sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = [
+        ClosingEntry("REG-1", "031590016016", "quota_exhausted", 50_000),
+        ClosingEntry("REG-2", "03151", "budget_exhausted", 25_000),
+    ]
+    monkeypatch.setattr(lotse.cli, "with_pool", preview_of(ClosingPreview("2023", False, entries)))
+    result = runner.invoke(app, ["close-period", "2023", "--dry-run"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "REG-1" in result.output and "a place (quota_exhausted)" in result.output
+    assert "REG-2" in result.output and "money (budget_exhausted)" in result.output
+    assert "2 registration(s) would be declined; nothing was changed" in result.output
+    assert sent.commands == []
+
+
+@pytest.mark.parametrize(
+    ("found", "says"),
+    [(ClosingPreview("2023", True, []), "closed already"), (None, "no funding period")],
+)
+def test_a_dry_run_of_a_close_that_would_be_refused_exits_1(
+    sent: Sent, monkeypatch: pytest.MonkeyPatch, found: ClosingPreview | None, says: str
+) -> None:
+    monkeypatch.setattr(lotse.cli, "with_pool", preview_of(found))
+    result = runner.invoke(app, ["close-period", "2023", "--dry-run"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert says in result.output
+    assert sent.commands == []
