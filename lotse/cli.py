@@ -7,7 +7,8 @@ import csv
 import json
 import sys
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 import typer
@@ -30,6 +31,9 @@ from lotse.status import (
     consumer_lag,
 )
 from shared.commands import CLOSE_PERIOD, CONSUMERS, MAIL_PARK, MAIL_RESEND, REPLAY_DEAD_LETTERS
+
+if TYPE_CHECKING:
+    from shared.commands import CommandResult
 
 app = typer.Typer(
     help="Operate the Digitallotsen services.",
@@ -125,9 +129,17 @@ def dlq_replay_command(
     console.print(f"Replayed {replayed} dead letter(s) of {topic}.")
 
 
-@app.command("budget")
-def budget_command() -> None:
-    """Per funding period: the budget, approved, released, remaining and waitlisted."""
+budget_app = typer.Typer()
+app.add_typer(budget_app, name="budget")
+
+
+@budget_app.callback(invoke_without_command=True)
+def budget_command(ctx: typer.Context) -> None:
+    """Per funding period: the budget, approved, released, remaining and waitlisted.
+
+    `lotse budget set PERIOD AMOUNT --reason TEXT` changes a period's budget."""
+    if ctx.invoked_subcommand is not None:
+        return
     from services.funding import operations as funding
 
     config = OperatorSettings.from_environment()
@@ -158,6 +170,50 @@ def budget_command() -> None:
             "closed" if period.closed else "open",
         )
     console.print(table)
+
+
+@budget_app.command("set")
+def budget_set_command(
+    period: Annotated[str, typer.Argument(help="the period id, e.g. 2023")],
+    amount: Annotated[str, typer.Argument(help="euros: 200.000, 200000, 200.000,00 or 200000,50")],
+    reason: Reason,
+    timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
+) -> None:
+    """Set a funding period's budget, in euros (a dot groups thousands, never a decimal point).
+
+    Funding carries it out (command.set_budget): a raise promotes from the money waitlist at once;
+    a budget below what the period has committed is refused. The operator's value wins over the
+    programme file from then on."""
+    from lotse.commands import AmountError, parse_euros
+    from shared.commands import SET_BUDGET
+
+    try:
+        cents = parse_euros(amount)
+    except AmountError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    outcome = _carry_out(
+        SET_BUDGET, reason, timeout, explain=_budget_refusal, period_id=period, budget_cents=cents
+    )
+    detail = outcome.results["funding"].detail
+    before = detail.get("budget_cents_before")
+    was = euros(before) if isinstance(before, int) else euros(None)
+    console.print(
+        f"Period {period}: budget {euros(cents)} (was {was}); "
+        f"{detail.get('promoted', 0)} registration(s) promoted from the waitlist."
+    )
+
+
+def _budget_refusal(result: CommandResult) -> str | None:
+    committed = result.detail.get("committed_cents")
+    if result.detail.get("error") == "below_committed" and isinstance(committed, int):
+        return (
+            f"the period has {euros(committed)} committed (approved minus released): "
+            "its budget cannot be set below that"
+        )
+    if result.detail.get("error") == "unknown_period":
+        return "there is no such funding period in the programme"
+    return None
 
 
 @app.command("kommune")
@@ -242,9 +298,16 @@ def waitlist_command(
     console.print(f"{len(entries)} waiting")
 
 
-def _carry_out(name: str, reason: str, timeout: float, **fields: Any) -> CommandOutcome:
+def _carry_out(
+    name: str,
+    reason: str,
+    timeout: float,
+    *,
+    explain: Callable[[CommandResult], str | None] | None = None,
+    **fields: Any,
+) -> CommandOutcome:
     """Publish the command as `operator`, wait for its results, print them; exit non-zero when a
-    service refused it (1) or a result did not come in time (3)."""
+    service refused it (1) or a result did not come in time (3). `explain`: why a refusal, in words."""
     from lotse.commands import new_command, send_command
 
     config = OperatorSettings.from_environment()
@@ -260,6 +323,9 @@ def _carry_out(name: str, reason: str, timeout: float, **fields: Any) -> Command
         detail = ", ".join(f"{key}={value}" for key, value in result.detail.items())
         colour = "green" if result.outcome == "done" else "red"
         console.print(f"{result.service}: [{colour}]{result.outcome}[/] ({detail})")
+        why = explain(result) if explain is not None and result.outcome == "refused" else None
+        if why:
+            console.print(f"[red]{why}[/]")
     if outcome.missing:
         console.print(
             f"[red]no result from {', '.join(outcome.missing)} within {timeout:g} s[/]; the command "
@@ -274,14 +340,78 @@ def _carry_out(name: str, reason: str, timeout: float, **fields: Any) -> Command
 @app.command("close-period")
 def close_period_command(
     period: Annotated[str, typer.Argument(help="the period id, e.g. 2023")],
-    reason: Reason,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="why (recorded with the command; not needed with --dry-run)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only show whom closing it would decline; change nothing")
+    ] = False,
     timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
 ) -> None:
     """Close a funding period: everyone still waitlisted in it is declined with period_closed.
 
-    Funding carries it out (command.close_period); refused for an unknown or closed period."""
+    Funding carries it out (command.close_period); refused for an unknown or closed period.
+    --dry-run reads who would be declined (by the same rule) and sends nothing."""
+    if dry_run:
+        _show_closing(period)
+        return
+    if reason is None:
+        console.print("[red]Missing option '--reason': why the period is closed (shown by `lotse audit`)[/]")
+        raise typer.Exit(2)
     _carry_out(CLOSE_PERIOD, reason, timeout, period_id=period)
     console.print(f"Period {period} is closed now.")
+
+
+def _show_closing(period: str) -> None:
+    """What closing the period would decline now, read as the read-only operator role; exit 1 where
+    closing it would be refused (an unknown or closed period)."""
+    from services.funding import operations as funding
+
+    config = OperatorSettings.from_environment()
+    try:
+        preview = asyncio.run(
+            with_pool(config.funding.database_url, lambda pool: funding.closing_preview(pool, period))
+        )
+    except funding.UnknownPeriodError as exc:
+        console.print(f"[red]there is no funding period {period!r}: closing it would be refused[/]")
+        raise typer.Exit(1) from exc
+    if preview.already_closed:
+        console.print(f"Period {period} is closed already: closing it again would be refused.")
+        raise typer.Exit(1)
+    table = Table(title=f"Closing {period} would decline (period_closed)")
+    for column in ("registration", "kommune", "waiting for", "amount"):
+        table.add_column(column)
+    for entry in preview.declined:
+        waiting_for = {"quota_exhausted": "a place", "budget_exhausted": "money"}.get(
+            entry.waitlist_reason, entry.waitlist_reason
+        )
+        table.add_row(
+            entry.registration_id,
+            entry.kommune_key,
+            f"{waiting_for} ({entry.waitlist_reason})",
+            euros(entry.amount_cents),
+        )
+    console.print(table)
+    console.print(
+        f"{len(preview.declined)} registration(s) would be declined; nothing was changed (dry run)."
+    )
+
+
+@app.command("reopen-period")
+def reopen_period_command(
+    period: Annotated[str, typer.Argument(help="the period id, e.g. 2023")],
+    reason: Reason,
+    timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
+) -> None:
+    """Open a closed funding period again: new registrations for it are decided again.
+
+    Funding carries it out (command.reopen_period); registrations declined with period_closed stay
+    declined. Refused for an unknown period or one that is open."""
+    from shared.commands import REOPEN_PERIOD
+
+    _carry_out(REOPEN_PERIOD, reason, timeout, period_id=period)
+    console.print(f"Period {period} is open again; registrations declined with period_closed stay declined.")
 
 
 @app.command("audit")

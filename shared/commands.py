@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 from pydantic import Field, StringConstraints
 
 from shared.events import (
+    Cents,
     ContractModel,
     Envelope,
     Identifier,
@@ -51,6 +52,15 @@ class ClosePeriod(Command):
     period_id: Identifier
 
 
+class SetBudget(Command):
+    period_id: Identifier
+    budget_cents: Cents
+
+
+class ReopenPeriod(Command):
+    period_id: Identifier
+
+
 class MailResend(Command):
     email_id: uuid.UUID
 
@@ -74,12 +84,16 @@ class CommandResult(ContractModel):
 
 
 CLOSE_PERIOD = "close_period"
+SET_BUDGET = "set_budget"
+REOPEN_PERIOD = "reopen_period"
 MAIL_RESEND = "mail_resend"
 MAIL_PARK = "mail_park"
 REPLAY_DEAD_LETTERS = "replay_dead_letters"
 
 COMMANDS: dict[str, type[Command]] = {
     CLOSE_PERIOD: ClosePeriod,
+    SET_BUDGET: SetBudget,
+    REOPEN_PERIOD: ReopenPeriod,
     MAIL_RESEND: MailResend,
     MAIL_PARK: MailPark,
     REPLAY_DEAD_LETTERS: ReplayDeadLetters,
@@ -108,12 +122,18 @@ def carried_out_by(name: str, command: Command) -> tuple[str, ...]:
     """The services that carry a command out, and whose results `lotse` waits for."""
     if isinstance(command, ReplayDeadLetters):
         return CONSUMERS.get(command.topic, ())
-    return {CLOSE_PERIOD: ("funding",), MAIL_RESEND: ("notification",), MAIL_PARK: ("notification",)}[name]
+    return {
+        CLOSE_PERIOD: ("funding",),
+        SET_BUDGET: ("funding",),
+        REOPEN_PERIOD: ("funding",),
+        MAIL_RESEND: ("notification",),
+        MAIL_PARK: ("notification",),
+    }[name]
 
 
 def command_key(command: Command) -> str:
     """The key on operations.commands: the command's target."""
-    if isinstance(command, ClosePeriod):
+    if isinstance(command, ClosePeriod | SetBudget | ReopenPeriod):
         return command.period_id
     if isinstance(command, MailResend | MailPark):
         return str(command.email_id)

@@ -53,14 +53,15 @@ def build(settings: FundingSettings) -> ServiceRuntime:
         ),
         PostgresFundingUnitOfWork,
         description=(
-            "Carries out command.close_period, and command.replay_dead_letters for "
-            "registration.events; other commands are passed over."
+            "Carries out command.close_period, command.set_budget, command.reopen_period, and "
+            "command.replay_dead_letters for registration.events; other commands are passed over."
         ),
     )
     runtime.publishes(
         runtime.topics.operations_results,
         RESULT_EVENTS,
-        "result.close_period and result.replay_dead_letters, in the transaction of their effect.",
+        "result.close_period, result.set_budget, result.reopen_period and "
+        "result.replay_dead_letters, in the transaction of their effect.",
     )
     runtime.publishes(
         runtime.topics.funding_decisions,

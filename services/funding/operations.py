@@ -76,6 +76,62 @@ async def close_period_in(uow: FundingUnitOfWork, period_id: str, topics: Topics
 
 
 @dataclass(frozen=True)
+class ClosingEntry:
+    registration_id: str
+    kommune_key: str
+    waitlist_reason: str  # quota_exhausted or budget_exhausted: what it waits for now
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class ClosingPreview:
+    period_id: str
+    already_closed: bool  # closing it would be refused (and declines nothing)
+    declined: list[ClosingEntry]  # what closing it now declines with period_closed, in order
+
+
+async def closing_preview(pool: Pool, period_id: str) -> ClosingPreview:
+    """What `close_period` would decline now, without changing anything (`lotse close-period
+    --dry-run`): the same rule (`declines_at_closing`) over the same entries, read in one
+    snapshot. Raises UnknownPeriodError."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        period = await store.read_period(conn, period_id)
+        if period is None:
+            raise UnknownPeriodError(f"no funding period {period_id!r}")
+        waiting = await store.waiting_in_period(conn, period_id)
+    by_id = {entry.registration_id: entry for entry in waiting}
+    declined = [
+        ClosingEntry(
+            decline.registration_id,
+            decline.kommune_key,
+            str(by_id[decline.registration_id].reason),
+            by_id[decline.registration_id].amount_cents or 0,
+        )
+        for decline in declines_at_closing(waiting)
+    ]
+    return ClosingPreview(period_id, period.closed, declined)
+
+
+@dataclass(frozen=True)
+class ReopenedPeriod:
+    period_id: str
+    was_closed: bool  # False: the period was open, nothing changed
+
+
+async def reopen_period_in(uow: FundingUnitOfWork, period_id: str) -> ReopenedPeriod:
+    """Open a closed period again, inside a unit of work the caller commits: registrations that
+    come for it from now on are decided again; those declined with `period_closed` stay declined
+    (nothing waits in a closed period, so nothing is promoted). An open period is left as it is.
+    Raises UnknownPeriodError."""
+    before = await uow.mark_period_reopened(period_id)
+    if before is None:
+        raise UnknownPeriodError(f"no funding period {period_id!r}")
+    if before.closed:
+        log.info("funding period reopened", period_id=period_id)
+    return ReopenedPeriod(period_id, before.closed)
+
+
+@dataclass(frozen=True)
 class ProgramSync:
     raised_periods: list[str]
     raised_kommunen: list[str]
@@ -125,6 +181,10 @@ async def sync_program_in(
 class BudgetRefusedError(ValueError):
     """An operator's budget that cannot be set (below what the period has committed)."""
 
+    def __init__(self, message: str, committed_cents: int) -> None:
+        super().__init__(message)
+        self.committed_cents = committed_cents
+
 
 @dataclass(frozen=True)
 class BudgetSet:
@@ -148,9 +208,15 @@ async def set_period_budget(
 
 
 async def set_period_budget_in(
-    uow: FundingUnitOfWork, period_id: str, budget_cents: int | None, topics: Topics
+    uow: FundingUnitOfWork,
+    period_id: str,
+    budget_cents: int | None,
+    topics: Topics,
+    *,
+    cause: uuid.UUID | None = None,
 ) -> BudgetSet:
-    """`set_period_budget` inside a unit of work the caller commits."""
+    """`set_period_budget` inside a unit of work the caller commits. `cause`: what the
+    promotions' event ids derive from and correlate with (a command's id); a fresh one if None."""
     limits = await uow.lock_limits()
     before = limits.budgets.get(period_id)
     if before is None:
@@ -158,10 +224,10 @@ async def set_period_budget_in(
     try:
         after = set_budget(before, budget_cents, by_operator=True)
     except ValueError as exc:
-        raise BudgetRefusedError(str(exc)) from exc
+        raise BudgetRefusedError(str(exc), before.committed_cents) from exc
     await uow.set_budget(after)
     raised = {period_id} if is_raise(before.budget_cents, budget_cents) else set()
-    promoted = await _promote_after_raise(uow, set(limits.budgets), raised, set(), topics)
+    promoted = await _promote_after_raise(uow, set(limits.budgets), raised, set(), topics, cause=cause)
     log.info(
         "funding budget set by operator",
         period_id=period_id,
@@ -177,16 +243,19 @@ async def _promote_after_raise(
     raised_periods: Iterable[str],
     raised_kommunen: Iterable[str],
     topics: Topics,
+    *,
+    cause: uuid.UUID | None = None,
 ) -> list[str]:
-    """Promote from the waitlists after a raise, within the unit of work; the approved ids."""
+    """Promote from the waitlists after a raise, within the unit of work; the approved ids.
+    Every raise is a cause of its own (`cause`, or a fresh id): a later raise must not reuse
+    these event ids."""
     periods, kommunen = frozenset(raised_periods), frozenset(raised_kommunen)
     if not periods and not kommunen:
         return []
     state = await uow.lock_and_load(LockPlan((), frozenset(period_ids), kommunen, may_release=True))
     effects: list[Effect] = promotions_after_raise(state, periods, kommunen)
     await uow.record(effects)
-    # Every raise is a cause of its own: a fresh id (a later raise must not reuse these ids).
-    cause = uuid.uuid4()
+    cause = cause or uuid.uuid4()
     await uow.enqueue(decision_messages(topics.funding_decisions, cause, cause, effects))
     log_effects(effects)
     return [effect.registration_id for effect in effects if isinstance(effect, Approve)]

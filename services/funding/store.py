@@ -200,6 +200,10 @@ WHERE registration_id = $1 AND status = 'waitlisted'
 CLOSE_PERIOD = """
 UPDATE periods SET closed_at = coalesce(closed_at, now()), updated_at = now() WHERE period_id = $1
 """
+# Its row is locked by the caller; registrations declined while it was closed stay declined.
+REOPEN_PERIOD = """
+UPDATE periods SET closed_at = NULL, updated_at = now() WHERE period_id = $1 AND closed_at IS NOT NULL
+"""
 
 
 class PostgresFundingUnitOfWork(PostgresUnitOfWork):
@@ -254,6 +258,13 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
         await self.connection.execute(CLOSE_PERIOD, period_id)
         rows = await self.connection.fetch(WAITING_IN_PERIOD, period_id)
         return PeriodClosing(locked[period_id], [_funding(row) for row in rows])
+
+    async def mark_period_reopened(self, period_id: str) -> Budget | None:
+        locked = await _lock_period_rows(self.connection, [period_id])
+        if period_id not in locked:
+            return None
+        await self.connection.execute(REOPEN_PERIOD, period_id)
+        return locked[period_id]
 
     async def bind_program(self, program_id: str) -> None:
         conn = self.connection
@@ -509,6 +520,16 @@ SELECT registration_id, seminar_id, seminar_starts_on, fee_cents, status, period
        amount_cents, promoted, decided_at, updated_at
 FROM fundings WHERE kommune_key = $1 ORDER BY decided_at, registration_id
 """
+
+
+async def read_period(conn: Connection, period_id: str) -> Budget | None:
+    """A period's money and state, unlocked (for a view)."""
+    return (await _read_budgets(conn)).get(period_id)
+
+
+async def waiting_in_period(conn: Connection, period_id: str) -> list[Funding]:
+    """The entries waiting in a period (for a place or for money), in order of arrival."""
+    return [_funding(row) for row in await conn.fetch(WAITING_IN_PERIOD, period_id)]
 
 
 async def period_figures(conn: Connection) -> Sequence[asyncpg.Record]:

@@ -67,6 +67,10 @@ class FundingUnitOfWork(UnitOfWork, Protocol):
     async def mark_period_closed(self, period_id: str) -> PeriodClosing | None:
         """Lock the period's row, mark it closed (once); None if there is no such period."""
 
+    async def mark_period_reopened(self, period_id: str) -> Budget | None:
+        """Lock the period's row and open it again if it is closed; the period as it was before,
+        None if there is no such period."""
+
     async def bind_program(self, program_id: str) -> None:
         """Record the programme on a new database; ProgramMismatchError if it holds another."""
 

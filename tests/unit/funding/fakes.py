@@ -204,6 +204,15 @@ class InMemoryFundingUnitOfWork:
         ]
         return PeriodClosing(before, sorted(waiting, key=lambda f: f.seq or 0))
 
+    async def mark_period_reopened(self, period_id: str) -> Budget | None:
+        tables = self.tables
+        if period_id not in tables.budgets:
+            return None
+        self._locked_periods.add(period_id)
+        before = tables.budgets[period_id]
+        tables.budgets[period_id] = replace(before, closed=False)
+        return before
+
     async def bind_program(self, program_id: str) -> None:
         if self.tables.program_id is None:
             self.tables.program_id = program_id
