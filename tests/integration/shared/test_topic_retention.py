@@ -50,6 +50,8 @@ async def test_every_topic_with_personal_data_is_created_with_the_personal_data_
     assert {spec.name for spec in specs if spec.name.endswith(".dlq")} <= personal
     week = str(DEFAULT_PERSONAL_DATA_RETENTION_HOURS * HOUR_MS)
     assert {name: found[name].get("retention.ms") for name in personal} == {name: week for name in personal}
+    day = str(24 * HOUR_MS)
+    assert {name: found[name].get("segment.ms") for name in personal} == {name: day for name in personal}
     # The others keep the broker's retention (nothing set on the topic).
     assert all("retention.ms" not in found[spec.name] for spec in specs if not spec.personal_data)
 

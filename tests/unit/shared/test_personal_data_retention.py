@@ -63,6 +63,10 @@ def test_every_topic_with_personal_data_is_created_with_its_retention_and_no_oth
         retention = dict(spec.config).get("retention.ms")
         assert spec.personal_data is carries_personal_data(spec.name.removeprefix("p."))
         assert retention == (str(5 * HOUR_MS) if spec.personal_data else None), spec.name
+        # Segments roll within a seventh of it (at least an hour), so whole segments age out in time.
+        assert dict(spec.config).get("segment.ms") == (str(HOUR_MS) if spec.personal_data else None)
+    week = dict(next(s for s in all_topics(personal_data_retention_hours=168) if s.personal_data).config)
+    assert week == {"retention.ms": str(168 * HOUR_MS), "segment.ms": str(24 * HOUR_MS)}
     # The Kubernetes topics follow the same list.
     assert {t.name for t in contract_topics() if t.personal_data} == {
         s.name for s in all_topics() if s.personal_data
