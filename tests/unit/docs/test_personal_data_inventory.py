@@ -59,7 +59,7 @@ def database_columns() -> set[str]:
     shared = set().union(
         *(columns_of(path.read_text()) for path in (REPO_ROOT / "shared" / "sql").glob("*.sql"))
     )
-    found = set()
+    found: set[str] = set()
     for service in SERVICES:
         own = set().union(
             *(
