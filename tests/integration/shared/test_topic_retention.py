@@ -16,6 +16,7 @@ from shared.topics import (
     REGISTRATION_EVENTS,
     Topics,
     TopicSpec,
+    all_topics,
     dlq_topic,
 )
 
@@ -79,3 +80,11 @@ async def test_an_existing_topic_gets_a_shorter_retention_and_keeps_its_other_se
         )
     finally:
         await delete_topics(kafka_bootstrap, [name])
+
+
+async def test_the_stacks_own_topics_have_the_personal_data_retention(kafka_bootstrap: str) -> None:
+    # The unprefixed topics, as `make up` / `make test` provisioned them (deploy/local/stack.py).
+    specs = all_topics()
+    found = await configs_on_the_broker(kafka_bootstrap, [spec.name for spec in specs])
+    for spec in specs:
+        assert found[spec.name].get("retention.ms") == dict(spec.config).get("retention.ms"), spec.name
