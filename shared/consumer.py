@@ -17,11 +17,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Generic, TypeAlias
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from opentelemetry.trace import Status, StatusCode
-from pydantic import ValidationError
 
 from shared import tracing
 from shared.db import Pool, is_transient, retry_transient
@@ -30,6 +28,7 @@ from shared.events import ContractError, Envelope, EventDecoder
 from shared.health import Progress
 from shared.logging import bound_event, get_logger
 from shared.metrics import BATCH_SECONDS, EVENTS, record_dead_letters
+from shared.redaction import redact_emails, safe_error
 from shared.unit_of_work import BatchApplier, UnitOfWorkFactory, UnitOfWorkT
 
 log = get_logger(__name__)
@@ -37,22 +36,6 @@ log = get_logger(__name__)
 Record: TypeAlias = ConsumerRecord  # of bytes key and value
 # How long a batch waits for the database to come back before the batch is rewound instead.
 TRANSIENT_GIVE_UP_SECONDS = 60.0
-
-
-def _carries_input(exc: BaseException) -> bool:
-    # A validation error quotes its input; PostgreSQL's DETAIL quotes the row or the key.
-    return isinstance(exc, ValidationError | asyncpg.PostgresError)
-
-
-def safe_error(exc: BaseException) -> str:
-    """The error for logs and dead-letter reasons, without the input values that a validation
-    error would quote (they may be personal data)."""
-    if isinstance(exc, ValidationError):
-        places = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_input=False)[:5])
-        return f"ValidationError: {exc.error_count()} error(s) at {places or 'the message'}"
-    if isinstance(exc, asyncpg.PostgresError):
-        return f"{type(exc).__name__} ({exc.sqlstate}): {exc.args[0] if exc.args else ''}"
-    return repr(exc)
 
 
 class PoisonMessageError(Exception):
@@ -107,9 +90,11 @@ class BatchConsumer(Generic[UnitOfWorkT]):
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
-                    reason=str(exc),
+                    reason=redact_emails(str(exc)),
                 )
-                letters.append(DeadLetter(record, str(exc)))
+                # A contract error names places, not values (shared.events); addresses are
+                # redacted all the same, as the reason is kept with the letter.
+                letters.append(DeadLetter(record, redact_emails(str(exc))))
         await self._dead_letter(letters)
         if not decoded:
             return
@@ -148,7 +133,7 @@ class BatchConsumer(Generic[UnitOfWorkT]):
             lambda: self._apply_in_transaction(events, spans),
             give_up_after=TRANSIENT_GIVE_UP_SECONDS,
             on_retry=lambda exc, attempt: log.warning(
-                "database unavailable, retrying batch", error=repr(exc), attempt=attempt
+                "database unavailable, retrying batch", error=safe_error(exc), attempt=attempt
             ),
         )
 
@@ -165,7 +150,8 @@ class BatchConsumer(Generic[UnitOfWorkT]):
                         "handler failed",
                         attempt=attempt,
                         error=safe_error(exc),
-                        exc_info=not _carries_input(exc),
+                        # Rendered as code and error classes only (shared.redaction).
+                        exc_info=exc,
                     )
                 if attempt == self._max_attempts:
                     reason = f"handler failed after {attempt} attempts: {safe_error(exc)}"

@@ -310,18 +310,35 @@ class EventDecoder:
             raise ContractError(f"not a valid envelope: {_describe(exc)}") from exc
         adapter = self._adapters.get(event_type)
         if adapter is None:
-            raise ContractError(f"event_type {event_type!r} is not allowed on {self.topic}")
+            raise ContractError(f"event_type {_shown_event_type(event_type)} is not allowed on {self.topic}")
         try:
             return adapter.validate_json(raw, strict=True)
         except ValidationError as exc:
             raise ContractError(f"{event_type} breaks the contract: {_describe(exc)}") from exc
 
 
+# A dead-letter reason is kept and logged: it names places and what is wrong, never a value
+# (docs/personal-data.md). A location part that is not a field name (a mapping's key) is input,
+# and so is the tag of a union; an event type is shown only in the contract's own form.
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_EVENT_TYPE_FORM = re.compile(r"[a-z_]{1,32}\.[a-z_]{1,32}")
+_MESSAGES_QUOTING_INPUT = frozenset({"union_tag_invalid"})
+
+
+def _shown_event_type(event_type: str) -> str:
+    return repr(event_type) if _EVENT_TYPE_FORM.fullmatch(event_type) else "(not of the form kind.name)"
+
+
+def _location_part(part: object) -> str:
+    return str(part) if isinstance(part, int) or _FIELD_NAME.fullmatch(str(part)) else "?"
+
+
 def _describe(exc: ValidationError, limit: int = 5) -> str:
     parts = []
     for error in exc.errors(include_url=False, include_input=False)[:limit]:
-        location = ".".join(str(item) for item in error["loc"]) or "message"
-        parts.append(f"{location}: {error['msg']}")
+        location = ".".join(_location_part(item) for item in error["loc"]) or "message"
+        message = error["type"] if error["type"] in _MESSAGES_QUOTING_INPUT else error["msg"]
+        parts.append(f"{location}: {message}")
     more = exc.error_count() - limit
     if more > 0:
         parts.append(f"and {more} more")

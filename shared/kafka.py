@@ -18,6 +18,7 @@ from typing import Any
 import aiokafka.producer.sender as aiokafka_sender
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.middlewares import AckPolicy
@@ -195,7 +196,9 @@ def make_admin(
 async def ensure_topics(
     bootstrap_servers: str, specs: Sequence[TopicSpec], *, security: KafkaSecurity | None = None
 ) -> list[str]:
-    """Create the topics that don't exist yet; returns the names created. Idempotent."""
+    """Create the topics that don't exist yet, and give the existing ones the configuration their
+    spec names (a retention shortened since they were made); returns the names created.
+    Idempotent."""
     admin = make_admin(bootstrap_servers, client_id="lotse-topics", security=security)
     await admin.start()
     try:
@@ -211,9 +214,59 @@ async def ensure_topics(
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another process: that is what we wanted
             await _wait_until_visible(admin, [topic.name for topic in missing])
+        await align_topic_configs(admin, [s for s in specs if s.name in existing and s.config])
         return [topic.name for topic in missing]
     finally:
         await admin.close()
+
+
+# DescribeConfigs: an entry is (name, value, read_only, is_default, is_sensitive) in version 0 and
+# (name, value, read_only, config_source, is_sensitive, synonyms) from version 1 on.
+_DYNAMIC_TOPIC_CONFIG = 1
+
+
+def _set_on_topic(entry: Sequence[Any]) -> bool:
+    if len(entry) == 5:
+        return not entry[3]
+    return bool(entry[3] == _DYNAMIC_TOPIC_CONFIG)
+
+
+async def topic_configs(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The configuration set on each topic itself (not the broker's defaults), by topic."""
+    if not names:
+        return {}
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )
+    found: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for _error, _message, _type, name, entries in response.resources:
+            found[name] = {
+                entry[0]: entry[1] for entry in entries if _set_on_topic(entry) and entry[1] is not None
+            }
+    return found
+
+
+async def align_topic_configs(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> list[str]:
+    """Set each existing topic's configuration to what its spec names, keeping whatever else was
+    set on it (an operator's own settings); returns the topics changed.
+
+    aiokafka has no IncrementalAlterConfigs, and AlterConfigs replaces a topic's whole dynamic
+    configuration: so the current one is read, merged and written back, for the topics that
+    differ only. A setting changed by hand between the read and the write would be undone."""
+    current = await topic_configs(admin, [spec.name for spec in specs])
+    changes = []
+    for spec in specs:
+        have = current.get(spec.name, {})
+        wanted = dict(spec.config)
+        if any(have.get(name) != value for name, value in wanted.items()):
+            changes.append(ConfigResource(ConfigResourceType.TOPIC, spec.name, configs={**have, **wanted}))
+    if changes:
+        for response in await admin.alter_configs(changes):
+            for error_code, message, _type, name in response.resources:
+                if error_code:
+                    raise RuntimeError(f"altering the configuration of {name} failed: {error_code} {message}")
+    return [str(change.name) for change in changes]
 
 
 async def _wait_until_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> None:

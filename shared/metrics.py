@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import Metric
 
 from shared.db import TRANSIENT_ERRORS, Connection
 from shared.logging import get_logger
+from shared.redaction import safe_error
 
 if TYPE_CHECKING:
     from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -305,7 +306,7 @@ async def sample_periodically(
         try:
             await sample()
         except TRANSIENT_ERRORS as exc:
-            log.warning("metrics sample failed", probe=name, error=repr(exc))
+            log.warning("metrics sample failed", probe=name, error=safe_error(exc))
         await asyncio.sleep(interval_seconds)
 
 

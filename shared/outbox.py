@@ -32,6 +32,7 @@ from shared.db import Connection, Pool, SessionTimeouts, connect, is_transient
 from shared.events import Envelope
 from shared.kafka import KafkaSecurity, client_options, retry_concurrent_transactions_sooner
 from shared.logging import get_logger
+from shared.redaction import safe_error
 from shared.topics import Topics
 
 log = get_logger(__name__)
@@ -241,10 +242,10 @@ class OutboxRelay:
                     # the relay still stops.
                     raise asyncio.CancelledError from exc
                 if isinstance(exc, KafkaError | LeadershipLostError) or is_transient(exc):
-                    log.warning("outbox relay interrupted", error=repr(exc))
+                    log.warning("outbox relay interrupted", error=safe_error(exc))
                 else:
                     # Never end silently: a dead relay would stop this service's events for good.
-                    log.error("outbox relay failed, restarting it", error=repr(exc), exc_info=True)
+                    log.error("outbox relay failed, restarting it", error=safe_error(exc), exc_info=exc)
             finally:
                 self.is_leader = False
             await asyncio.sleep(self._poll_interval)

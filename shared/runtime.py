@@ -32,6 +32,7 @@ from shared.kafka import SUBSCRIBER_ACK_POLICY, KafkaSecurity, make_broker, make
 from shared.logging import configure_logging, get_logger
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxRelay, relay_is_stalled
+from shared.redaction import safe_error
 from shared.settings import CommonSettings
 from shared.topics import Topics
 from shared.unit_of_work import BatchApplier, UnitOfWorkFactory, UnitOfWorkT
@@ -301,7 +302,7 @@ class Observability:
             try:
                 await metrics.sample_consumer_lag(consumer, group, topics)
             except KafkaError as exc:  # a broker that is away only delays the figure
-                log.warning("metrics sample failed", probe="consumer lag", error=repr(exc))
+                log.warning("metrics sample failed", probe="consumer lag", error=safe_error(exc))
 
 
 def _raw_records_handler(process: Any, schema: dict[str, Any], name: str) -> Any:

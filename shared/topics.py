@@ -6,6 +6,8 @@ tests never see each other's messages, nor those of a running stack.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 PORTAL_SEMINARS = "portal.seminars"
@@ -24,6 +26,22 @@ RELAY_SERVICES = ("registration", "funding", "notification")
 RELAY_STATE_CONFIG = (("cleanup.policy", "compact"),)
 
 DLQ_SUFFIX = ".dlq"
+
+# Topics whose records carry personal data (docs/personal-data.md): the portals' registrations
+# (names, addresses), registration's outcomes (the same), notification's results (the Kommune's
+# address a letter went to), the operators' commands (`erase --email` carries an address, every
+# command its operator's login) and every dead-letter topic (a copy of whatever a producer sent).
+# They keep their records for KAFKA_PERSONAL_DATA_RETENTION_HOURS only: that is how long an
+# erased person's data may still be read on the topics.
+PERSONAL_DATA_TOPICS = frozenset(
+    {PORTAL_REGISTRATIONS, REGISTRATION_EVENTS, NOTIFICATION_EVENTS, OPERATIONS_COMMANDS}
+)
+PERSONAL_DATA_RETENTION_VARIABLE = "KAFKA_PERSONAL_DATA_RETENTION_HOURS"
+# A week: a consumer may be down over a long weekend and a holiday, and an operator has the week
+# to replay a dead letter, before its records are gone; an erased person's data is gone from the
+# topics within the same week.
+DEFAULT_PERSONAL_DATA_RETENTION_HOURS = 168
+HOUR_MS = 3_600_000
 
 # Kommune-keyed topics need enough partitions to spread load over several instances.
 KOMMUNE_KEYED_PARTITIONS = 6
@@ -45,6 +63,36 @@ def dlq_topic(topic: str) -> str:
     return f"{topic}{DLQ_SUFFIX}"
 
 
+def carries_personal_data(name: str) -> bool:
+    """Whether a topic (without the prefix) carries personal data: dead-letter topics always."""
+    return name in PERSONAL_DATA_TOPICS or name.endswith(DLQ_SUFFIX)
+
+
+def personal_data_topic_config(hours: int) -> tuple[tuple[str, str], ...]:
+    """retention.ms of the hours, and segment.ms of a seventh of them (at least an hour): Kafka
+    deletes whole segments, and a segment is rolled only after segment.ms (default a week), so
+    without it a record would outlive the retention by up to a week. A record is gone within
+    the retention plus a seventh of it (plus the broker's 5-minute check)."""
+    retention_ms = hours * HOUR_MS
+    return (("retention.ms", str(retention_ms)), ("segment.ms", str(max(HOUR_MS, retention_ms // 7))))
+
+
+def personal_data_retention_hours(environ: Mapping[str, str] = os.environ) -> int:
+    """KAFKA_PERSONAL_DATA_RETENTION_HOURS, a whole number of hours of at least 1 (default 168)."""
+    raw = environ.get(PERSONAL_DATA_RETENTION_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_PERSONAL_DATA_RETENTION_HOURS
+    try:
+        hours = int(raw)
+    except ValueError:
+        raise ValueError(
+            f"{PERSONAL_DATA_RETENTION_VARIABLE} must be a whole number of hours, not {raw!r}"
+        ) from None
+    if hours < 1:
+        raise ValueError(f"{PERSONAL_DATA_RETENTION_VARIABLE} must be at least 1 hour, not {hours}")
+    return hours
+
+
 def relay_state_topic(service: str) -> str:
     return f"outbox.{service}.relay-state"
 
@@ -53,13 +101,17 @@ def relay_state_topic(service: str) -> str:
 class TopicSpec:
     name: str
     partitions: int
-    # Topic-level configuration set when the topic is created (name, value).
+    # Topic-level configuration set when the topic is created, and on an existing topic by
+    # `shared.kafka.ensure_topics` (name, value).
     config: tuple[tuple[str, str], ...] = ()
+    personal_data: bool = False
 
 
 @dataclass(frozen=True)
 class Topics:
     prefix: str = ""
+    # retention of the topics with personal data; None: KAFKA_PERSONAL_DATA_RETENTION_HOURS.
+    personal_data_retention_hours: int | None = None
 
     @property
     def portal_seminars(self) -> str:
@@ -94,7 +146,8 @@ class Topics:
         return self.prefix + relay_state_topic(service)
 
     def all(self) -> list[TopicSpec]:
-        """Every topic the system uses, including a dead-letter topic for every consumed topic."""
+        """Every topic the system uses, including a dead-letter topic for every consumed topic;
+        those with personal data with their retention.ms."""
         base = [
             TopicSpec(PORTAL_SEMINARS, SEMINAR_KEYED_PARTITIONS),
             TopicSpec(PORTAL_REGISTRATIONS, KOMMUNE_KEYED_PARTITIONS),
@@ -106,8 +159,16 @@ class Topics:
         ]
         states = [TopicSpec(relay_state_topic(s), 1, RELAY_STATE_CONFIG) for s in RELAY_SERVICES]
         dlqs = [TopicSpec(dlq_topic(t.name), t.partitions) for t in base if t.name in _CONSUMED]
-        return [TopicSpec(self.prefix + t.name, t.partitions, t.config) for t in base + states + dlqs]
+        retention = personal_data_topic_config(
+            self.personal_data_retention_hours or personal_data_retention_hours()
+        )
+        return [
+            TopicSpec(self.prefix + t.name, t.partitions, t.config + retention, personal_data=True)
+            if carries_personal_data(t.name)
+            else TopicSpec(self.prefix + t.name, t.partitions, t.config)
+            for t in base + states + dlqs
+        ]
 
 
-def all_topics(prefix: str = "") -> list[TopicSpec]:
-    return Topics(prefix).all()
+def all_topics(prefix: str = "", personal_data_retention_hours: int | None = None) -> list[TopicSpec]:
+    return Topics(prefix, personal_data_retention_hours).all()

@@ -33,6 +33,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from shared.redaction import safe_error
+
 if TYPE_CHECKING:
     from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
@@ -179,8 +181,25 @@ def continued_span(
     `traceparent()` there names it; a missing or invalid parent starts a new trace."""
     ctx = context_from_traceparent(parent) if isinstance(parent, str) else context_from_headers(parent)
     span = (tracer or get_tracer()).start_span(name, context=ctx, kind=kind, attributes=attributes)
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
-        yield span
+    # The SDK would record the exception's message (and make it the status): it may quote
+    # personal data, so the span gets the error's safe description instead.
+    with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        try:
+            yield span
+        except BaseException as exc:
+            record_error(span, exc)
+            raise
+
+
+def record_error(span: Span, exc: BaseException) -> None:
+    """The span failed with `exc`: an `exception` event with its class and `safe_error`, never
+    its message (docs/personal-data.md), and the status ERROR with the class."""
+    if span.is_recording():
+        span.add_event(
+            "exception",
+            {"exception.type": type(exc).__qualname__, "exception.message": safe_error(exc)},
+        )
+        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
 
 
 def _messaging(topic: str, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -305,6 +324,5 @@ def consume_batch_spans(
             yield BatchSpans(spans, by_correlation)
         except BaseException as exc:
             for span in spans.values():
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                record_error(span, exc)
             raise

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from deploy.local.config import DEFAULT_HTTP_PORTS
 from shared.topics import (
+    DEFAULT_PERSONAL_DATA_RETENTION_HOURS,
     FUNDING_DECISIONS,
     KOMMUNE_KEYED_PARTITIONS,
     NOTIFICATION_EVENTS,
@@ -20,6 +21,7 @@ from shared.topics import (
     REGISTRATION_EVENTS,
     SEMINAR_KEYED_PARTITIONS,
     all_topics,
+    carries_personal_data,
     dlq_topic,
     relay_state_topic,
 )
@@ -38,8 +40,10 @@ RELAY_STATE_PARTITIONS = 1
 # stack's broker applies to every topic it creates.
 DEFAULT_RETENTION_HOURS = 168
 # KAFKA_PERSONAL_DATA_RETENTION_HOURS of this deployment: retention.ms of every topic that carries
-# personal data (the ConfigMap holds the same value; deploy/k8s/check.py compares them).
-PERSONAL_DATA_RETENTION_HOURS = 168
+# personal data (shared/topics.py says which; the ConfigMap holds the same value and
+# deploy/k8s/check.py compares them). Strimzi's Topic Operator applies a changed value to the
+# existing topics.
+PERSONAL_DATA_RETENTION_HOURS = DEFAULT_PERSONAL_DATA_RETENTION_HOURS
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,6 @@ SERVICE_SPECS = (
     ),
 )
 
-_PERSONAL = frozenset({PORTAL_REGISTRATIONS, REGISTRATION_EVENTS, NOTIFICATION_EVENTS, OPERATIONS_COMMANDS})
-
 
 def service(name: str) -> Service:
     for spec in SERVICE_SPECS:
@@ -130,8 +132,7 @@ def contract_topics() -> tuple[Topic, ...]:
     for spec in all_topics():
         partitions[spec.name] = spec.partitions
     return tuple(
-        Topic(name, count, personal_data=name in _PERSONAL or name.endswith(".dlq"))
-        for name, count in partitions.items()
+        Topic(name, count, personal_data=carries_personal_data(name)) for name, count in partitions.items()
     )
 
 

@@ -25,6 +25,7 @@ import yaml
 
 from deploy.acl import ACL_FILE, AclFile, AclRule, ResourceType, load_acl
 from deploy.k8s.catalogue import contract_topics
+from shared.topics import personal_data_topic_config
 
 K8S_DIR = Path(__file__).resolve().parent
 BASE_DIR = K8S_DIR / "base"
@@ -102,6 +103,17 @@ def kafka_topics() -> list[dict[str, Any]]:
                     "min.insync.replicas": MIN_INSYNC_REPLICAS,
                     "cleanup.policy": "delete",
                     "retention.ms": topic.retention_hours * HOUR_MS,
+                    # Whole segments are deleted: rolled often enough that a record with personal
+                    # data does not outlive its retention by more than a seventh of it.
+                    **(
+                        {
+                            "segment.ms": int(
+                                dict(personal_data_topic_config(topic.retention_hours))["segment.ms"]
+                            )
+                        }
+                        if topic.personal_data
+                        else {}
+                    ),
                 },
             },
         }

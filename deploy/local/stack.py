@@ -396,6 +396,19 @@ def _let_postgres_through(folder: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+# The server log (var/log/postgres.log) holds no personal data (docs/personal-data.md): a failed
+# constraint's DETAIL quotes the key (`Key (seminar_id, lower(participant_email))=(…)`), terse
+# drops it with HINT, CONTEXT and QUERY; a failing statement's text and its bound parameters
+# could quote input, neither is logged; and no statement is logged at all. The same settings are
+# in the CloudNativePG Cluster (deploy/k8s/base/postgres/cluster.yaml).
+PG_LOG_PRIVACY = (
+    ("log_error_verbosity", "terse"),
+    ("log_min_error_statement", "panic"),
+    ("log_statement", "none"),
+    ("log_parameter_max_length", "0"),
+    ("log_parameter_max_length_on_error", "0"),
+)
+
 AUTH_STAMP = "scram-sha-256"
 PG_HBA = (
     "# Loopback and the socket only, and never without a password: scram-sha-256 for every role,\n"
@@ -492,7 +505,8 @@ def start_postgres(env: dict[str, str]) -> bool:
     # acknowledged to Kafka (its offsets) or that the outbox relay marked as published.
     options = (
         f"-p {port} -c listen_addresses=127.0.0.1 -k {paths().pg / 'run'} -c max_connections=300 "
-        "-c shared_buffers=128MB -c random_page_cost=1.1"
+        "-c shared_buffers=128MB -c random_page_cost=1.1 "
+        + " ".join(f"-c {name}={value}" for name, value in PG_LOG_PRIVACY)
     )
     logfile = paths().logfile("postgres")
     logfile.touch()

@@ -31,6 +31,7 @@ from shared.db import TRANSIENT_ERRORS, Pool, retry_transient
 from shared.events import ContractModel, NotificationFailed, NotificationSent, derived_event_id, new_envelope
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage, enqueue
+from shared.redaction import safe_error
 from shared.topics import Topics
 
 log = get_logger(__name__)
@@ -236,9 +237,13 @@ class Sender:
                     self._settings.sender_poll_interval_seconds * 2 ** min(failures, 16),
                 )
                 if isinstance(exc, TRANSIENT_ERRORS):
-                    log.warning("sender cannot reach the database", error=repr(exc), retry_in_seconds=pause)
+                    log.warning(
+                        "sender cannot reach the database", error=safe_error(exc), retry_in_seconds=pause
+                    )
                 else:
-                    log.exception("sender loop failed, going on", error=repr(exc), retry_in_seconds=pause)
+                    log.exception(
+                        "sender loop failed, going on", error=safe_error(exc), retry_in_seconds=pause
+                    )
                 await asyncio.sleep(pause)
                 continue
             failures = 0
@@ -291,7 +296,7 @@ class Sender:
             raise
         except Exception as exc:
             # The leases run out and the emails are sent again: duplicates, never a loss.
-            log.error("could not record a round of deliveries", emails=len(emails), error=repr(exc))
+            log.error("could not record a round of deliveries", emails=len(emails), error=safe_error(exc))
         finally:
             renewal.cancel()
             for task in tasks:
@@ -315,7 +320,9 @@ class Sender:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("could not renew the leases of a round", emails=len(unrecorded), error=repr(exc))
+                log.warning(
+                    "could not renew the leases of a round", emails=len(unrecorded), error=safe_error(exc)
+                )
 
     async def _record_retrying(self, deliveries: Sequence[Delivery]) -> None:
         await retry_transient(lambda: self._record(deliveries), give_up_after=RECORD_GIVE_UP_SECONDS)

@@ -12,11 +12,11 @@ from services.registration.handlers import ParkingSweeper, PortalRegistrationsAp
 from services.registration.settings import RegistrationSettings
 from services.registration.store import PostgresRegistrationUnitOfWork
 from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
-from shared.consumer import safe_error
 from shared.db import Pool
 from shared.directory import load_directory
 from shared.events import PORTAL_REGISTRATION_EVENTS, PORTAL_SEMINAR_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.logging import get_logger
+from shared.redaction import safe_error
 from shared.replay import replayer_of
 from shared.runtime import ServiceRuntime
 

@@ -237,3 +237,26 @@ def test_a_span_without_a_valid_parent_starts_a_trace(
     with tracing.continued_span("smtp send", parent, tracer=tracer) as span:
         assert tracing.traceparent() == tracing.span_traceparent(span)
     assert finished(exporter, "smtp send").parent is None
+
+
+ADDRESS = "erika.mustermann@kommune.example"
+
+
+@pytest.mark.parametrize("failing", ["continued", "batch"])
+def test_a_failed_span_records_the_error_without_its_message(
+    tracer: Tracer, exporter: InMemorySpanExporter, failing: str
+) -> None:
+    with pytest.raises(KeyError):
+        if failing == "continued":
+            with tracing.continued_span("work", None, tracer=tracer):
+                raise KeyError(ADDRESS)
+        else:
+            with tracing.consume_batch_spans("portal.registrations", [("x", "x", None)], tracer=tracer):
+                raise KeyError(ADDRESS)
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert ADDRESS not in (span.status.description or "")
+    (event,) = [event for event in span.events if event.name == "exception"]
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "KeyError"
+    assert ADDRESS not in json.dumps(dict(event.attributes))
