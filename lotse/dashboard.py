@@ -35,9 +35,9 @@ WAITLISTS: tuple[tuple[str, str], ...] = (
 @dataclass(frozen=True)
 class Bucket:
     """How decisions are counted: per week, or finer when all of them fall within a few days (a
-    programme year replayed by `make demo` takes minutes)."""
+    programme year replayed by `make demo` is decided within seconds)."""
 
-    unit: str  # week, day, hour, minute
+    unit: str  # week, day, hour, minute, second
     label: str  # German, for headings: "Woche"
     step: timedelta
 
@@ -51,7 +51,9 @@ class Bucket:
             return datetime.combine(local.date(), datetime.min.time())
         if self.unit == "hour":
             return local.replace(minute=0, second=0, microsecond=0)
-        return local.replace(second=0, microsecond=0)
+        if self.unit == "minute":
+            return local.replace(second=0, microsecond=0)
+        return local.replace(microsecond=0)
 
     def name(self, start: datetime) -> str:
         """The bucket as a row of a table: KW 23/2023, 05.06.2023, 05.06.2023 14:00."""
@@ -60,12 +62,16 @@ class Bucket:
             return f"KW {week:02d}/{year}"
         if self.unit == "day":
             return f"{start:%d.%m.%Y}"
+        if self.unit == "second":
+            return f"{start:%d.%m.%Y %H:%M:%S}"
         return f"{start:%d.%m.%Y %H:%M}"
 
     def end_name(self, end: datetime) -> str:
         """The end of a bucket: the week's Sunday, the day, or the last minute (14:59)."""
         if self.unit in {"week", "day"}:
             return f"{end:%d.%m.%Y}"
+        if self.unit == "second":
+            return f"{end:%d.%m.%Y %H:%M:%S}"
         return f"{end:%d.%m.%Y %H:%M}"
 
 
@@ -73,14 +79,15 @@ WEEK = Bucket("week", "Woche", timedelta(weeks=1))
 DAY = Bucket("day", "Tag", timedelta(days=1))
 HOUR = Bucket("hour", "Stunde", timedelta(hours=1))
 MINUTE = Bucket("minute", "Minute", timedelta(minutes=1))
+SECOND = Bucket("second", "Sekunde", timedelta(seconds=1))
 
 
 def bucket_for(span: timedelta) -> Bucket:
     """Weeks for a span of four weeks or more; otherwise the coarsest unit that gives four."""
-    for bucket in (WEEK, DAY, HOUR):
+    for bucket in (WEEK, DAY, HOUR, MINUTE):
         if span >= 4 * bucket.step:
             return bucket
-    return MINUTE
+    return SECOND
 
 
 @dataclass(frozen=True)

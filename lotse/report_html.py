@@ -60,17 +60,21 @@ _RC: dict[RcKeyType, Any] = {
     "hatch.linewidth": 0.6,
 }
 
-# German names of the terminal report's states.
-STATE_LABELS = {
+# German names of the terminal report's states: of a registration, and of its funding.
+REGISTRATION_STATES = {
     "accepted": "angenommen",
     "waitlisted": "auf der Seminar-Warteliste",
     "withdrawn": "zurückgezogen",
     "rejected": "abgewiesen",
+}
+FUNDING_STATES = {
     "approved": "bewilligt",
     "approved.promoted": "bewilligt (nachgerückt)",
+    "waitlisted": "auf der Förder-Warteliste",
     "declined": "abgelehnt",
     "released": "zurückgegeben (nach Rückzug)",
-    "withdrawn.from_waitlist": "von der Warteliste zurückgezogen",
+    "withdrawn": "zurückgezogen",
+    "withdrawn.from_waitlist": "von der Förder-Warteliste zurückgezogen",
 }
 REASON_LABELS = {
     "withdrawn_by_portal": "vom Portal zurückgezogen",
@@ -91,12 +95,12 @@ REASON_LABELS = {
 }
 
 
-def state_label(key: str) -> str:
+def state_label(key: str, states: dict[str, str]) -> str:
     """accepted -> angenommen; declined.period_closed -> abgelehnt: Förderzeitraum geschlossen."""
-    if key in STATE_LABELS:
-        return STATE_LABELS[key]
+    if key in states:
+        return states[key]
     state, _, reason = key.partition(".")
-    return f"{STATE_LABELS.get(state, state)}: {REASON_LABELS.get(reason, reason)}"
+    return f"{states.get(state, state)}: {REASON_LABELS.get(reason, reason)}"
 
 
 def percent(share: float) -> str:
@@ -201,8 +205,8 @@ def figure_tables(dashboard: Dashboard) -> list[Table]:
     """Today's figures, as the terminal report (`lotse report`) states them."""
     report = dashboard.report
 
-    def counts(caption: str, counted: dict[str, int]) -> Table:
-        rows = [(state_label(key), thousands(counted[key])) for key in sorted(counted)]
+    def counts(caption: str, counted: dict[str, int], states: dict[str, str]) -> Table:
+        rows = [(state_label(key, states), thousands(counted[key])) for key in sorted(counted)]
         rows.append(("zusammen", thousands(sum(counted.values()))))
         return Table(caption, ("Stand", "Registrierungen"), tuple(rows), (False, True))
 
@@ -236,8 +240,8 @@ def figure_tables(dashboard: Dashboard) -> list[Table]:
         (False, True),
     )
     return [
-        counts("Registrierungen: aktueller Stand", dict(report.registrations)),
-        counts("Förderung: aktuelle Entscheidung", dict(report.funding)),
+        counts("Registrierungen: aktueller Stand", dict(report.registrations), REGISTRATION_STATES),
+        counts("Förderung: aktuelle Entscheidung", dict(report.funding), FUNDING_STATES),
         budgets,
         kommunen,
     ]
@@ -254,15 +258,22 @@ def _count_axis(value: float, _position: float) -> str:
     return thousands(round(value))
 
 
-def _date_axis(axes: Axes) -> None:
+def _date_axis(axes: Axes, dashboard: Dashboard) -> None:
+    """German date ticks; an axis that spans at least four of the dashboard's buckets, so that a
+    replay decided within a second still gets readable ticks."""
+    low, high = axes.get_xlim()
+    least = 4 * dashboard.bucket.step.total_seconds() / 86_400  # matplotlib dates count days
+    if high - low < least:
+        middle = (low + high) / 2
+        axes.set_xlim(middle - least / 2, middle + least / 2)
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(
         mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]
             locator,
-            formats=["%Y", "%m.%Y", "%d.%m.", "%H:%M", "%H:%M", "%S"],
-            zero_formats=["", "%Y", "%m.%Y", "%d.%m.", "%H:%M", "%H:%M"],
-            offset_formats=["", "%Y", "%m.%Y", "%d.%m.%Y", "%d.%m.%Y", "%d.%m.%Y %H:%M"],
+            formats=["%Y", "%m.%Y", "%d.%m.", "%H:%M", "%H:%M", "%H:%M:%S"],
+            zero_formats=["", "%Y", "%m.%Y", "%d.%m.", "%H:%M", "%H:%M:%S"],
+            offset_formats=["", "%Y", "%m.%Y", "%d.%m.%Y", "%d.%m.%Y", "%d.%m.%Y"],
         )
     )
 
@@ -309,7 +320,7 @@ def draw_budgets(figure: Figure, dashboard: Dashboard) -> None:
         return
     axes.yaxis.set_major_formatter(FuncFormatter(_euro_axis))
     axes.set_ylim(bottom=0)
-    _date_axis(axes)
+    _date_axis(axes, dashboard)
     figure.legend(frameon=False, loc="outside lower center", ncols=4, fontsize=9)
 
 
@@ -395,7 +406,7 @@ def draw_waitlists(figure: Figure, dashboard: Dashboard) -> None:
     axes.yaxis.set_major_formatter(FuncFormatter(_count_axis))
     axes.set_ylim(bottom=0)
     axes.set_ylabel("Registrierungen")
-    _date_axis(axes)
+    _date_axis(axes, dashboard)
     figure.legend(frameon=False, loc="outside lower center", ncols=2, fontsize=9)
 
 

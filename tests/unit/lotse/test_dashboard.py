@@ -13,6 +13,7 @@ from lotse.dashboard import (
     DAY,
     HOUR,
     MINUTE,
+    SECOND,
     WEEK,
     Bucket,
     bucket_for,
@@ -100,7 +101,9 @@ def report_of(funding_events: list[dict[str, Any]], registration_events: list[di
         (timedelta(days=3), "hour"),
         (timedelta(hours=4), "hour"),
         (timedelta(hours=3), "minute"),
-        (timedelta(0), "minute"),
+        (timedelta(minutes=4), "minute"),
+        (timedelta(minutes=3), "second"),
+        (timedelta(0), "second"),
     ],
 )
 def test_decisions_are_counted_per_week_or_finer_when_they_span_less(span: timedelta, unit: str) -> None:
@@ -116,6 +119,12 @@ def test_decisions_are_counted_per_week_or_finer_when_they_span_less(span: timed
         (DAY, datetime(2023, 12, 31, 23, 30, tzinfo=UTC), datetime(2024, 1, 1), "01.01.2024"),
         (HOUR, datetime(2023, 3, 6, 9, 59, tzinfo=UTC), datetime(2023, 3, 6, 10), "06.03.2023 10:00"),
         (MINUTE, datetime(2023, 3, 6, 9, 5, 59, tzinfo=UTC), datetime(2023, 3, 6, 10, 5), "06.03.2023 10:05"),
+        (
+            SECOND,
+            datetime(2023, 3, 6, 9, 5, 59, 900, tzinfo=UTC),
+            datetime(2023, 3, 6, 10, 5, 59),
+            "06.03.2023 10:05:59",
+        ),
     ],
 )
 def test_a_bucket_starts_in_berlin_time(bucket: Bucket, moment: datetime, start: datetime, name: str) -> None:
