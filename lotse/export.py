@@ -78,7 +78,8 @@ def kommune_records(
         kommune = reference.directory.get(key)
         if kommune is None:
             continue
-        kreis = reference.directory.get(key[:5]) if len(key) >= 5 else None
+        # A Kreis has a 5-digit key; a kreisfreie Stadt's canonical key is its 12-digit one.
+        kreis = reference.directory.get(reference.directory.canonical_key(key[:5])) if len(key) >= 5 else None
         records.append(
             KommuneRecord(
                 key=key,

@@ -192,6 +192,7 @@ def test_the_kommunen_sheet_lists_every_eligible_kommune_and_the_others_that_reg
     kreis = reference.directory.get(member.key[:5])
     assert kreis is not None and by_key[member.key].kreis == kreis.name
     assert by_key["03241"].kreis == "Region Hannover"
+    assert by_key["031010000000"].kreis == "Braunschweig, Stadt"  # a kreisfreie Stadt is its own Kreis
 
 
 def test_the_workbook_types_its_cells_and_freezes_the_header(tmp_path: Path) -> None:
