@@ -40,10 +40,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = REPO_ROOT / "var" / "report.png"
 # Niedersachsen: no Bezirke, so one participation chart (per Kreis).
-# The decisions are counted per week, or per day, hour or minute when a replayed year takes less.
+# The decisions are counted per week, or per day, hour, minute or second when a replayed year takes less.
 CHART_TITLES = [
     r"Geld je Förderzeitraum: gebunden und verbleibend",
-    r"Förderentscheidungen je (Woche|Tag|Stunde|Minute) nach Ergebnis",
+    r"Förderentscheidungen je (Woche|Tag|Stunde|Minute|Sekunde) nach Ergebnis",
     r"Teilnahme je Landkreis und kreisfreier Stadt",
     r"Förder-Wartelisten im Zeitverlauf",
 ]
