@@ -357,3 +357,22 @@ def test_text_has_at_least_the_contrast_wcag_asks_for() -> None:
     assert backgrounds == {"#ffffff", "#e6edf3"}
     for background in backgrounds:
         assert contrast(INK, background) >= 7  # AAA for body text
+
+
+def test_a_programme_with_bezirke_gets_a_participation_chart_per_level() -> None:
+    oberbayern = Area("bezirk", "091", "Oberbayern", "Bezirk", frozenset({"091", "09162"}))
+    muenchen = Area("kreis", "09162", "München", "kreisfreie Stadt", frozenset({"09162"}))
+    programme = ProgrammeFigures(**{**PROGRAMME.__dict__, "areas": (oberbayern, muenchen)})
+    funding_events = [funding("approved", "R1", 0, period_id="2023", amount_cents=50_000, promoted=False)]
+    funding_events[0]["data"]["kommune_key"] = "09162"
+    report = build_report(
+        registration_events=[],
+        funding_events=funding_events,
+        notification_events=[],
+        programme=programme,
+        mail_location="",
+    )
+    page = render_html(build_dashboard(report, [], funding_events))
+    titles = re.findall(r'<title id="[^"]+-title">([^<]+)</title>', page)
+    assert titles[2:4] == ["Teilnahme je Bezirk", "Teilnahme je Landkreis und kreisfreier Stadt"]
+    assert "Oberbayern (Bezirk)" in page and "50,0 %" in page  # 1 of its 2 eligible Kommunen
