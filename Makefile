@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help system-packages venv up down status infra-up infra-down test test-fast lint demo asyncapi chaos bench clean-state
 
 help:
-	@echo "make demo      replay a programme year through the whole stack and print the report"
+	@echo "make demo      replay a programme year through the whole stack, print the report, write var/report.html"
 	@echo "make test      run every test against real Kafka, PostgreSQL and SMTP"
 	@echo "make up|down   start / stop Kafka, PostgreSQL, the SMTP sink and the three services"
 	@echo "make status    what runs"
@@ -64,7 +64,7 @@ endif
 
 demo: venv
 	$(PY) -m deploy.local.stack up
-	$(PY) -m deploy.local.stack run lotse.cli demo; status=$$?; $(PY) -m deploy.local.stack down; exit $$status
+	$(PY) -m deploy.local.stack run lotse.cli demo --html var/report.html; status=$$?; $(PY) -m deploy.local.stack down; exit $$status
 
 asyncapi: venv
 	$(PY) -m lotse.asyncapi docs/asyncapi.yaml

@@ -8,6 +8,7 @@ import json
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
@@ -457,12 +458,14 @@ def audit_command(
 def demo_command(
     size: Annotated[str, typer.Option(help="demo (a programme year) or small")] = "demo",
     timeout: Annotated[float, typer.Option(help="seconds to wait for the stack to finish")] = 1800,
+    html: Annotated[Path | None, typer.Option("--html", help="also write the HTML report there")] = None,
 ) -> None:
     """Replay a programme year through the running stack, wait until it is handled, print the report."""
     from lotse.demo import run_demo
-    from lotse.figures import gather_report
+    from lotse.figures import gather_dashboard
     from lotse.present import print_report
     from lotse.reference import load_reference_data
+    from lotse.report_html import write_html_report
     from lotse.scenario import DEMO, SMALL
 
     sizes = {"demo": DEMO, "small": SMALL}
@@ -482,24 +485,41 @@ def demo_command(
             topics=config.topics,
             timeout=timeout,
         )
-        return await gather_report(config, reference)
+        return await gather_dashboard(config, reference)
 
-    print_report(asyncio.run(replay_and_report()), console)
+    dashboard = asyncio.run(replay_and_report())
+    print_report(dashboard.report, console)
+    if html is not None:
+        console.print(f"HTML report: {write_html_report(dashboard, html)}")
 
 
 @app.command("report")
 def report_command(
-    output_format: Annotated[str, typer.Option("--format", help="csv or json")] = "json",
+    output_format: Annotated[
+        str | None, typer.Option("--format", help="csv or json (json unless --html is given)")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="also write the report as one self-contained HTML page")
+    ] = None,
 ) -> None:
-    """The figures that `make demo` prints, for the running stack."""
-    from lotse.figures import gather_report
+    """The figures that `make demo` prints, for the running stack; --html: the page with charts."""
+    from lotse.figures import gather_dashboard
 
-    if output_format not in {"csv", "json"}:
+    if output_format not in {None, "csv", "json"}:
         console.print("[red]--format must be csv or json[/]")
         raise typer.Exit(2)
-    figures = asyncio.run(gather_report(OperatorSettings.from_environment()))
-    rows = figures.as_rows()
-    if output_format == "json":
+    dashboard = asyncio.run(gather_dashboard(OperatorSettings.from_environment()))
+    if html is not None:
+        from lotse.report_html import write_html_report
+
+        written = write_html_report(dashboard, html)
+        if output_format is None:
+            console.print(f"HTML report: {written}")
+            return
+        # On stderr: with --format, stdout carries the figures alone.
+        Console(stderr=True).print(f"HTML report: {written}")
+    rows = dashboard.report.as_rows()
+    if (output_format or "json") == "json":
         sys.stdout.write(
             json.dumps([{"section": s, "item": i, "value": v} for s, i, v in rows], indent=2) + "\n"
         )
@@ -507,6 +527,34 @@ def report_command(
         writer = csv.writer(sys.stdout)
         writer.writerow(["section", "item", "value"])
         writer.writerows(rows)
+
+
+@app.command("export")
+def export_command(
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help="write one Excel workbook (.xlsx)")] = None,
+    csv_dir: Annotated[
+        Path | None, typer.Option("--csv", help="write one CSV file per sheet into this folder")
+    ] = None,
+) -> None:
+    """Registrations, funding decisions, Kommunen and budget per period, for a spreadsheet.
+
+    The CSV files are UTF-8 with a byte order mark and `;` between fields, as German Excel opens them."""
+    from lotse.export import gather_sheets
+    from lotse.workbook import write_csv, write_xlsx
+
+    if xlsx is None and csv_dir is None:
+        console.print("[red]give --xlsx FILE or --csv DIR[/]")
+        raise typer.Exit(2)
+    sheets = asyncio.run(gather_sheets(OperatorSettings.from_environment()))
+    written = []
+    if xlsx is not None:
+        written.append(write_xlsx(sheets, xlsx))
+    if csv_dir is not None:
+        written += write_csv(sheets, csv_dir)
+    for sheet in sheets:
+        console.print(f"{sheet.title}: {len(sheet.rows)} rows")
+    for path in written:
+        console.print(f"written: {path}")
 
 
 @mail_app.command("parked")

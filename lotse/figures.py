@@ -4,8 +4,11 @@ directory, and the notification service's own store. Nothing here is a constant 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from lotse.dashboard import Dashboard, build_dashboard
 from lotse.db import with_pool
 from lotse.log import read_all
 from lotse.reference import ReferenceData, load_reference_data
@@ -36,19 +39,49 @@ def programme_figures(reference: ReferenceData) -> ProgrammeFigures:
     )
 
 
-async def gather_report(config: OperatorSettings, reference: ReferenceData | None = None) -> Report:
+@dataclass(frozen=True)
+class PublishedEvents:
+    """The services' topics as lotse reads them, each in log order per partition."""
+
+    registration: list[dict[str, Any]]
+    funding: list[dict[str, Any]]
+    notification: list[dict[str, Any]]
+
+
+async def read_published_events(config: OperatorSettings) -> PublishedEvents:
+    bootstrap, topics = config.common.kafka_bootstrap_servers, config.topics
+    return PublishedEvents(
+        registration=await read_all(bootstrap, topics.registration_events),
+        funding=await read_all(bootstrap, topics.funding_decisions),
+        notification=await read_all(bootstrap, topics.notification_events),
+    )
+
+
+async def gather_report(
+    config: OperatorSettings,
+    reference: ReferenceData | None = None,
+    events: PublishedEvents | None = None,
+) -> Report:
     if reference is None:
         reference = await asyncio.to_thread(
             load_reference_data, config.funding.program_file, config.common.gv100ad_file
         )
-    bootstrap, topics = config.common.kafka_bootstrap_servers, config.topics
+    if events is None:
+        events = await read_published_events(config)
     report = build_report(
-        registration_events=await read_all(bootstrap, topics.registration_events),
-        funding_events=await read_all(bootstrap, topics.funding_decisions),
-        notification_events=await read_all(bootstrap, topics.notification_events),
+        registration_events=events.registration,
+        funding_events=events.funding,
+        notification_events=events.notification,
         programme=programme_figures(reference),
         mail_location=await asyncio.to_thread(mail_location, config.mail_sink.mail_dir),
     )
     # The notification service's store is the authority on what was delivered.
     report.emails_sent = await with_pool(config.notification.database_url, mail.count_sent)
     return report
+
+
+async def gather_dashboard(config: OperatorSettings, reference: ReferenceData | None = None) -> Dashboard:
+    """The terminal report's figures and their course over time, from one reading of the topics."""
+    events = await read_published_events(config)
+    report = await gather_report(config, reference, events)
+    return build_dashboard(report, events.registration, events.funding)
