@@ -66,6 +66,12 @@ class ReplayDeadLetters(Command):
     letter_ids: tuple[LetterId, ...] = Field(default=(), max_length=1000)
 
 
+class Erase(Command):
+    # The registrations whose personal data go (`lotse erase --email` resolves the participant's
+    # registrations from registration's database first: the address itself never travels).
+    registration_ids: tuple[Identifier, ...] = Field(min_length=1, max_length=1000)
+
+
 class CommandResult(ContractModel):
     command_id: uuid.UUID
     service: Identifier
@@ -77,12 +83,14 @@ CLOSE_PERIOD = "close_period"
 MAIL_RESEND = "mail_resend"
 MAIL_PARK = "mail_park"
 REPLAY_DEAD_LETTERS = "replay_dead_letters"
+ERASE = "erase"
 
 COMMANDS: dict[str, type[Command]] = {
     CLOSE_PERIOD: ClosePeriod,
     MAIL_RESEND: MailResend,
     MAIL_PARK: MailPark,
     REPLAY_DEAD_LETTERS: ReplayDeadLetters,
+    ERASE: Erase,
 }
 # Event type -> data model, per topic (as in shared.events).
 COMMAND_EVENTS: dict[str, type[ContractModel]] = {
@@ -108,7 +116,12 @@ def carried_out_by(name: str, command: Command) -> tuple[str, ...]:
     """The services that carry a command out, and whose results `lotse` waits for."""
     if isinstance(command, ReplayDeadLetters):
         return CONSUMERS.get(command.topic, ())
-    return {CLOSE_PERIOD: ("funding",), MAIL_RESEND: ("notification",), MAIL_PARK: ("notification",)}[name]
+    return {
+        CLOSE_PERIOD: ("funding",),
+        MAIL_RESEND: ("notification",),
+        MAIL_PARK: ("notification",),
+        ERASE: ("registration", "funding", "notification"),
+    }[name]
 
 
 def command_key(command: Command) -> str:
@@ -119,6 +132,8 @@ def command_key(command: Command) -> str:
         return str(command.email_id)
     if isinstance(command, ReplayDeadLetters):
         return command.topic
+    if isinstance(command, Erase):
+        return command.registration_ids[0]
     return str(command.command_id)
 
 

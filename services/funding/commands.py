@@ -1,5 +1,5 @@
-"""The applier of operations.commands in funding: `command.close_period`, and
-`command.replay_dead_letters` for registration.events (shared.replay).
+"""The applier of operations.commands in funding: `command.close_period`, `command.erase`
+(ADR 0018), and `command.replay_dead_letters` for registration.events (shared.replay).
 
 Runs in the funding unit of work like every applier: the command's claim (by command_id), the
 declines and their outbox rows, and `result.close_period` commit together, so the result leaves
@@ -15,12 +15,15 @@ from services.funding.operations import UnknownPeriodError, close_period_in
 from services.funding.unit_of_work import FundingUnitOfWork
 from shared.commands import (
     CLOSE_PERIOD,
+    ERASE,
     REPLAY_DEAD_LETTERS,
     ClosePeriod,
     CommandHandler,
+    Erase,
     carry_out_commands,
     result_message,
 )
+from shared.erasure import ErasureRequest
 from shared.events import Envelope
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage
@@ -35,7 +38,10 @@ SERVICE = "funding"
 class FundingCommandsApplier:
     def __init__(self, topics: Topics, replayer: DeadLetterReplayer | None = None) -> None:
         self._topics = topics
-        self._handlers: dict[str, CommandHandler[FundingUnitOfWork]] = {CLOSE_PERIOD: self._close_period}
+        self._handlers: dict[str, CommandHandler[FundingUnitOfWork]] = {
+            CLOSE_PERIOD: self._close_period,
+            ERASE: self._erase,
+        }
         if replayer is not None:
             self._handlers[REPLAY_DEAD_LETTERS] = replayer.handler
 
@@ -60,3 +66,10 @@ class FundingCommandsApplier:
             return [result_message(results, event, SERVICE, "refused", detail)]
         log.info("close_period carried out", period_id=command.period_id, declined=len(closed.declined))
         return [result_message(results, event, SERVICE, "done", {"declined": len(closed.declined)})]
+
+    async def _erase(self, uow: FundingUnitOfWork, event: Envelope[Any]) -> list[OutboxMessage]:
+        command: Erase = event.data
+        request = ErasureRequest(command.command_id, command.requested_by, command.reason, "request")
+        detail = await uow.erase(command.registration_ids, request)
+        log.info("erase carried out", **{k: v for k, v in detail.items() if isinstance(v, int)})
+        return [result_message(self._topics.operations_results, event, SERVICE, "done", detail)]
