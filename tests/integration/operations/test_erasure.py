@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.parser import BytesParser
+from email.policy import default
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,7 +92,7 @@ class Stack:
                 text=True,
                 check=True,
             ).stdout
-        return dumps
+        return {name: readable(dump) for name, dump in dumps.items()}
 
     async def export(self, email: str) -> dict[str, Any]:
         exported = await export_of(
@@ -179,6 +182,24 @@ def seminar_message(seminar_id: str, starts: str, ends: str) -> tuple[str, dict[
         "capacity": 10,
     }
     return seminar_id, envelope("seminar.published", data)
+
+
+_BYTEA = re.compile(r"\\\\x([0-9a-f]+)")
+
+
+def _decoded(match: re.Match[str]) -> str:
+    raw = bytes.fromhex(match[1])
+    text = raw.decode("utf-8", errors="replace")
+    if b"MIME-Version" in raw:  # a letter: its parts as they read, whatever their transfer encoding
+        message = BytesParser(policy=default).parsebytes(raw)
+        parts = [part.get_payload(decode=True) for part in message.walk() if not part.is_multipart()]
+        text += " ".join(p.decode("utf-8", errors="replace") for p in parts if isinstance(p, bytes))
+    return text.replace("\n", " ")
+
+
+def readable(dump: str) -> str:
+    """The dump with every bytea value (outbox payloads, letters) decoded, so a search sees them."""
+    return _BYTEA.sub(_decoded, dump)
 
 
 def personal_strings(registration_id: str, kommune_key: str) -> list[str]:
@@ -304,9 +325,10 @@ async def test_an_erased_registration_is_gone_from_every_database_and_stays_gone
         assert not holding(dumps, erased_strings)
         assert holding(dumps, kept_strings) == set(kept_strings)
         assert await stack.figures() == before
-        assert not holding(
-            {"export": export_json(await stack.export(participant(ERASED)["email"]))}, erased_strings
-        )
+        after = await stack.export(participant(ERASED)["email"])
+        assert after.pop("email") == participant(ERASED)["email"]  # the question, not an answer
+        assert after["registration_ids"] == []
+        assert not holding({"export": json.dumps(after, ensure_ascii=False)}, erased_strings)
         for service in SERVICES:
             row = await stack.db[service].fetchrow(
                 "SELECT requested_by, reason, cause FROM erasures WHERE command_id = $1", command.command_id
@@ -328,8 +350,7 @@ async def test_an_erased_registration_is_gone_from_every_database_and_stays_gone
         await stack.letters_sent(4)
         assert len(stack.sink.handler.received) == 4
         assert not holding(stack.dump(), erased_strings)
-    assert len(stack.sink.handler.received) == 4
-    assert not [r for r in stack.sink.handler.received if set(r.rcpt_tos) & set(erased_strings)]
+    assert len(stack.sink.handler.received) == 4  # the letters from before the erasure, no other
 
 
 async def redeliver_and_replay(stack: Stack, erased_key: str, erased_submission: dict[str, Any]) -> None:
