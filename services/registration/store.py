@@ -44,7 +44,7 @@ from services.registration.domain import (
     waitlist_reach,
 )
 from shared.db import Connection
-from shared.erasure import ErasureRequest, erased_among, mark_erased, record_erasure, strip_outbox
+from shared.erasure import ErasureRequest, mark_erased, record_erasure, strip_outbox
 from shared.events import RegistrationSubmitted, SeminarPublished
 from shared.unit_of_work import PostgresUnitOfWork
 
@@ -98,9 +98,13 @@ SELECT p.seminar_id, p.email, lower(p.email) AS email_key,
        ) AS registered
 FROM unnest($1::text[], $2::text[]) AS p (seminar_id, email)
 """
-PENDING_WITHDRAWALS = (
-    "SELECT registration_id FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
-)
+# The batch's ids with a withdrawal remembered, and those that carry an erasure marker, in one
+# statement (a batch costs the same queries as before erasure existed).
+PENDING_OR_ERASED = """
+SELECT registration_id, false AS erased FROM pending_withdrawals WHERE registration_id = ANY($1::text[])
+UNION ALL
+SELECT registration_id, true FROM erased_registrations WHERE registration_id = ANY($1::text[])
+"""
 # The first `entries` waiting registrations of each seminar, in waitlist order.
 WAITLIST_HEADS = """
 SELECT head.*
@@ -243,10 +247,9 @@ class PostgresRegistrationUnitOfWork(PostgresUnitOfWork):
             [(data.seminar_id, data.participant.email) for data in submissions]
             + [(r.content.seminar_id, r.content.participant_email) for r in registrations.values()],
         )
-        pending = await pending_withdrawals(conn, registration_ids)
+        pending, erased = await pending_or_erased(conn, registration_ids)
         heads = await waitlist_heads(conn, waitlist_reach(events, registrations, pending, seminars))
         parked = {p.registration_id: p for p in await parked_by_id(conn, registration_ids)}
-        erased = await erased_among(conn, registration_ids)
         return RegistrationsState(
             registrations=registrations,
             seminars=seminars,
@@ -469,12 +472,16 @@ async def participants(
     return keys, active
 
 
-async def pending_withdrawals(conn: Connection, registration_ids: Iterable[str]) -> set[str]:
+async def pending_or_erased(conn: Connection, registration_ids: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Among the ids: those with a withdrawal remembered, and those erased."""
     ids = list(set(registration_ids))
     if not ids:
-        return set()
-    rows = await conn.fetch(PENDING_WITHDRAWALS, ids)
-    return {row["registration_id"] for row in rows}
+        return set(), set()
+    rows = await conn.fetch(PENDING_OR_ERASED, ids)
+    return (
+        {row["registration_id"] for row in rows if not row["erased"]},
+        {row["registration_id"] for row in rows if row["erased"]},
+    )
 
 
 async def waitlist_heads(conn: Connection, entries: dict[str, int]) -> dict[str, list[Registration]]:
