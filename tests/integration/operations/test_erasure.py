@@ -467,3 +467,35 @@ async def test_retention_erases_a_finished_seminars_registrations_and_keeps_a_ru
         assert await stack.db[service].fetchval(
             "SELECT requested_by FROM erasures WHERE cause = 'retention'"
         ) == ("retention")
+
+    # The letters' bytes a delivery ago with the letter retention at zero: the rows stay.
+    async with stack.running(letter_retention_days=0):
+
+        async def bytes_gone() -> bool:
+            return not await stack.db["notification"].fetchval(
+                "SELECT count(*) FROM emails WHERE message IS NOT NULL"
+            )
+
+        await wait_until(bytes_gone)
+    letters = await stack.db["notification"].fetch("SELECT registration_id, status, recipient FROM emails")
+    assert sorted((r["registration_id"], r["status"], r["recipient"]) for r in letters) == [
+        (running, "sent", contact(SAMTGEMEINDE)),
+        (running, "sent", contact(SAMTGEMEINDE)),
+        (finished, "sent", None),
+        (finished, "sent", None),
+    ]
+
+
+def test_lotse_erase_exits_3_when_a_service_does_not_confirm(topics: Topics) -> None:
+    """No service runs on the test's topics: nobody confirms within the timeout."""
+    from typer.testing import CliRunner
+
+    from lotse.cli import app
+
+    done = CliRunner().invoke(
+        app,
+        ["erase", "--registration", "R-1", "--reason", "Antrag", "--timeout", "3"],
+        env={"KAFKA_TOPIC_PREFIX": topics.prefix, "COLUMNS": "200"},
+    )
+    assert done.exit_code == 3, done.output
+    assert "no result from registration, funding, notification" in done.output
