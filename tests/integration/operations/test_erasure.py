@@ -499,3 +499,37 @@ def test_lotse_erase_exits_3_when_a_service_does_not_confirm(topics: Topics) -> 
     )
     assert done.exit_code == 3, done.output
     assert "no result from registration, funding, notification" in done.output
+
+
+async def test_funding_keeps_an_identity_until_seminar_and_period_are_over(stack: Stack) -> None:
+    """The retention round of funding, on its own database (the prerequisite rule needs the
+    identity while the period runs)."""
+    from services.funding.erasure import retention_round
+
+    async with stack.services["funding"]():  # migrated and synced with the programme
+        pass
+    db = stack.db["funding"]
+    ended, coming = "v1:" + "a" * 64, "v1:" + "b" * 64
+    future = datetime.now(UTC).date() + timedelta(days=30)
+    await db.execute(
+        """
+        INSERT INTO fundings (registration_id, kommune_key, seminar_id, seminar_starts_on, fee_cents,
+                              status, period_id, reason, amount_cents, participant_hash)
+        VALUES ('F-ENDED', $1, 'S-1', '2023-05-02', 100000, 'approved', '2023', NULL, 20000, $2),
+               ('F-COMING', $1, 'S-2', $3, 100000, 'declined', NULL, 'outside_funding_period', NULL, $4)
+        """,
+        EINHEITSGEMEINDE,
+        ended,
+        future,
+        coming,
+    )
+    async with db.transaction():
+        counts = await retention_round(db, 0)
+    assert (counts["participant_hashes"], counts["marked"]) == (1, 1)
+    rows = await db.fetch("SELECT registration_id, status, amount_cents, participant_hash FROM fundings")
+    assert sorted(tuple(row.values()) for row in rows) == [
+        ("F-COMING", "declined", None, coming),
+        ("F-ENDED", "approved", 20000, None),
+    ]
+    async with db.transaction():
+        assert (await retention_round(db, 0))["participant_hashes"] == 0  # idempotent
