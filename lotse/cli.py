@@ -31,7 +31,7 @@ from lotse.status import (
     check_smtp,
     consumer_lag,
 )
-from shared.commands import CLOSE_PERIOD, CONSUMERS, MAIL_PARK, MAIL_RESEND, REPLAY_DEAD_LETTERS
+from shared.commands import CLOSE_PERIOD, CONSUMERS, ERASE, MAIL_PARK, MAIL_RESEND, REPLAY_DEAD_LETTERS
 
 if TYPE_CHECKING:
     from shared.commands import CommandResult
@@ -46,6 +46,8 @@ dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=T
 mail_app = typer.Typer(help="Parked emails.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(mail_app, name="mail")
+person_app = typer.Typer(help="Personal data held on a person (GDPR Art. 15).", no_args_is_help=True)
+app.add_typer(person_app, name="person")
 console = Console()
 Reason = Annotated[
     str, typer.Option("--reason", help="why (recorded with the command, shown by `lotse audit`)")
@@ -413,6 +415,71 @@ def reopen_period_command(
 
     _carry_out(REOPEN_PERIOD, reason, timeout, period_id=period)
     console.print(f"Period {period} is open again; registrations declined with period_closed stay declined.")
+
+
+@app.command("erase")
+def erase_command(
+    reason: Reason,
+    registration: Annotated[
+        list[str] | None, typer.Option("--registration", help="a registration id, repeatable")
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="every registration of this participant's address")
+    ] = None,
+    timeout: Timeout = DEFAULT_TIMEOUT_SECONDS,
+) -> None:
+    """Erase the personal data of registrations in all three services (GDPR Art. 17).
+
+    Registration, funding and notification each carry it out (command.erase) and confirm with
+    what they erased; decisions, amounts and counts stay. Exit 3 if a service did not confirm."""
+    from lotse.commands import new_command, send_command
+    from lotse.erasure import receipt, registrations_of
+
+    if (registration is None) == (email is None):
+        console.print("[red]give either --registration ID or --email ADDRESS[/]")
+        raise typer.Exit(2)
+    config = OperatorSettings.from_environment()
+    ids = list(registration or ()) or asyncio.run(registrations_of(config, email or ""))
+    if not ids:
+        console.print("[red]registration holds no registration of that address[/]")
+        raise typer.Exit(1)
+    try:
+        command = new_command(ERASE, reason, registration_ids=tuple(ids))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    outcome = asyncio.run(
+        send_command(config.common.kafka_bootstrap_servers, config.topics, ERASE, command, timeout=timeout)
+    )
+    table = Table(title=f"Erasure {command.command_id} of {len(ids)} registration(s): {', '.join(ids)}")
+    for column in ("service", "outcome", "erased at", "erased"):
+        table.add_column(column, overflow="fold")
+    for line in receipt(list(outcome.results.values())):
+        counts = ", ".join(f"{kind}: {count}" for kind, count in line.counts.items())
+        table.add_row(line.service, line.outcome, line.erased_at, counts)
+    for service in outcome.missing:
+        table.add_row(service, "[red]no confirmation[/]", "", "")
+    console.print(table)
+    if outcome.missing:
+        console.print(
+            f"[red]no result from {', '.join(outcome.missing)} within {timeout:g} s[/]; the erasure "
+            f"{command.command_id} may still be carried out: see `lotse audit --action {ERASE}`"
+        )
+        raise typer.Exit(3)
+    if outcome.refused:
+        raise typer.Exit(1)
+
+
+@person_app.command("export")
+def person_export_command(
+    email: Annotated[str, typer.Option("--email", help="the participant's email address")],
+) -> None:
+    """Print as JSON all personal data the three services hold on the participant with this
+    address, with the registrations and decisions it belongs to (read-only)."""
+    from lotse.erasure import export_json, person_export
+
+    config = OperatorSettings.from_environment()
+    sys.stdout.write(export_json(asyncio.run(person_export(config, email))) + "\n")
 
 
 @app.command("audit")

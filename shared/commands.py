@@ -76,6 +76,12 @@ class ReplayDeadLetters(Command):
     letter_ids: tuple[LetterId, ...] = Field(default=(), max_length=1000)
 
 
+class Erase(Command):
+    # The registrations whose personal data go (`lotse erase --email` resolves the participant's
+    # registrations from registration's database first: the address itself never travels).
+    registration_ids: tuple[Identifier, ...] = Field(min_length=1, max_length=1000)
+
+
 class CommandResult(ContractModel):
     command_id: uuid.UUID
     service: Identifier
@@ -89,6 +95,7 @@ REOPEN_PERIOD = "reopen_period"
 MAIL_RESEND = "mail_resend"
 MAIL_PARK = "mail_park"
 REPLAY_DEAD_LETTERS = "replay_dead_letters"
+ERASE = "erase"
 
 COMMANDS: dict[str, type[Command]] = {
     CLOSE_PERIOD: ClosePeriod,
@@ -97,6 +104,7 @@ COMMANDS: dict[str, type[Command]] = {
     MAIL_RESEND: MailResend,
     MAIL_PARK: MailPark,
     REPLAY_DEAD_LETTERS: ReplayDeadLetters,
+    ERASE: Erase,
 }
 # Event type -> data model, per topic (as in shared.events).
 COMMAND_EVENTS: dict[str, type[ContractModel]] = {
@@ -128,6 +136,7 @@ def carried_out_by(name: str, command: Command) -> tuple[str, ...]:
         REOPEN_PERIOD: ("funding",),
         MAIL_RESEND: ("notification",),
         MAIL_PARK: ("notification",),
+        ERASE: ("registration", "funding", "notification"),
     }[name]
 
 
@@ -139,6 +148,8 @@ def command_key(command: Command) -> str:
         return str(command.email_id)
     if isinstance(command, ReplayDeadLetters):
         return command.topic
+    if isinstance(command, Erase):
+        return command.registration_ids[0]
     return str(command.command_id)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.funding import operations
+from services.funding import erasure, operations
 from services.funding.commands import FundingCommandsApplier
 from services.funding.figures import sample_programme
 from services.funding.handlers import RegistrationEventsApplier
@@ -12,6 +12,7 @@ from services.funding.settings import FundingSettings
 from services.funding.store import PostgresFundingUnitOfWork
 from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.directory import load_directory
+from shared.erasure import schedule_retention
 from shared.events import FUNDING_DECISION_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.logging import get_logger
 from shared.program import load_program
@@ -53,14 +54,15 @@ def build(settings: FundingSettings) -> ServiceRuntime:
         ),
         PostgresFundingUnitOfWork,
         description=(
-            "Carries out command.close_period, command.set_budget, command.reopen_period, and "
-            "command.replay_dead_letters for registration.events; other commands are passed over."
+            "Carries out command.close_period, command.set_budget, command.reopen_period, "
+            "command.erase and command.replay_dead_letters for registration.events; other "
+            "commands are passed over."
         ),
     )
     runtime.publishes(
         runtime.topics.operations_results,
         RESULT_EVENTS,
-        "result.close_period, result.set_budget, result.reopen_period and "
+        "result.close_period, result.set_budget, result.reopen_period, result.erase and "
         "result.replay_dead_letters, in the transaction of their effect.",
     )
     runtime.publishes(
@@ -76,5 +78,9 @@ def build(settings: FundingSettings) -> ServiceRuntime:
 
     runtime.app.on_startup(sync_program_on_startup)
     runtime.every(15, lambda: sample_programme(runtime.pool), name="programme")
+    days = settings.personal_data_retention_days
+    schedule_retention(
+        runtime, settings.retention_interval_seconds, lambda conn: erasure.retention_round(conn, days)
+    )
     runtime.finish_setup()
     return runtime

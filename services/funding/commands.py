@@ -1,5 +1,6 @@
 """The applier of operations.commands in funding: `command.close_period`, `command.set_budget`,
-`command.reopen_period`, and `command.replay_dead_letters` for registration.events (shared.replay).
+`command.reopen_period`, `command.erase` (ADR 0018), and `command.replay_dead_letters` for
+registration.events (shared.replay).
 
 Runs in the funding unit of work like every applier: the command's claim (by command_id), its
 effect (declines, a budget and the promotions it allows, a reopened period) with their outbox
@@ -23,15 +24,18 @@ from services.funding.unit_of_work import FundingUnitOfWork
 from shared.commands import (
     CLOSE_PERIOD,
     REOPEN_PERIOD,
+    ERASE,
     REPLAY_DEAD_LETTERS,
     SET_BUDGET,
     ClosePeriod,
     CommandHandler,
     ReopenPeriod,
     SetBudget,
+    Erase,
     carry_out_commands,
     result_message,
 )
+from shared.erasure import ErasureRequest
 from shared.events import Envelope
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage
@@ -50,6 +54,7 @@ class FundingCommandsApplier:
             CLOSE_PERIOD: self._close_period,
             SET_BUDGET: self._set_budget,
             REOPEN_PERIOD: self._reopen_period,
+            ERASE: self._erase,
         }
         if replayer is not None:
             self._handlers[REPLAY_DEAD_LETTERS] = replayer.handler
@@ -128,3 +133,10 @@ class FundingCommandsApplier:
             return [result_message(results, event, SERVICE, "refused", {"error": "not_closed"})]
         log.info("reopen_period carried out", period_id=command.period_id)
         return [result_message(results, event, SERVICE, "done", {"reopened": command.period_id})]
+
+    async def _erase(self, uow: FundingUnitOfWork, event: Envelope[Any]) -> list[OutboxMessage]:
+        command: Erase = event.data
+        request = ErasureRequest(command.command_id, command.requested_by, command.reason, "request")
+        detail = await uow.erase(command.registration_ids, request)
+        log.info("erase carried out", **{k: v for k, v in detail.items() if isinstance(v, int)})
+        return [result_message(self._topics.operations_results, event, SERVICE, "done", detail)]

@@ -36,6 +36,12 @@ A batch: `plan_locks` names the rows the batch may change (the applier's unit of
 in the order of ADR 0007 and reads a `BatchState` under those locks), and a `FundingRun` decides
 the batch's acceptances and withdrawals in order against that state, each seeing the ones before
 it, and returns per event what it changes (`Outcome`), which the unit of work records in order.
+
+Erased registrations (ADR 0018): an application of a registration whose personal data were
+erased is decided like any other (the money and the counts stay complete), but without its
+participant identity (`without_erased_identities`): a redelivered acceptance or a replayed
+dead letter never stores the pseudonym again. Without it a follow-up course finds no
+prerequisite.
 """
 
 from __future__ import annotations
@@ -87,6 +93,19 @@ class Withdrawal:
 
 # The events of registration.events that funding acts on, in the terms of this module.
 RegistrationEvent = Application | Withdrawal
+
+
+def without_erased_identities(
+    inputs: Sequence[RegistrationEvent], erased: Iterable[str]
+) -> list[RegistrationEvent]:
+    """The events with the participant identity of every erased registration taken out."""
+    gone = set(erased)
+    return [
+        replace(event, participant_hash=None)
+        if isinstance(event, Application) and event.registration_id in gone
+        else event
+        for event in inputs
+    ]
 
 
 @dataclass(frozen=True)

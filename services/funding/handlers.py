@@ -19,6 +19,7 @@ from services.funding.domain import (
     RegistrationEvent,
     Withdrawal,
     plan_locks,
+    without_erased_identities,
 )
 from services.funding.messages import decision_messages, log_effects
 from services.funding.participants import checked_key, participant_hash
@@ -86,8 +87,11 @@ class RegistrationEventsApplier:
         ]
         if not causes:
             return []
-        inputs = [found for _, found in causes]
-        existing = await uow.lock_registrations([found.registration_id for found in inputs])
+        registration_ids = [found.registration_id for _, found in causes]
+        existing = await uow.lock_registrations(registration_ids)
+        inputs = without_erased_identities(
+            [found for _, found in causes], await uow.erased_among(registration_ids)
+        )
         state = await uow.lock_and_load(plan_locks(self._program, inputs, existing))
         outcomes = FundingRun(self._program, self._directory, state).decide(inputs)
         await uow.record([change for outcome in outcomes for change in outcome.changes])

@@ -23,6 +23,12 @@ class FundingSettings(CommonSettings):
     participant_key: SecretStr | None = Field(None, validation_alias="FUNDING_PARTICIPANT_KEY")
     participant_key_file: Path | None = Field(None, validation_alias="FUNDING_PARTICIPANT_KEY_FILE")
 
+    # Take out a registration's participant identity this many days after its seminar and its
+    # funding period ended (ADR 0018: the prerequisite rule needs it while the period runs).
+    personal_data_retention_days: int = Field(365, ge=0, validation_alias="PERSONAL_DATA_RETENTION_DAYS")
+    # How often the retention schedule runs (one instance at a time).
+    retention_interval_seconds: float = Field(3600.0, gt=0, validation_alias="RETENTION_INTERVAL_SECONDS")
+
     def participant_key_bytes(self) -> bytes | None:
         """The key (the variable, else the file's content without surrounding white space)."""
         if self.participant_key is not None:

@@ -40,6 +40,7 @@ from services.funding.domain import (
 )
 from services.funding.unit_of_work import InvariantError, Limits, PeriodClosing, ProgramMismatchError
 from shared.db import Connection
+from shared.erasure import ErasureRequest, erased_among, mark_erased, record_erasure, strip_outbox
 from shared.program import Course, Period
 from shared.unit_of_work import PostgresUnitOfWork
 
@@ -212,6 +213,12 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
     async def lock_registrations(self, registration_ids: Sequence[str]) -> dict[str, Funding]:
         await _lock_registration_ids(self.connection, registration_ids)
         return await _read_fundings(self.connection, registration_ids)
+
+    async def erased_among(self, registration_ids: Sequence[str]) -> set[str]:
+        return await erased_among(self.connection, registration_ids)
+
+    async def erase(self, registration_ids: Sequence[str], request: ErasureRequest) -> dict[str, int | str]:
+        return await erase_identities(self.connection, registration_ids, request)
 
     async def lock_and_load(self, plan: LockPlan) -> BatchState:
         conn = self.connection
@@ -542,3 +549,45 @@ async def waitlist_view(conn: Connection, period_id: str | None) -> Sequence[asy
 
 async def kommune_fundings(conn: Connection, kommune_key: str) -> Sequence[asyncpg.Record]:
     return list(await conn.fetch(KOMMUNE_FUNDINGS, kommune_key))
+
+
+# --- erasure (ADR 0018) ------------------------------------------------------------------------
+
+ERASE_IDENTITIES = """
+UPDATE fundings SET participant_hash = NULL, updated_at = now()
+WHERE registration_id = ANY($1::text[]) AND participant_hash IS NOT NULL
+RETURNING registration_id
+"""
+# The retention schedule: an identity is kept while the prerequisite rule may still need it, until
+# both the seminar and its funding period are over, then `days` more (Europe/Berlin).
+DUE_FOR_RETENTION = """
+SELECT f.registration_id
+FROM fundings f LEFT JOIN periods p USING (period_id)
+WHERE f.participant_hash IS NOT NULL
+  AND greatest(f.seminar_starts_on, coalesce(p.ends_on, f.seminar_starts_on)) + $1::integer
+      < (now() AT TIME ZONE 'Europe/Berlin')::date
+ORDER BY f.registration_id
+LIMIT $2
+"""
+
+
+async def erase_identities(
+    conn: Connection, registration_ids: Sequence[str], request: ErasureRequest
+) -> dict[str, int | str]:
+    """In the caller's transaction, under the registration locks every applier takes first."""
+    ids = sorted(set(registration_ids))
+    await _lock_registration_ids(conn, ids)
+    identities = await conn.fetch(ERASE_IDENTITIES, ids)
+    outbox = await strip_outbox(conn, ids)
+    newly_erased = await mark_erased(conn, ids, request)
+    erased_at = await record_erasure(conn, request, newly_erased)
+    return {
+        "participant_hashes": len(identities),
+        "outbox": outbox,
+        "marked": newly_erased,
+        "erased_at": erased_at.isoformat(timespec="seconds"),
+    }
+
+
+async def due_for_retention(conn: Connection, days: int, limit: int) -> list[str]:
+    return [row["registration_id"] for row in await conn.fetch(DUE_FOR_RETENTION, days, limit)]

@@ -19,6 +19,7 @@ from services.funding.domain import (
     LockPlan,
     QuotaState,
 )
+from shared.erasure import ErasureRequest
 from shared.program import Period
 from shared.unit_of_work import UnitOfWork
 
@@ -57,6 +58,13 @@ class FundingUnitOfWork(UnitOfWork, Protocol):
 
     async def lock_registrations(self, registration_ids: Sequence[str]) -> dict[str, Funding]:
         """Lock the registration ids (first in the lock order) and read their funding records."""
+
+    async def erased_among(self, registration_ids: Sequence[str]) -> set[str]:
+        """The ids among these (locked) whose personal data were erased (ADR 0018)."""
+
+    async def erase(self, registration_ids: Sequence[str], request: ErasureRequest) -> dict[str, int | str]:
+        """Lock the ids, take out their participant identities and stored personal fields, mark
+        them erased and record the erasure; what went, per table, and when."""
 
     async def lock_and_load(self, plan: LockPlan) -> BatchState:
         """Lock the plan's periods, then its Kommunen, and read the state the batch needs."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.notification import erasure
 from services.notification.commands import NotificationCommandsApplier
 from services.notification.compose import EmailWriter
 from services.notification.domain import KommuneNames
@@ -14,6 +15,7 @@ from services.notification.settings import NotificationSettings
 from services.notification.store import PostgresNotificationUnitOfWork
 from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.directory import load_directory
+from shared.erasure import schedule_retention
 from shared.events import FUNDING_DECISION_EVENTS, NOTIFICATION_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.replay import replayer_of
 from shared.runtime import ServiceRuntime
@@ -59,14 +61,15 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         ),
         PostgresNotificationUnitOfWork,
         description=(
-            "Carries out command.mail_resend, command.mail_park, and command.replay_dead_letters "
+            "Carries out command.mail_resend, command.mail_park, command.erase, and "
+            "command.replay_dead_letters "
             "for the topics it consumes; other commands are passed over."
         ),
     )
     runtime.publishes(
         runtime.topics.operations_results,
         RESULT_EVENTS,
-        "result.mail_resend, result.mail_park, result.replay_dead_letters, with their effect.",
+        "result.mail_resend, result.mail_park, result.erase, result.replay_dead_letters, with their effect.",
     )
     runtime.publishes(
         runtime.topics.notification_events,
@@ -78,5 +81,11 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
     runtime.app.after_startup(sender.start)
     runtime.app.on_shutdown(sender.stop)
     runtime.every(15, lambda: sample_emails(runtime.pool), name="emails")
+    personal_days, letter_days = settings.personal_data_retention_days, settings.letter_retention_days
+    schedule_retention(
+        runtime,
+        settings.retention_interval_seconds,
+        lambda conn: erasure.retention_round(conn, personal_days, letter_days),
+    )
     runtime.finish_setup()
     return runtime

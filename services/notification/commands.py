@@ -1,5 +1,6 @@
 """The applier of operations.commands in notification: `command.mail_resend`, `command.mail_park`,
-and `command.replay_dead_letters` for the topics it consumes (shared.replay).
+`command.erase` (ADR 0018), and `command.replay_dead_letters` for the topics it consumes
+(shared.replay).
 
 Runs in notification's unit of work like every applier: the command's claim (by command_id), the
 email's new state, its `notification.failed` (when parked) and the `result.<name>` commit
@@ -11,16 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from services.notification import store
 from services.notification.operations import park_in, resend_in
 from shared.commands import (
+    ERASE,
     MAIL_PARK,
     MAIL_RESEND,
     REPLAY_DEAD_LETTERS,
     CommandHandler,
+    Erase,
     carry_out_commands,
     result_message,
 )
 from shared.db import Connection
+from shared.erasure import ErasureRequest
 from shared.events import Envelope
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage
@@ -46,6 +51,7 @@ class NotificationCommandsApplier:
         self._handlers: dict[str, CommandHandler[CommandUnitOfWork]] = {
             MAIL_RESEND: self._resend,
             MAIL_PARK: self._park,
+            ERASE: self._erase,
         }
         if replayer is not None:
             self._handlers[REPLAY_DEAD_LETTERS] = replayer.handler
@@ -60,6 +66,9 @@ class NotificationCommandsApplier:
     async def _resend(self, uow: CommandUnitOfWork, event: Envelope[Any]) -> list[OutboxMessage]:
         email_id = event.data.email_id
         results = self._topics.operations_results
+        if await store.email_erased(uow.connection, email_id):
+            log.info("mail_resend refused: erased", email_id=str(email_id))
+            return [result_message(results, event, SERVICE, "refused", {"error": "erased"})]
         if not await resend_in(uow.connection, email_id):
             log.info("mail_resend refused: not parked", email_id=str(email_id))
             return [result_message(results, event, SERVICE, "refused", {"error": "not_parked"})]
@@ -75,3 +84,10 @@ class NotificationCommandsApplier:
             return [result_message(results, event, SERVICE, "refused", {"error": "not_pending"})]
         log.info("mail_park carried out", email_id=str(email_id))
         return [failed, result_message(results, event, SERVICE, "done", {"parked": 1})]
+
+    async def _erase(self, uow: CommandUnitOfWork, event: Envelope[Any]) -> list[OutboxMessage]:
+        command: Erase = event.data
+        request = ErasureRequest(command.command_id, command.requested_by, command.reason, "request")
+        detail = await store.erase_registrations(uow.connection, command.registration_ids, request)
+        log.info("erase carried out", **{k: v for k, v in detail.items() if isinstance(v, int)})
+        return [result_message(self._topics.operations_results, event, SERVICE, "done", detail)]

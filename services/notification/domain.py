@@ -7,6 +7,10 @@ released by the first registration event that makes it known (`RegistrationEvent
 
 A run decides one consumed batch against the state loaded for it and returns its effects; the
 appliers (handlers.py) load that state, run, and record the effects in one unit of work.
+
+Erased registrations (ADR 0018): an event of a registration whose personal data were erased
+writes no letter, remembers nothing and waits for nothing (`erased_events`), whether it is
+redelivered, replayed from a dead letter or new.
 """
 
 from __future__ import annotations
@@ -282,6 +286,17 @@ class BatchState:
     # Funding decisions waiting for the batch's registrations, in arrival order (read for
     # registration events only: decisions release nothing).
     pending_decisions: Sequence[Envelope[Any]] = ()
+    # The batch's registration ids that carry an erasure marker (never in `registrations`).
+    erased: frozenset[str] = frozenset()
+
+
+def erased_events(events: Sequence[Envelope[Any]], erased: frozenset[str]) -> list[Envelope[Any]]:
+    """The events that belong to an erased registration: applied as nothing at all."""
+    return [event for event in events if event.data.registration_id in erased]
+
+
+def _live(events: Sequence[Envelope[Any]], erased: frozenset[str]) -> list[Envelope[Any]]:
+    return [event for event in events if event.data.registration_id not in erased]
 
 
 @dataclass(frozen=True)
@@ -322,7 +337,7 @@ class RegistrationEventsRun:
         planned: list[PlannedEmail] = []
         remembered: dict[str, RegistrationData] = {}
         releases_with: dict[str, RegistrationData] = {}
-        for event in events:
+        for event in _live(events, self.state.erased):
             registration_id = event.data.registration_id
             update = registration_update(event, known.get(registration_id))
             planned.append(plan_email(event, update.letter, self.name_kommune(event.data.kommune_key)))
@@ -331,7 +346,7 @@ class RegistrationEventsRun:
                 releases_with.setdefault(registration_id, update.keep)
         released = tuple(
             decision
-            for decision in self.state.pending_decisions
+            for decision in _live(self.state.pending_decisions, self.state.erased)
             if decision.data.registration_id in releases_with
         )
         for decision in released:
@@ -357,7 +372,7 @@ class FundingDecisionsRun:
     def run(self, events: Sequence[Envelope[Any]]) -> Effects:
         planned: list[PlannedEmail] = []
         keep_pending: list[Envelope[Any]] = []
-        for event in events:
+        for event in _live(events, self.state.erased):
             known = self.state.registrations.get(event.data.registration_id)
             if known is None:
                 # A funding decision waits until its registration is known: only the registration

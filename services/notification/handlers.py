@@ -19,6 +19,7 @@ from services.notification.domain import (
     NameKommune,
     RegistrationEventsRun,
     WriteEmail,
+    erased_events,
 )
 from shared.events import Envelope
 from shared.logging import get_logger
@@ -59,6 +60,7 @@ class RegistrationEventsApplier:
     ) -> Sequence[OutboxMessage]:
         state = await uow.lock_and_load(_registration_ids(events), with_pending_decisions=True)
         effects = RegistrationEventsRun(state, self._name_kommune, self._write_email).run(events)
+        _log_erased(events, state)
         recorded = await uow.record(effects)
         for decision in effects.released:
             log.info(
@@ -83,6 +85,7 @@ class FundingDecisionsApplier:
     ) -> Sequence[OutboxMessage]:
         state = await uow.lock_and_load(_registration_ids(events), with_pending_decisions=False)
         effects = FundingDecisionsRun(state, self._name_kommune, self._write_email).run(events)
+        _log_erased(events, state)
         recorded = await uow.record(effects)
         for decision in effects.keep_pending:
             log.info(
@@ -92,6 +95,15 @@ class FundingDecisionsApplier:
             )
         _log_recorded(effects, recorded)
         return []
+
+
+def _log_erased(events: Sequence[Envelope[Any]], state: BatchState) -> None:
+    for event in erased_events(events, state.erased):
+        log.info(
+            "event of an erased registration: no letter",
+            registration_id=event.data.registration_id,
+            event_id=str(event.event_id),
+        )
 
 
 def _log_recorded(effects: Effects, recorded: set[uuid.UUID]) -> None:

@@ -37,6 +37,12 @@ class NotificationSettings(CommonSettings):
     )
     database_password: SecretStr | None = Field(None, validation_alias="NOTIFICATION_DATABASE_PASSWORD")
     http_port: int = Field(8083, validation_alias="NOTIFICATION_HTTP_PORT")
+    # Erase a registration's personal data (and its letters) this many days after its seminar
+    # ended; drop a delivered letter's bytes this many days after delivery (ADR 0018).
+    personal_data_retention_days: int = Field(365, ge=0, validation_alias="PERSONAL_DATA_RETENTION_DAYS")
+    letter_retention_days: int = Field(90, ge=0, validation_alias="LETTER_RETENTION_DAYS")
+    # How often the retention schedule runs (one instance at a time).
+    retention_interval_seconds: float = Field(3600.0, gt=0, validation_alias="RETENTION_INTERVAL_SECONDS")
 
     smtp_host: str = Field("127.0.0.1", validation_alias="SMTP_HOST")
     smtp_port: int = Field(1025, ge=1, le=65535, validation_alias="SMTP_PORT")

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.notification.domain import BatchState, Effects, NewEmail, RegistrationData
 from shared.db import Connection, Pool
+from shared.erasure import ErasureRequest, mark_erased, record_erasure, strip_outbox
 from shared.events import FUNDING_DECISION_EVENTS, Envelope, EventDecoder
 from shared.unit_of_work import PostgresUnitOfWork
 
@@ -21,11 +22,19 @@ LOCK_REGISTRATIONS = """
 SELECT pg_advisory_xact_lock($2::int, key)
 FROM (SELECT DISTINCT hashtext(id) AS key FROM unnest($1::text[]) AS id ORDER BY key) AS ordered
 """
-SELECT_REGISTRATIONS = """
+# The stored registrations among the ids that are not erased, and the ids that carry an erasure
+# marker, in one statement (a batch costs the same queries as before erasure existed).
+SELECT_REGISTRATIONS_OR_ERASED = """
 SELECT registration_id, kommune_key, contact_email, given_name, family_name, seminar_id,
        seminar_title, seminar_starts_on, seminar_ends_on, fee_cents, course, seminar_location,
-       seat_confirmed
+       seat_confirmed, false AS erased
 FROM registrations WHERE registration_id = ANY($1::text[])
+  AND NOT EXISTS (
+      SELECT 1 FROM erased_registrations e WHERE e.registration_id = registrations.registration_id)
+UNION ALL
+SELECT registration_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL::date, NULL::date, NULL::bigint,
+       NULL, NULL, NULL::boolean, true
+FROM erased_registrations WHERE registration_id = ANY($1::text[])
 """
 # One row per registration id: ON CONFLICT DO UPDATE may touch a row only once per statement.
 UPSERT_REGISTRATIONS = """
@@ -71,6 +80,7 @@ UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2), claim_tok
 WHERE id IN (
     SELECT id FROM emails
     WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (id = ANY($3::uuid[]))
+      AND message IS NOT NULL
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -112,7 +122,7 @@ WHERE emails.id = claimed.id AND emails.status = 'pending' AND emails.claim_toke
 RESEND_PARKED = """
 UPDATE emails SET status = 'pending', attempts = 0, resends = resends + 1, parked_at = NULL,
                   next_attempt_at = now()
-WHERE id = $1 AND status = 'parked'
+WHERE id = $1 AND status = 'parked' AND message IS NOT NULL
 """
 # By hand (`lotse mail park`): only a pending email. A sender delivering it at this moment finds
 # it no longer pending and records nothing (MARK_SENT, MARK_PARKED).
@@ -157,14 +167,19 @@ async def lock_registrations(conn: Connection, registration_ids: Sequence[str]) 
         await conn.execute(LOCK_REGISTRATIONS, list(registration_ids), _LOCK_NAMESPACE)
 
 
-async def get_registrations(
+async def registrations_and_erased(
     conn: Connection, registration_ids: Collection[str]
-) -> dict[str, RegistrationData]:
-    """The stored registrations among these ids, by id."""
+) -> tuple[dict[str, RegistrationData], frozenset[str]]:
+    """The stored registrations among these ids that are not erased, by id; and the erased ids."""
     if not registration_ids:
-        return {}
-    rows = await conn.fetch(SELECT_REGISTRATIONS, list(registration_ids))
-    return {row["registration_id"]: RegistrationData(**dict(row)) for row in rows}
+        return {}, frozenset()
+    rows = await conn.fetch(SELECT_REGISTRATIONS_OR_ERASED, list(registration_ids))
+    stored = {
+        row["registration_id"]: RegistrationData(**{k: v for k, v in dict(row).items() if k != "erased"})
+        for row in rows
+        if not row["erased"]
+    }
+    return stored, frozenset(row["registration_id"] for row in rows if row["erased"])
 
 
 async def save_registrations(conn: Connection, registrations: Collection[RegistrationData]) -> None:
@@ -348,11 +363,13 @@ class PostgresNotificationUnitOfWork(PostgresUnitOfWork):
     ) -> BatchState:
         conn = self.connection
         await lock_registrations(conn, registration_ids)
+        registrations, erased = await registrations_and_erased(conn, registration_ids)
         return BatchState(
-            registrations=await get_registrations(conn, registration_ids),
+            registrations=registrations,
             pending_decisions=(
                 await pending_decisions_of(conn, registration_ids) if with_pending_decisions else ()
             ),
+            erased=erased,
         )
 
     async def record(self, effects: Effects) -> set[uuid.UUID]:
@@ -361,3 +378,88 @@ class PostgresNotificationUnitOfWork(PostgresUnitOfWork):
         await forget_pending(conn, effects.released)
         await keep_pending(conn, effects.keep_pending)
         return await record_emails(conn, effects.emails)
+
+
+# --- erasure (ADR 0018) ------------------------------------------------------------------------
+
+ERASE_REGISTRATIONS = """
+UPDATE registrations SET contact_email = NULL, given_name = NULL, family_name = NULL, updated_at = now()
+WHERE registration_id = ANY($1::text[])
+  AND (contact_email IS NOT NULL OR given_name IS NOT NULL OR family_name IS NOT NULL)
+RETURNING registration_id
+"""
+# Decisions waiting for an erased registration would only ever write a letter with its data.
+DELETE_PENDING_OF = "DELETE FROM pending_decisions WHERE registration_id = ANY($1::text[]) RETURNING event_id"
+# The letters: recipient, subject, bytes and the SMTP server's last answer go; the template, the
+# status and the days stay. A letter not sent yet is parked for good (nothing left to send; a
+# resend refuses an email without bytes).
+ERASE_LETTERS = """
+UPDATE emails
+SET recipient = NULL, subject = NULL, message = NULL, last_error = NULL,
+    status = CASE WHEN status = 'pending' THEN 'parked' ELSE status END,
+    parked_at = CASE WHEN status = 'pending' THEN now() ELSE parked_at END
+WHERE registration_id = ANY($1::text[])
+  AND (recipient IS NOT NULL OR subject IS NOT NULL OR message IS NOT NULL OR last_error IS NOT NULL)
+RETURNING status
+"""
+EMAIL_ERASED = """
+SELECT EXISTS (
+    SELECT 1 FROM emails m JOIN erased_registrations e USING (registration_id) WHERE m.id = $1
+) OR EXISTS (SELECT 1 FROM emails WHERE id = $1 AND message IS NULL)
+"""
+# The retention schedule: registrations whose seminar ended `days` ago (Europe/Berlin); those
+# without seminar dates (known only from a withdrawal) by their last change.
+REGISTRATIONS_DUE = """
+SELECT r.registration_id FROM registrations r
+WHERE coalesce(r.seminar_ends_on, (r.updated_at AT TIME ZONE 'Europe/Berlin')::date) + $1::integer
+      < (now() AT TIME ZONE 'Europe/Berlin')::date
+  AND NOT EXISTS (SELECT 1 FROM erased_registrations e WHERE e.registration_id = r.registration_id)
+ORDER BY r.registration_id
+LIMIT $2
+"""
+# A letter's bytes `days` after its delivery.
+DROP_LETTER_BYTES = """
+UPDATE emails SET message = NULL
+WHERE id IN (
+    SELECT id FROM emails
+    WHERE status = 'sent' AND message IS NOT NULL AND sent_at + make_interval(days => $1) <= now()
+    ORDER BY sent_at
+    LIMIT $2
+)
+RETURNING id
+"""
+
+
+async def erase_registrations(
+    conn: Connection, registration_ids: Sequence[str], request: ErasureRequest
+) -> dict[str, int | str]:
+    """In the caller's transaction, under the registration locks every applier takes."""
+    ids = sorted(set(registration_ids))
+    await lock_registrations(conn, ids)
+    registrations = await conn.fetch(ERASE_REGISTRATIONS, ids)
+    pending = await conn.fetch(DELETE_PENDING_OF, ids)
+    letters = await conn.fetch(ERASE_LETTERS, ids)
+    outbox = await strip_outbox(conn, ids)
+    newly_erased = await mark_erased(conn, ids, request)
+    erased_at = await record_erasure(conn, request, newly_erased)
+    return {
+        "registrations": len(registrations),
+        "pending_decisions": len(pending),
+        "letters": len(letters),
+        "outbox": outbox,
+        "marked": newly_erased,
+        "erased_at": erased_at.isoformat(timespec="seconds"),
+    }
+
+
+async def email_erased(conn: Connection, email_id: uuid.UUID) -> bool:
+    """Whether the email belongs to an erased registration or its bytes are gone."""
+    return bool(await conn.fetchval(EMAIL_ERASED, email_id))
+
+
+async def registrations_due(conn: Connection, days: int, limit: int) -> list[str]:
+    return [row["registration_id"] for row in await conn.fetch(REGISTRATIONS_DUE, days, limit)]
+
+
+async def drop_letter_bytes(conn: Connection, days: int, limit: int) -> int:
+    return len(await conn.fetch(DROP_LETTER_BYTES, days, limit))

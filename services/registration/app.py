@@ -7,6 +7,7 @@ import contextlib
 from datetime import timedelta
 from pathlib import Path
 
+from services.registration import erasure
 from services.registration.commands import RegistrationCommandsApplier
 from services.registration.handlers import ParkingSweeper, PortalRegistrationsApplier, PortalSeminarsApplier
 from services.registration.settings import RegistrationSettings
@@ -14,6 +15,7 @@ from services.registration.store import PostgresRegistrationUnitOfWork
 from shared.commands import COMMAND_EVENTS, RESULT_EVENTS
 from shared.db import Pool
 from shared.directory import load_directory
+from shared.erasure import schedule_retention
 from shared.events import PORTAL_REGISTRATION_EVENTS, PORTAL_SEMINAR_EVENTS, REGISTRATION_OUTCOME_EVENTS
 from shared.logging import get_logger
 from shared.redaction import safe_error
@@ -112,13 +114,14 @@ def build(settings: RegistrationSettings) -> ServiceRuntime:
         ),
         PostgresRegistrationUnitOfWork,
         description=(
-            "Carries out command.replay_dead_letters for the portal topics; other commands are passed over."
+            "Carries out command.erase, and command.replay_dead_letters for the portal topics; "
+            "other commands are passed over."
         ),
     )
     runtime.publishes(
         runtime.topics.operations_results,
         RESULT_EVENTS,
-        "result.replay_dead_letters for the dead letters of the portal topics.",
+        "result.erase (what was erased), result.replay_dead_letters for the portal topics.",
     )
     runtime.publishes(
         runtime.topics.registration_events,
@@ -128,5 +131,9 @@ def build(settings: RegistrationSettings) -> ServiceRuntime:
     # With no grace nothing is ever parked; the sweep still runs once in a while, so that what
     # an earlier start with a grace parked is rejected.
     _start_sweep(runtime, grace)
+    days = settings.personal_data_retention_days
+    schedule_retention(
+        runtime, settings.retention_interval_seconds, lambda conn: erasure.retention_round(conn, days)
+    )
     runtime.finish_setup()
     return runtime

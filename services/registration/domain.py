@@ -24,6 +24,13 @@ waitlist. Downstream services thus see a consistent history (funding releases wh
 instead of a withdrawal of a registration they never heard of. A submission that is rejected
 drops the pending withdrawal: there is nothing to withdraw.
 
+Erased registrations (ADR 0018). A registration whose personal data an operator or the retention
+schedule erased carries a marker. An event of the portal about it changes nothing and publishes
+nothing (`ErasedIgnored`): a redelivered or replayed submission never stores the person again. A
+stored erased registration keeps its status and its seat or waitlist place; should a run still
+move it (a promotion, a cancellation), the change is recorded and published to nobody
+(`publishes`): its events would have to carry the erased data.
+
 A seminar cancelled once stays cancelled: a later `seminar.published` updates its details but
 does not reopen it (its registrations were already withdrawn).
 
@@ -176,6 +183,8 @@ class Registration:
     content: RegistrationContent
     # The occurred_at of its submission; None for registrations stored before it was recorded.
     submitted_at: datetime | None = None
+    # Its personal data were erased: the content's names and addresses are empty strings.
+    erased: bool = False
 
 
 # A participant of a seminar: (seminar_id, the email as the database lowers it for its unique index).
@@ -374,6 +383,13 @@ class CancellationApplied:
     withdrawn: int
 
 
+@dataclass(frozen=True)
+class ErasedIgnored:
+    """An event of an erased registration: nothing changes, nothing is published."""
+
+    registration_id: str
+
+
 Outcome = (
     SubmissionDecided
     | ParkedDecided
@@ -384,7 +400,18 @@ Outcome = (
     | SeminarSaved
     | CancellationIgnored
     | CancellationApplied
+    | ErasedIgnored
 )
+
+
+def publishes(outcome: Outcome) -> bool:
+    """Whether an outcome is published: never one of an erased registration (it would carry the
+    erased data, or bring it back)."""
+    if isinstance(outcome, ErasedIgnored):
+        return False
+    if isinstance(outcome, Withdrawn | Promoted):
+        return not outcome.registration.erased
+    return True
 
 
 # --- what a run changes, for the unit of work to record ---------------------------------------
@@ -462,6 +489,8 @@ class RegistrationsState:
     pending_withdrawals: Set[str]  # the batch's registration ids with a withdrawal remembered
     # The batch's registration ids whose submission waits for its seminar.
     parked: Mapping[str, ParkedSubmission] = field(default_factory=dict)
+    # The batch's registration ids that carry an erasure marker.
+    erased: Set[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -787,9 +816,12 @@ class PortalRegistrationsRun(_Run):
         self._loaded_pending = frozenset(state.pending_withdrawals)
         self._pending = set(state.pending_withdrawals)
         self._remembered: dict[str, PendingWithdrawal] = {}
+        self._erased = frozenset(state.erased)
 
     def decide(self, event: Envelope[Any]) -> list[Outcome]:
         """What the event does, given every event decided before it."""
+        if event.data.registration_id in self._erased:
+            return [ErasedIgnored(event.data.registration_id)]
         if isinstance(event.data, RegistrationSubmitted):
             return self._submit(event)
         if isinstance(event.data, RegistrationWithdrawalRequested):

@@ -16,6 +16,7 @@ from typing import Any
 from services.registration.domain import (
     CancellationApplied,
     CancellationIgnored,
+    ErasedIgnored,
     Outcome,
     Parked,
     ParkedDecided,
@@ -35,6 +36,7 @@ from services.registration.domain import (
     WithdrawalIgnored,
     WithdrawalRemembered,
     Withdrawn,
+    publishes,
 )
 from services.registration.unit_of_work import RegistrationUnitOfWork
 from shared.directory import Directory
@@ -180,6 +182,14 @@ def _announce_placement(out: Outputs, decided: SubmissionDecided, decision: Plac
 
 def _announce(out: Outputs, outcome: Outcome) -> None:
     """Publish what the outcome publishes, and log it."""
+    if not publishes(outcome):
+        registration_id = (
+            outcome.registration_id
+            if isinstance(outcome, ErasedIgnored)
+            else getattr(getattr(outcome, "registration", None), "registration_id", None)
+        )
+        log.info("outcome of an erased registration: nothing published", registration_id=registration_id)
+        return
     if isinstance(outcome, SubmissionDecided):
         _announce_submission(out, outcome)
     elif isinstance(outcome, ParkedDecided):

@@ -17,3 +17,7 @@ class RegistrationSettings(CommonSettings):
     # How long a submission for a seminar not known yet waits for the seminar's offer, from when
     # the service first saw it, before it is rejected as unknown_seminar. 0: rejected at once.
     seminar_grace_seconds: float = Field(300.0, ge=0, validation_alias="REGISTRATION_SEMINAR_GRACE_SECONDS")
+    # Erase a registration's personal data this many days after its seminar ended (ADR 0018).
+    personal_data_retention_days: int = Field(365, ge=0, validation_alias="PERSONAL_DATA_RETENTION_DAYS")
+    # How often the retention schedule runs (one instance at a time).
+    retention_interval_seconds: float = Field(3600.0, gt=0, validation_alias="RETENTION_INTERVAL_SECONDS")

@@ -44,6 +44,7 @@ from services.registration.domain import (
     waitlist_reach,
 )
 from shared.db import Connection
+from shared.erasure import ErasureRequest, mark_erased, record_erasure, strip_outbox
 from shared.events import RegistrationSubmitted, SeminarPublished
 from shared.unit_of_work import PostgresUnitOfWork
 
@@ -82,7 +83,7 @@ FOR UPDATE OF s
 """
 _REGISTRATION_COLUMNS = """
 registration_id, seminar_id, kommune_key, given_name, family_name, participant_email,
-contact_email, status, submitted_at
+contact_email, status, submitted_at, erased_at
 """
 GET_REGISTRATIONS = f"""
 SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE registration_id = ANY($1::text[])
@@ -97,16 +98,20 @@ SELECT p.seminar_id, p.email, lower(p.email) AS email_key,
        ) AS registered
 FROM unnest($1::text[], $2::text[]) AS p (seminar_id, email)
 """
-PENDING_WITHDRAWALS = (
-    "SELECT registration_id FROM pending_withdrawals WHERE registration_id = ANY($1::text[])"
-)
+# The batch's ids with a withdrawal remembered, and those that carry an erasure marker, in one
+# statement (a batch costs the same queries as before erasure existed).
+PENDING_OR_ERASED = """
+SELECT registration_id, false AS erased FROM pending_withdrawals WHERE registration_id = ANY($1::text[])
+UNION ALL
+SELECT registration_id, true FROM erased_registrations WHERE registration_id = ANY($1::text[])
+"""
 # The first `entries` waiting registrations of each seminar, in waitlist order.
 WAITLIST_HEADS = """
 SELECT head.*
 FROM unnest($1::text[], $2::integer[]) AS wanted (seminar_id, entries)
 CROSS JOIN LATERAL (
     SELECT registration_id, seminar_id, kommune_key, given_name, family_name, participant_email,
-           contact_email, status, submitted_at, waitlist_seq
+           contact_email, status, submitted_at, erased_at, waitlist_seq
     FROM registrations r
     WHERE r.seminar_id = wanted.seminar_id AND r.status = 'waitlisted'
     ORDER BY r.waitlist_seq
@@ -242,7 +247,7 @@ class PostgresRegistrationUnitOfWork(PostgresUnitOfWork):
             [(data.seminar_id, data.participant.email) for data in submissions]
             + [(r.content.seminar_id, r.content.participant_email) for r in registrations.values()],
         )
-        pending = await pending_withdrawals(conn, registration_ids)
+        pending, erased = await pending_or_erased(conn, registration_ids)
         heads = await waitlist_heads(conn, waitlist_reach(events, registrations, pending, seminars))
         parked = {p.registration_id: p for p in await parked_by_id(conn, registration_ids)}
         return RegistrationsState(
@@ -253,6 +258,7 @@ class PostgresRegistrationUnitOfWork(PostgresUnitOfWork):
             active_participants=active,
             pending_withdrawals=pending,
             parked=parked,
+            erased=frozenset(erased),
         )
 
     async def load_for_seminars(self, events: Sequence[PortalSeminarData]) -> SeminarsState:
@@ -349,18 +355,21 @@ def _seminar(row: asyncpg.Record) -> Seminar:
 
 
 def _registration(row: asyncpg.Record) -> Registration:
+    # An erased registration's personal columns are NULL: empty strings in the domain, which
+    # publishes nothing of it (domain.publishes).
     return Registration(
         registration_id=row["registration_id"],
         status=Status(row["status"]),
         content=RegistrationContent(
             kommune_key=row["kommune_key"],
             seminar_id=row["seminar_id"],
-            given_name=row["given_name"],
-            family_name=row["family_name"],
-            participant_email=row["participant_email"],
-            contact_email=row["contact_email"],
+            given_name=row["given_name"] or "",
+            family_name=row["family_name"] or "",
+            participant_email=row["participant_email"] or "",
+            contact_email=row["contact_email"] or "",
         ),
         submitted_at=row["submitted_at"],
+        erased=row["erased_at"] is not None,
     )
 
 
@@ -463,12 +472,16 @@ async def participants(
     return keys, active
 
 
-async def pending_withdrawals(conn: Connection, registration_ids: Iterable[str]) -> set[str]:
+async def pending_or_erased(conn: Connection, registration_ids: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Among the ids: those with a withdrawal remembered, and those erased."""
     ids = list(set(registration_ids))
     if not ids:
-        return set()
-    rows = await conn.fetch(PENDING_WITHDRAWALS, ids)
-    return {row["registration_id"] for row in rows}
+        return set(), set()
+    rows = await conn.fetch(PENDING_OR_ERASED, ids)
+    return (
+        {row["registration_id"] for row in rows if not row["erased"]},
+        {row["registration_id"] for row in rows if row["erased"]},
+    )
 
 
 async def waitlist_heads(conn: Connection, entries: dict[str, int]) -> dict[str, list[Registration]]:
@@ -620,3 +633,72 @@ ORDER BY created_at, registration_id
 
 async def kommune_registration_rows(conn: Connection, kommune_key: str) -> list[asyncpg.Record]:
     return list(await conn.fetch(REGISTRATIONS_OF_KOMMUNE, kommune_key))
+
+
+# --- erasure (ADR 0018) ------------------------------------------------------------------------
+
+ERASE_REGISTRATIONS = """
+UPDATE registrations
+SET given_name = NULL, family_name = NULL, participant_email = NULL, contact_email = NULL,
+    erased_at = coalesce(erased_at, now()), updated_at = now()
+WHERE registration_id = ANY($1::text[])
+  AND (given_name IS NOT NULL OR family_name IS NOT NULL OR participant_email IS NOT NULL
+       OR contact_email IS NOT NULL)
+RETURNING registration_id
+"""
+# A parked submission is nothing but personal data waiting for its seminar: it goes.
+DELETE_PARKED = (
+    "DELETE FROM parked_submissions WHERE registration_id = ANY($1::text[]) RETURNING registration_id"
+)
+# The participant's registrations, submitted or waiting for their seminar (`lotse erase --email`
+# and `lotse person export` resolve an address with it; the operator role reads it).
+REGISTRATIONS_OF_PARTICIPANT = """
+SELECT registration_id FROM registrations WHERE lower(participant_email) = lower($1)
+UNION
+SELECT registration_id FROM parked_submissions WHERE lower(participant_email) = lower($1)
+ORDER BY registration_id
+"""
+# The retention schedule: registrations whose seminar ended `days` ago (Europe/Berlin), and
+# those of no known seminar (rejected) by the day they came.
+DUE_FOR_RETENTION = """
+SELECT r.registration_id
+FROM registrations r LEFT JOIN seminars s USING (seminar_id)
+WHERE r.erased_at IS NULL
+  AND coalesce(s.ends_on, (r.created_at AT TIME ZONE 'Europe/Berlin')::date) + $1::integer
+      < (now() AT TIME ZONE 'Europe/Berlin')::date
+ORDER BY r.registration_id
+LIMIT $2
+"""
+
+
+async def erase_registrations(
+    conn: Connection, registration_ids: Sequence[str], request: ErasureRequest
+) -> dict[str, int | str]:
+    """Erase the personal data of these registrations in the caller's transaction; what went, per
+    table. Locks as every applier does (registration ids, seminar ids, seminar rows), so that no
+    batch decided from the data before publishes it after."""
+    ids = sorted(set(registration_ids))
+    await lock_registration_ids(conn, ids)
+    seminar_ids = await seminars_of_registrations(conn, ids)
+    await lock_seminar_ids(conn, seminar_ids)
+    await lock_and_get_seminars(conn, seminar_ids)
+    registrations = await conn.fetch(ERASE_REGISTRATIONS, ids)
+    parked = await conn.fetch(DELETE_PARKED, ids)
+    outbox = await strip_outbox(conn, ids)
+    newly_erased = await mark_erased(conn, ids, request)
+    erased_at = await record_erasure(conn, request, newly_erased)
+    return {
+        "registrations": len(registrations),
+        "parked_submissions": len(parked),
+        "outbox": outbox,
+        "marked": newly_erased,
+        "erased_at": erased_at.isoformat(timespec="seconds"),
+    }
+
+
+async def registrations_of_participant(conn: Connection, email: str) -> list[str]:
+    return [row["registration_id"] for row in await conn.fetch(REGISTRATIONS_OF_PARTICIPANT, email)]
+
+
+async def due_for_retention(conn: Connection, days: int, limit: int) -> list[str]:
+    return [row["registration_id"] for row in await conn.fetch(DUE_FOR_RETENTION, days, limit)]

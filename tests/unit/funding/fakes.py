@@ -47,6 +47,7 @@ from services.funding.operations import (
 )
 from services.funding.unit_of_work import InvariantError, Limits, PeriodClosing, ProgramMismatchError
 from shared.directory import Directory
+from shared.erasure import ErasureRequest
 from shared.events import Envelope, Participant, RegistrationAccepted, RegistrationWithdrawn, new_envelope
 from shared.outbox import OutboxMessage
 from shared.program import Period, Program
@@ -69,6 +70,7 @@ class FundingTables:
     # Withdrawals of registrations not seen yet: registration id -> Kommune key.
     pending_withdrawals: dict[str, str] = field(default_factory=dict)
     program_id: str | None = None
+    erased_registrations: set[str] = field(default_factory=set)  # the erasure markers
 
     def copy(self) -> FundingTables:
         return FundingTables(
@@ -80,6 +82,7 @@ class FundingTables:
             list(self.recorded),
             dict(self.pending_withdrawals),
             self.program_id,
+            set(self.erased_registrations),
         )
 
     def waiting(self, reason: str) -> list[Funding]:
@@ -153,6 +156,25 @@ class InMemoryFundingUnitOfWork:
         self._locked_registrations |= set(registration_ids)
         fundings = self.tables.fundings
         return {rid: fundings[rid] for rid in registration_ids if rid in fundings}
+
+    async def erased_among(self, registration_ids: Sequence[str]) -> set[str]:
+        return set(registration_ids) & self.tables.erased_registrations
+
+    async def erase(self, registration_ids: Sequence[str], request: ErasureRequest) -> dict[str, int | str]:
+        """As store.erase_identities: the identities go, every id is marked."""
+        if self._locked_periods or self._locked_kommunen:
+            raise InvariantError("registration ids locked after period or quota rows (ADR 0007)")
+        self._locked_registrations |= set(registration_ids)
+        tables = self.tables
+        taken = 0
+        for rid in set(registration_ids):
+            record = tables.fundings.get(rid)
+            if record is not None and record.participant_hash is not None:
+                tables.fundings[rid] = replace(record, participant_hash=None)
+                taken += 1
+        marked = len(set(registration_ids) - tables.erased_registrations)
+        tables.erased_registrations |= set(registration_ids)
+        return {"participant_hashes": taken, "outbox": 0, "marked": marked, "erased_at": "now"}
 
     async def lock_and_load(self, plan: LockPlan) -> BatchState:
         tables = self.tables

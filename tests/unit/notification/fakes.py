@@ -27,6 +27,7 @@ class NotificationTables:
     emails: dict[tuple[uuid.UUID, str], NewEmail] = field(default_factory=dict)  # by (event, template)
     inbox: set[tuple[str, uuid.UUID]] = field(default_factory=set)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    erased_registrations: set[str] = field(default_factory=set)  # the erasure markers
 
     def copy(self) -> NotificationTables:
         return replace(
@@ -36,7 +37,27 @@ class NotificationTables:
             emails=dict(self.emails),
             inbox=set(self.inbox),
             outbox=list(self.outbox),
+            erased_registrations=set(self.erased_registrations),
         )
+
+    def erase(self, registration_ids: set[str]) -> None:
+        """As store.erase_registrations: the registrations are no longer read (their personal
+        columns are NULL), their waiting decisions go, their letters lose recipient, subject and
+        bytes, every id is marked."""
+        for rid in registration_ids:
+            self.registrations.pop(rid, None)
+        self.pending_decisions = {
+            event_id: pending
+            for event_id, pending in self.pending_decisions.items()
+            if pending[0] not in registration_ids
+        }
+        self.emails = {
+            key: replace(email, recipient="", subject="", message=b"")
+            if email.registration_id in registration_ids
+            else email
+            for key, email in self.emails.items()
+        }
+        self.erased_registrations |= registration_ids
 
 
 class InMemoryNotificationDatabase:
@@ -101,6 +122,7 @@ class InMemoryNotificationUnitOfWork:
                 if with_pending_decisions
                 else ()
             ),
+            erased=frozenset(wanted & tables.erased_registrations),
         )
 
     async def record(self, effects: Effects) -> set[uuid.UUID]:

@@ -71,6 +71,7 @@ class RegistrationRow:
     rejection_reason: str | None
     withdrawal_reason: str | None
     submitted_at: datetime | None = None
+    erased: bool = False  # store: erased_at IS NOT NULL, its personal columns NULL
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,20 @@ class RegistrationTables:
     parking_order: int = 0
     inbox: set[uuid.UUID] = field(default_factory=set)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    erased_registrations: set[str] = field(default_factory=set)  # the erasure markers
+
+    def erase(self, registration_ids: set[str]) -> None:
+        """As store.erase_registrations: personal columns NULL (here: empty), parked ones gone,
+        a marker for every id."""
+        for rid in registration_ids:
+            row = self.registrations.get(rid)
+            if row is not None:
+                content = replace(
+                    row.content, given_name="", family_name="", participant_email="", contact_email=""
+                )
+                self.registrations[rid] = replace(row, content=content, erased=True)
+            self.parked_submissions.pop(rid, None)
+        self.erased_registrations |= registration_ids
 
     def check_constraints(self) -> None:
         for s in self.seminars.values():
@@ -104,7 +119,7 @@ class RegistrationTables:
                 raise ConstraintViolationError(f"rejection_reason of {r.registration_id}")
             if (r.status is Status.WITHDRAWN) != (r.withdrawal_reason is not None):
                 raise ConstraintViolationError(f"withdrawal_reason of {r.registration_id}")
-            if r.status in ACTIVE_STATUSES:
+            if r.status in ACTIVE_STATUSES and not r.erased:  # a NULL email is in no unique key
                 key = (r.content.seminar_id, r.content.participant_email.lower())
                 if key in active:
                     raise ConstraintViolationError(f"registrations_active_participant: {key}")
@@ -137,7 +152,7 @@ class InMemoryDatabase:
 
 
 def _registration(row: RegistrationRow) -> Registration:
-    return Registration(row.registration_id, row.status, row.content, row.submitted_at)
+    return Registration(row.registration_id, row.status, row.content, row.submitted_at, row.erased)
 
 
 class InMemoryRegistrationUnitOfWork:
@@ -233,6 +248,7 @@ class InMemoryRegistrationUnitOfWork:
             active_participants={key for key in keys.values() if key in active_now},
             pending_withdrawals=pending,
             parked=parked,
+            erased=frozenset(ids & self.tables.erased_registrations),
         )
 
     async def load_for_seminars(self, events: Sequence[PortalSeminarData]) -> SeminarsState:

@@ -13,6 +13,7 @@ import pytest
 from services.registration.domain import (
     CancellationApplied,
     CancellationIgnored,
+    ErasedIgnored,
     NewRegistration,
     Outcome,
     Parked,
@@ -155,7 +156,7 @@ def kinds(outcomes: Sequence[Outcome]) -> list[tuple[str, str]]:
             named.append((f"waited:{_label(outcome.decided)}", outcome.parked.registration_id))
         elif isinstance(outcome, Withdrawn | Promoted):
             named.append((type(outcome).__name__.lower(), outcome.registration.registration_id))
-        elif isinstance(outcome, WithdrawalRemembered | WithdrawalIgnored):
+        elif isinstance(outcome, WithdrawalRemembered | WithdrawalIgnored | ErasedIgnored):
             named.append((type(outcome).__name__, outcome.registration_id))
         else:
             named.append((type(outcome).__name__, outcome.seminar_id))
