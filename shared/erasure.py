@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from shared.consumer import safe_error
 from shared.db import Connection, Pool
 from shared.logging import get_logger
+from shared.redaction import safe_error
 from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)

@@ -23,15 +23,15 @@ from services.funding.operations import (
 from services.funding.unit_of_work import FundingUnitOfWork
 from shared.commands import (
     CLOSE_PERIOD,
-    REOPEN_PERIOD,
     ERASE,
+    REOPEN_PERIOD,
     REPLAY_DEAD_LETTERS,
     SET_BUDGET,
     ClosePeriod,
     CommandHandler,
+    Erase,
     ReopenPeriod,
     SetBudget,
-    Erase,
     carry_out_commands,
     result_message,
 )
