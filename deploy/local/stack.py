@@ -503,9 +503,11 @@ def start_postgres(env: dict[str, str]) -> bool:
     # more than a sequential page; at 4 the planner scans whole tables for a batch's 500 keys.
     # synchronous_commit stays on: a crash must not lose a commit that the consumers already
     # acknowledged to Kafka (its offsets) or that the outbox relay marked as published.
+    # track_commit_timestamp: the fault suite orders what the services applied by commit
+    # (tests/reliability/model.py); it costs a few bytes per transaction.
     options = (
         f"-p {port} -c listen_addresses=127.0.0.1 -k {paths().pg / 'run'} -c max_connections=300 "
-        "-c shared_buffers=128MB -c random_page_cost=1.1 "
+        "-c shared_buffers=128MB -c random_page_cost=1.1 -c track_commit_timestamp=on "
         + " ".join(f"-c {name}={value}" for name, value in PG_LOG_PRIVACY)
     )
     logfile = paths().logfile("postgres")

@@ -53,12 +53,14 @@ from lotse.scenario import key_form
 from lotse.status import wait_until_consumed
 from services.notification.compose import notification_id
 from services.notification.templates import template_for
-from shared.directory import Directory, KommuneKind, load_directory
+from shared.directory import Directory, Kommune, KommuneKind, load_directory
+from shared.dlq import HEADER_SERVICE
 from shared.kafka import client_options
+from shared.logging import configure_logging
 from shared.outbox import relay_lock_id
 from shared.program import load_program
 from shared.settings import REPO_ROOT
-from shared.topics import Topics
+from shared.topics import Topics, dlq_topic
 from tests.reliability.history import (
     Produced,
     Violation,
@@ -70,6 +72,7 @@ from tests.reliability.history import (
 )
 from tests.reliability.model import FUNDING_INPUTS, FUNDING_STATE, funding_state, replay_funding
 from tests.support.kafka import envelope as kafka_envelope
+from tests.support.kafka import header, read_topic, values
 from tests.support.stack import Stack, stack_env
 
 # Below 32768: the kernel hands out ports from 32768 up to clients, which once took one of ours.
@@ -91,6 +94,16 @@ SERVICES = ("registration", "funding", "notification")
 SESSION_TIMEOUT_SECONDS = 6.0
 LONG_POSTGRES_OUTAGE = "postgres down > 60 s"
 LONG_OUTAGE_SECONDS = 65.0
+POISON_PREFIX = "CR-POISON-"
+POISON_TRIGGER = f"""
+CREATE FUNCTION chaos_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'poisoned by the fault suite';
+END $$;
+CREATE TRIGGER chaos_poison BEFORE INSERT ON registrations
+    FOR EACH ROW WHEN (NEW.registration_id LIKE '{POISON_PREFIX}%') EXECUTE FUNCTION chaos_poison();
+"""
+CURE_POISON = "DROP TRIGGER chaos_poison ON registrations; DROP FUNCTION chaos_poison()"
 TERMINATE_RELAY_SESSION = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = 0 AND objid = $1::bigint::oid
@@ -122,6 +135,8 @@ class Stream:
     events: int = 0  # distinct inbound events
     budget_2023: int = 0
     capacities: dict[str, int] = field(default_factory=dict)  # the largest published per seminar
+    # Valid submissions that a trigger makes fail until the end: dead-lettered, then replayed.
+    poisoned: set[str] = field(default_factory=set)
 
 
 def seminar_data(sid: str, starts: date, capacity: int, title: str) -> dict[str, Any]:
@@ -199,10 +214,37 @@ def build_stream(directory: Directory, events: int, seed: int) -> Stream:
         stream.capacities[sid] = capacity + 10
         change = ("portal.seminars", sid, envelope("seminar.published", data))
         stream.messages.insert(rng.randint(len(stream.messages) // 4, len(stream.messages)), change)
+    add_poisoned(stream, rng, eligible, seminars, max(2, events // 1000))
     stream.events = len(stream.seminars) + len(stream.messages)
     # A 2023 budget for about half the Kommunen that register for 2023: it binds.
     stream.budget_2023 = max(1, len(used_2023) // 2) * FEE_CENTS // 2
     return stream
+
+
+def add_poisoned(
+    stream: Stream, rng: random.Random, eligible: list[Kommune], seminars: list[tuple[str, date]], count: int
+) -> None:
+    """Submissions that fail in registration's database until the stream is over (POISON_TRIGGER):
+    they end as dead letters and are replayed afterwards, one by one, newest first."""
+    for index in range(count):
+        rid = f"{POISON_PREFIX}{index:04d}"
+        kommune = rng.choice(eligible)
+        sid, _ = rng.choice(seminars)
+        data = {
+            "registration_id": rid,
+            "kommune_key": kommune.key,
+            "seminar_id": sid,
+            "participant": {
+                "given_name": "Paula",
+                "family_name": "Gift",
+                "email": f"{rid.lower()}@teilnehmer.example",
+            },
+            "contact_email": f"digitallotsen.{kommune.key}@kommunen.example",
+        }
+        poisoned = ("portal.registrations", kommune.key, envelope("registration.submitted", data))
+        stream.messages.insert(rng.randint(0, len(stream.messages)), poisoned)
+        stream.submitted.add(rid)
+        stream.poisoned.add(rid)
 
 
 def twice(
@@ -524,8 +566,13 @@ async def drained(env: dict[str, str], inbound: int) -> dict[str, int]:
     for service in SERVICES:
         conn = await asyncpg.connect(env[f"{service.upper()}_DATABASE_URL"], timeout=5)
         try:
-            counts[f"{service}_inbox"] = await conn.fetchval("SELECT count(*) FROM inbox")
-            counts[f"{service}_outbox"] = await conn.fetchval("SELECT count(*) FROM outbox")
+            # The domain topics only: commands and their results are not part of the stream.
+            counts[f"{service}_inbox"] = await conn.fetchval(
+                "SELECT count(*) FROM inbox WHERE topic NOT LIKE '%operations.%' AND topic NOT LIKE '%.dlq'"
+            )
+            counts[f"{service}_outbox"] = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE topic NOT LIKE '%operations.%'"
+            )
             counts[f"{service}_unpublished"] = await conn.fetchval(
                 "SELECT count(*) FROM outbox WHERE published_at IS NULL"
             )
@@ -568,6 +615,49 @@ async def wait_drained(env: dict[str, str], inbound: int, timeout: float) -> flo
     raise TimeoutError(f"not drained after {timeout:.0f} s: {last}")
 
 
+async def execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def replay_newest_first(bootstrap: str, topics: Topics, publisher: Publisher) -> int:
+    """Replay registration's dead letters of portal.registrations one command each, newest first:
+    an order other than the one they failed in. Each command waits for its result."""
+    source = topics.portal_registrations
+    letters = [
+        record
+        for record in await read_topic(
+            bootstrap, dlq_topic(source), until=lambda found: True, timeout=30, settle=2
+        )
+        if header(record, HEADER_SERVICE) == "registration"
+    ]
+    letters.sort(key=lambda r: (r.timestamp, r.partition, r.offset), reverse=True)
+    for record in letters:
+        command_id = str(uuid.uuid4())
+        data = {
+            "command_id": command_id,
+            "requested_by": "chaos",
+            "reason": "fault suite: replay newest first",
+            "topic": "portal.registrations",
+            "letter_ids": [f"{record.partition}:{record.offset}"],
+        }
+        await publisher.send(
+            topics.operations_commands, "portal.registrations", envelope("command.replay_dead_letters", data)
+        )
+        await read_topic(
+            bootstrap,
+            topics.operations_results,
+            until=lambda found, wanted=command_id: any(
+                v["data"]["command_id"] == wanted for v in values(found)
+            ),  # type: ignore[misc]
+            timeout=120,
+        )
+    return len(letters)
+
+
 # --- checks ---------------------------------------------------------------------------------------
 
 
@@ -598,6 +688,7 @@ class Result:
     invariant_violations: int = 0
     order_violations: int = 0
     final_state_differences: int = 0
+    dead_letters_replayed: int = 0
     budget_bound: bool = False
     drain_seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -608,7 +699,9 @@ class Result:
 
 
 def problem(result: Result, message: str) -> None:
-    if len(result.problems) < 50:
+    """Keep the first few problems of each kind (the text before its first colon)."""
+    kind = message.split(":", 1)[0]
+    if sum(p.split(":", 1)[0] == kind for p in result.problems) < 15:
         result.problems.append(message)
 
 
@@ -825,6 +918,7 @@ async def run(  # noqa: PLR0915
             await publisher.send(topics.prefix + topic, key, value)
         # Kafka orders nothing across topics: no registration may race its seminar's offer.
         await wait_until_consumed(stack.bootstrap, topics, "registration", "portal.seminars")
+        await execute(env["REGISTRATION_DATABASE_URL"], POISON_TRIGGER)
         messages = twice(stream.messages, rng)
         chaos = Chaos(stack, topics, publisher, rng, replicas)
         kinds = schedule(short, rng, replicas)
@@ -846,9 +940,14 @@ async def run(  # noqa: PLR0915
                 await asyncio.sleep(lag)
         say("stream published")
         await injecting
+        inbound = stream.events + 1 + len(chaos.probe_ids)
+        drain_timeout = 900 if not short else 150
         result.drain_seconds = round(
-            await wait_drained(env, stream.events + 1 + len(chaos.probe_ids), 900 if not short else 150), 1
+            await wait_drained(env, inbound - len(stream.poisoned), drain_timeout), 1
         )
+        await execute(env["REGISTRATION_DATABASE_URL"], CURE_POISON)
+        result.dead_letters_replayed = await replay_newest_first(stack.bootstrap, topics, publisher)
+        await wait_drained(env, inbound, drain_timeout)
         if chaos.probes:
             _, late = await asyncio.wait(chaos.probes, timeout=120)
             for task in late:  # a probe that never got through: no recovery time, a failure
@@ -934,6 +1033,7 @@ def table(result: Result) -> str:
         ("final-state differences (funding vs model)", result.final_state_differences),
         ("2023 budget bound", "yes" if result.budget_bound else "no"),
         ("drain after the stream (s)", result.drain_seconds),
+        ("dead letters replayed, newest first", result.dead_letters_replayed),
         ("longest recovery (s)", max((seconds for _, seconds in result.recovery_seconds), default=0.0)),
         *((f"recovery after {kind} (s)", seconds) for kind, seconds in result.recovery_seconds),
         *(
@@ -961,6 +1061,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON too")
     args = parser.parse_args(argv)
+    configure_logging("chaos", "WARNING")  # the model runs the real applier: not its every decision
     result = asyncio.run(
         run(
             args.events,

@@ -13,8 +13,9 @@ Checked:
   (a smaller capacity never takes a seat away, ADR 0002, so the largest one is the bound);
 - quota and budget: a Kommune's funded places never exceed the quota, a period's committed money
   never exceeds its budget;
-- per-key order: the first copy of each event on a topic comes in the order its rows were
-  produced for that key (a republished copy may come later; it is a duplicate, not an inversion);
+- per-key order: for each key and registration (or email), the first copy of each event on a
+  topic comes in the order its rows were produced (a republished copy may come later; it is a
+  duplicate, not an inversion);
 - the final funding state against the pure domain's (`final_state_differences`): the model
   replays funding's inputs one by one in the order the system claimed them (tests/reliability/model.py);
 - what counts as a registration's first decision (`first_decisions`), of which chaos.py requires
@@ -105,12 +106,21 @@ def funding_violations(
     return found
 
 
+def entity_of(event: Mapping[str, Any]) -> str:
+    """What a topic orders: the events of one registration (and of one email on
+    notification.events) are produced one after another, each under the row lock of the one
+    before, so they must arrive in that order. Events of different registrations of a Kommune
+    come from independent transactions: their order is the relay's, and nothing relies on it."""
+    data = event.get("data") or {}
+    return str(data.get("notification_id") or data.get("registration_id") or "")
+
+
 def order_violations(
     topic: str, produced: Iterable[Produced], delivered: Iterable[Mapping[str, Any]]
 ) -> list[Violation]:
-    """Per key, the first copies on the topic must come in production order."""
-    position = {row.event_id: (row.key, row.sequence) for row in produced}
-    last_seen: dict[str, tuple[int, str]] = {}
+    """Per key and registration (or email), the first copies on the topic come in production order."""
+    position = {row.event_id: ((row.key, entity_of(row.event)), row.sequence) for row in produced}
+    last_seen: dict[tuple[str, str], tuple[int, str]] = {}
     seen: set[str] = set()
     found: list[Violation] = []
     for event in delivered:
@@ -124,7 +134,8 @@ def order_violations(
             found.append(
                 Violation(
                     "order",
-                    f"{topic} key {key}: {event_id} (row {sequence}) after {previous[1]} (row {previous[0]})",
+                    f"{topic} key {key[0]}, {key[1]}: {event_id} (row {sequence}) after {previous[1]} "
+                    f"(row {previous[0]})",
                 )
             )
         else:
@@ -161,17 +172,26 @@ class FundingOutcome:
     period_id: str | None
     reason: str | None
     amount_cents: int | None
+    kommune_key: str = ""
     rank: int | None = None
 
 
+def waitlist_of(outcome: FundingOutcome) -> tuple[str | None, str | None, str]:
+    """Which waitlist an entry is on: a period's money waitlist is one for all Kommunen, the quota
+    waitlist is one per Kommune (a place freed in one Kommune goes to its own next in line).
+    Entries of different Kommunen on their quota waitlists have no order between them."""
+    kommune = outcome.kommune_key if outcome.reason == "quota_exhausted" else ""
+    return (outcome.period_id, outcome.reason, kommune)
+
+
 def ranked(rows: list[tuple[str, FundingOutcome, int | None]]) -> dict[str, FundingOutcome]:
-    """Outcomes by registration, each waitlisted one with its rank in its period's and reason's
-    waitlist (sequence numbers differ between the system and the model; their order must not)."""
+    """Outcomes by registration, each waitlisted one with its rank on its waitlist (sequence
+    numbers differ between the system and the model; their order must not)."""
     outcomes = {rid: outcome for rid, outcome, _ in rows}
-    waiting: dict[tuple[str | None, str | None], list[tuple[int, str]]] = defaultdict(list)
+    waiting: dict[tuple[str | None, str | None, str], list[tuple[int, str]]] = defaultdict(list)
     for rid, outcome, sequence in rows:
         if outcome.status == "waitlisted" and sequence is not None:
-            waiting[(outcome.period_id, outcome.reason)].append((sequence, rid))
+            waiting[waitlist_of(outcome)].append((sequence, rid))
     for entries in waiting.values():
         for rank, (_, rid) in enumerate(sorted(entries), start=1):
             outcomes[rid] = replace(outcomes[rid], rank=rank)

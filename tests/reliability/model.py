@@ -17,11 +17,14 @@ from tests.reliability.history import FundingOutcome, ranked
 from tests.unit.funding.fakes import InMemoryFundingService
 
 FUNDING_STATE = """
-SELECT registration_id, status, period_id, reason, amount_cents, waitlist_seq FROM fundings
+SELECT registration_id, kommune_key, status, period_id, reason, amount_cents, waitlist_seq FROM fundings
 """
-# Funding's inputs from registration.events, in the order it applied them.
+# Funding's inputs from registration.events in the order it applied them: by the commit of the
+# transaction that claimed them (conflicting batches, two instances' included, serialise on the
+# locks of their periods and Kommunen, so commit order is their order), then as claimed within it.
 FUNDING_INPUTS = """
-SELECT event_id::text FROM inbox WHERE topic LIKE '%registration.events' ORDER BY claim_order
+SELECT event_id::text FROM inbox WHERE topic LIKE '%registration.events'
+ORDER BY pg_xact_commit_timestamp(xmin), claim_order
 """
 
 
@@ -31,7 +34,9 @@ def funding_state(rows: Sequence[Mapping[str, Any]]) -> dict[str, FundingOutcome
         [
             (
                 row["registration_id"],
-                FundingOutcome(row["status"], row["period_id"], row["reason"], row["amount_cents"]),
+                FundingOutcome(
+                    row["status"], row["period_id"], row["reason"], row["amount_cents"], row["kommune_key"]
+                ),
                 row["waitlist_seq"],
             )
             for row in rows
@@ -56,7 +61,13 @@ def replay_funding(
         [
             (
                 funding.registration_id,
-                FundingOutcome(funding.status.value, funding.period_id, funding.reason, funding.amount_cents),
+                FundingOutcome(
+                    funding.status.value,
+                    funding.period_id,
+                    funding.reason,
+                    funding.amount_cents,
+                    funding.kommune_key,
+                ),
                 funding.seq,
             )
             for funding in model.tables.fundings.values()

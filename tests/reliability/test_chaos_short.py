@@ -37,6 +37,7 @@ def test_the_short_fault_suite_loses_nothing_and_duplicates_nothing(tmp_path: Pa
     # The faults happened, and the stream was real.
     assert figures["faults"] == {"kill -9 funding": 1, "smtp 451": 1, "SIGSTOP registration": 1}, output
     assert figures["instances_per_service"] == 2
+    assert figures["dead_letters_replayed"] >= 2  # the poisoned submissions, replayed newest first
     assert figures["events"] >= 250 and figures["messages_published"] >= 2 * 250
     assert figures["funding_decisions"] > 0 and figures["emails_expected"] > figures["registrations"]
     assert figures["budget_bound"], "the 2023 budget must bind"

@@ -167,6 +167,14 @@ def test_per_key_order_is_the_production_order(delivered: list[dict[str, Any]], 
     assert all(v.kind == "order" and "key A" in v.detail for v in found)
 
 
+def test_order_is_per_registration_within_a_key() -> None:
+    r1a, r2, r1b = (event("x", i, registration_id=r) for i, r in (("1a", "R1"), ("2", "R2"), ("1b", "R1")))
+    produced = [Produced(1, "A", r1a), Produced(2, "A", r2), Produced(3, "A", r1b)]
+    # R2's event (an independent transaction) may come first; R1's two events may not swap.
+    assert order_violations("t", produced, [r2, r1a, r1b]) == []
+    assert len(order_violations("t", produced, [r1b, r2, r1a])) == 1
+
+
 def decision(event_type: str, event_id: str, **data: Any) -> dict[str, Any]:
     return event(event_type, event_id, registration_id="R1", **data)
 
@@ -228,6 +236,22 @@ def test_first_decisions(history: list[dict[str, Any]], firsts: list[str]) -> No
 
 
 APPROVED = FundingOutcome("approved", "2023", None, 50)
+
+
+def test_quota_waitlists_are_ranked_per_kommune_and_the_money_waitlist_across_them() -> None:
+    def waiting(reason: str, kommune: str) -> FundingOutcome:
+        return FundingOutcome("waitlisted", "2023", reason, 50, kommune)
+
+    outcomes = ranked(
+        [
+            ("A1", waiting("quota_exhausted", "A"), 5),
+            ("B1", waiting("quota_exhausted", "B"), 3),
+            ("A2", waiting("quota_exhausted", "A"), 9),
+            ("A3", waiting("budget_exhausted", "A"), 8),
+            ("B2", waiting("budget_exhausted", "B"), 4),
+        ]
+    )
+    assert {rid: o.rank for rid, o in outcomes.items()} == {"A1": 1, "B1": 1, "A2": 2, "B2": 1, "A3": 2}
 
 
 def test_ranked_orders_each_waitlist_by_sequence_and_leaves_the_rest() -> None:

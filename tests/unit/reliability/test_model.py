@@ -39,14 +39,19 @@ def test_the_model_follows_the_claimed_order_and_ignores_the_topic_order() -> No
     claimed = [str(ids[i]) for i in (0, 1, 2, 5, 4, 3)]
     model = replay_funding(claimed, events, small_program(), directory(), None)
     # E1's release frees a place of its Kommune and money: E3 (waiting for the place) takes both.
+    e, k = EINHEITSGEMEINDE, KREISFREIE_STADT
     shared = {
-        "E1": FundingOutcome("released", "2023", None, 50_000),
-        "E2": FundingOutcome("approved", "2023", None, 50_000),
-        "E3": FundingOutcome("approved", "2023", None, 50_000),
+        "E1": FundingOutcome("released", "2023", None, 50_000, e),
+        "E2": FundingOutcome("approved", "2023", None, 50_000, e),
+        "E3": FundingOutcome("approved", "2023", None, 50_000, e),
     }
-    waiting = FundingOutcome("waitlisted", "2023", "budget_exhausted", 50_000, rank=1)
-    assert model == {**shared, "K2": FundingOutcome("approved", "2023", None, 50_000), "K1": waiting}
-    assert in_topic_order == {**shared, "K1": FundingOutcome("approved", "2023", None, 50_000), "K2": waiting}
+    waiting = FundingOutcome("waitlisted", "2023", "budget_exhausted", 50_000, k, rank=1)
+    assert model == {**shared, "K2": FundingOutcome("approved", "2023", None, 50_000, k), "K1": waiting}
+    assert in_topic_order == {
+        **shared,
+        "K1": FundingOutcome("approved", "2023", None, 50_000, k),
+        "K2": waiting,
+    }
 
 
 def test_the_system_state_is_read_with_the_same_ranks() -> None:
@@ -54,6 +59,7 @@ def test_the_system_state_is_read_with_the_same_ranks() -> None:
         period, amount = ("2023", 5) if sequence is not None else (None, None)
         return {
             "registration_id": rid,
+            "kommune_key": "03241",
             "status": status,
             "period_id": period,
             "reason": reason,
