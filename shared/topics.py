@@ -29,8 +29,8 @@ DLQ_SUFFIX = ".dlq"
 
 # Topics whose records carry personal data (docs/personal-data.md): the portals' registrations
 # (names, addresses), registration's outcomes (the same), notification's results (the Kommune's
-# address a letter went to), the operators' commands (`erase --email` carries an address, every
-# command its operator's login) and every dead-letter topic (a copy of whatever a producer sent).
+# address a letter went to), the operators' commands (every command carries its operator's login)
+# and every dead-letter topic (a copy of whatever a producer sent).
 # They keep their records for KAFKA_PERSONAL_DATA_RETENTION_HOURS only: that is how long an
 # erased person's data may still be read on the topics.
 PERSONAL_DATA_TOPICS = frozenset(
