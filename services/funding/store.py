@@ -559,13 +559,15 @@ WHERE registration_id = ANY($1::text[]) AND participant_hash IS NOT NULL
 RETURNING registration_id
 """
 # The retention schedule: an identity is kept while the prerequisite rule may still need it, until
-# both the seminar and its funding period are over, then `days` more (Europe/Berlin).
+# both the seminar and its funding period are over and the funding last changed, then `days` more
+# (Europe/Berlin).
 DUE_FOR_RETENTION = """
 SELECT f.registration_id
 FROM fundings f LEFT JOIN periods p USING (period_id)
 WHERE f.participant_hash IS NOT NULL
-  AND greatest(f.seminar_starts_on, coalesce(p.ends_on, f.seminar_starts_on)) + $1::integer
-      < (now() AT TIME ZONE 'Europe/Berlin')::date
+  AND greatest(f.seminar_starts_on, p.ends_on) + $1::integer < (now() AT TIME ZONE 'Europe/Berlin')::date
+  AND (f.updated_at AT TIME ZONE 'Europe/Berlin')::date + $1::integer
+      <= (now() AT TIME ZONE 'Europe/Berlin')::date
 ORDER BY f.registration_id
 LIMIT $2
 """

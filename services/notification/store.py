@@ -407,13 +407,18 @@ SELECT EXISTS (
     SELECT 1 FROM emails m JOIN erased_registrations e USING (registration_id) WHERE m.id = $1
 ) OR EXISTS (SELECT 1 FROM emails WHERE id = $1 AND message IS NULL)
 """
-# The retention schedule: registrations whose seminar ended `days` ago (Europe/Berlin); those
-# without seminar dates (known only from a withdrawal) by their last change.
+# The retention schedule: registrations whose seminar ended `days` ago and that changed last `days`
+# ago (Europe/Berlin; those without seminar dates, known only from a withdrawal, by their last
+# change), and never while one of their letters waits to be sent: the Kommune is told first.
 REGISTRATIONS_DUE = """
 SELECT r.registration_id FROM registrations r
-WHERE coalesce(r.seminar_ends_on, (r.updated_at AT TIME ZONE 'Europe/Berlin')::date) + $1::integer
-      < (now() AT TIME ZONE 'Europe/Berlin')::date
+WHERE coalesce(r.seminar_ends_on + $1::integer < (now() AT TIME ZONE 'Europe/Berlin')::date, true)
+  AND (r.updated_at AT TIME ZONE 'Europe/Berlin')::date + $1::integer
+      <= (now() AT TIME ZONE 'Europe/Berlin')::date
   AND NOT EXISTS (SELECT 1 FROM erased_registrations e WHERE e.registration_id = r.registration_id)
+  AND NOT EXISTS (
+      SELECT 1 FROM emails m WHERE m.registration_id = r.registration_id AND m.status = 'pending'
+  )
 ORDER BY r.registration_id
 LIMIT $2
 """

@@ -658,14 +658,16 @@ UNION
 SELECT registration_id FROM parked_submissions WHERE lower(participant_email) = lower($1)
 ORDER BY registration_id
 """
-# The retention schedule: registrations whose seminar ended `days` ago (Europe/Berlin), and
-# those of no known seminar (rejected) by the day they came.
+# The retention schedule: registrations whose seminar ended `days` ago and that changed last
+# `days` ago (Europe/Berlin; a case is kept that long after anything last happened to it, a late
+# withdrawal or promotion included), those of no known seminar (rejected) by their last change.
 DUE_FOR_RETENTION = """
 SELECT r.registration_id
 FROM registrations r LEFT JOIN seminars s USING (seminar_id)
 WHERE r.erased_at IS NULL
-  AND coalesce(s.ends_on, (r.created_at AT TIME ZONE 'Europe/Berlin')::date) + $1::integer
-      < (now() AT TIME ZONE 'Europe/Berlin')::date
+  AND coalesce(s.ends_on + $1::integer < (now() AT TIME ZONE 'Europe/Berlin')::date, true)
+  AND (r.updated_at AT TIME ZONE 'Europe/Berlin')::date + $1::integer
+      <= (now() AT TIME ZONE 'Europe/Berlin')::date
 ORDER BY r.registration_id
 LIMIT $2
 """
