@@ -64,13 +64,24 @@ from shared.topics import Topics, dlq_topic
 from tests.reliability.history import (
     Produced,
     Violation,
+    differences,
     final_state_differences,
     first_decisions,
     funding_violations,
     order_violations,
     seat_violations,
 )
-from tests.reliability.model import FUNDING_INPUTS, FUNDING_STATE, funding_state, replay_funding
+from tests.reliability.model import (
+    FUNDING_INPUTS,
+    FUNDING_STATE,
+    REGISTRATION_INPUTS,
+    REGISTRATION_STATE,
+    SEMINAR_SEATS,
+    funding_state,
+    registration_state,
+    replay_funding,
+    replay_registration,
+)
 from tests.support.kafka import envelope as kafka_envelope
 from tests.support.kafka import header, read_topic, values
 from tests.support.stack import Stack, stack_env
@@ -791,9 +802,33 @@ async def check_history(
 
 
 async def check_final_state(
-    result: Result, env: dict[str, str], outcomes: list[dict[str, Any]], programme: Path, directory: Directory
+    result: Result,
+    env: dict[str, str],
+    *,
+    bootstrap: str,
+    topics: Topics,
+    outcomes: list[dict[str, Any]],
+    programme: Path,
+    directory: Directory,
 ) -> None:
-    """Funding's final state against the pure domain fed its inputs in the order it claimed them."""
+    """Registration's and funding's final states against their pure domains, each fed its inputs
+    in the order it committed them (tests/reliability/model.py)."""
+    conn = await asyncpg.connect(env["REGISTRATION_DATABASE_URL"])
+    try:
+        registrations = registration_state([dict(row) for row in await conn.fetch(REGISTRATION_STATE)])
+        seats = {row["seminar_id"]: row["accepted_count"] for row in await conn.fetch(SEMINAR_SEATS)}
+        claimed_portal = [(row["event_id"], row["topic"]) for row in await conn.fetch(REGISTRATION_INPUTS)]
+    finally:
+        await conn.close()
+    portal = {
+        str(e["event_id"]): e
+        for topic in (topics.portal_seminars, topics.portal_registrations)
+        for e in await read_history(bootstrap, topic)
+    }
+    registration_model = replay_registration(claimed_portal, portal, directory, topics)
+    count_violations(result, differences("registration", registrations, registration_model.outcomes))
+    count_violations(result, differences("seats taken in", seats, registration_model.seats))
+
     conn = await asyncpg.connect(env["FUNDING_DATABASE_URL"])
     try:
         system = funding_state([dict(row) for row in await conn.fetch(FUNDING_STATE)])
@@ -1003,7 +1038,15 @@ async def run(  # noqa: PLR0915
                 "notification.events": notifications,
             },
         )
-        await check_final_state(result, env, outcomes, programme, directory)
+        await check_final_state(
+            result,
+            env,
+            bootstrap=stack.bootstrap,
+            topics=topics,
+            outcomes=outcomes,
+            programme=programme,
+            directory=directory,
+        )
         check_emails(
             result,
             outcomes=outcomes,
@@ -1043,7 +1086,7 @@ def table(result: Result) -> str:
         ("quota exceeded", result.quota_exceeded),
         ("invariant violations (seats, quota, budget)", result.invariant_violations),
         ("order violations (per key)", result.order_violations),
-        ("final-state differences (funding vs model)", result.final_state_differences),
+        ("final-state differences (vs the model)", result.final_state_differences),
         ("2023 budget bound", "yes" if result.budget_bound else "no"),
         ("drain after the stream (s)", result.drain_seconds),
         ("dead letters replayed, newest first", result.dead_letters_replayed),

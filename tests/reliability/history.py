@@ -201,21 +201,46 @@ def ranked(rows: list[tuple[str, FundingOutcome, int | None]]) -> dict[str, Fund
 def final_state_differences(
     system: Mapping[str, FundingOutcome], model: Mapping[str, FundingOutcome]
 ) -> list[Violation]:
-    """Every registration whose final funding differs between the system and the model."""
-    found: list[Violation] = []
-    for rid in sorted(set(system) | set(model)):
-        if system.get(rid) != model.get(rid):
-            found.append(Violation("final state", f"{rid}: system {system.get(rid)}, model {model.get(rid)}"))
+    """Every registration whose final funding differs between the system and the model, and the
+    money committed per period."""
+    found = differences("funding of", system, model)
     committed = {"system": Counter[str](), "model": Counter[str]()}
     for name, outcomes in (("system", system), ("model", model)):
         for outcome in outcomes.values():
             if outcome.status == "approved" and outcome.period_id is not None:
                 committed[name][outcome.period_id] += outcome.amount_cents or 0
-    if committed["system"] != committed["model"]:
-        found.append(
-            Violation(
-                "final state",
-                f"committed money: system {dict(committed['system'])}, model {dict(committed['model'])}",
-            )
-        )
-    return found
+    return found + differences("money committed in period", committed["system"], committed["model"])
+
+
+@dataclass(frozen=True)
+class RegistrationOutcome:
+    """A registration as registration's final state holds it; `rank` orders a seminar's waitlist."""
+
+    status: str
+    seminar_id: str
+    reason: str | None
+    rank: int | None = None
+
+
+def ranked_registrations(
+    rows: list[tuple[str, RegistrationOutcome, int | None]],
+) -> dict[str, RegistrationOutcome]:
+    """Outcomes by registration, each waitlisted one with its rank on its seminar's waitlist."""
+    outcomes = {rid: outcome for rid, outcome, _ in rows}
+    waiting: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for rid, outcome, sequence in rows:
+        if outcome.status == "waitlisted" and sequence is not None:
+            waiting[outcome.seminar_id].append((sequence, rid))
+    for entries in waiting.values():
+        for rank, (_, rid) in enumerate(sorted(entries), start=1):
+            outcomes[rid] = replace(outcomes[rid], rank=rank)
+    return outcomes
+
+
+def differences(kind: str, system: Mapping[str, object], model: Mapping[str, object]) -> list[Violation]:
+    """Every key whose value differs between the system's final state and the model's."""
+    return [
+        Violation("final state", f"{kind} {key}: system {system.get(key)}, model {model.get(key)}")
+        for key in sorted(set(system) | set(model))
+        if system.get(key) != model.get(key)
+    ]

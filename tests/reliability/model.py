@@ -1,20 +1,31 @@
-"""The model of the fault suite: funding's inputs replayed through the real applier over the
-in-memory database (tests/unit/funding/fakes.py), one event at a time, in the order the system
-claimed them in its inbox. Batching must not change an outcome, so the model's final state must
-equal the system's."""
+"""The model of the fault suite: registration's and funding's inputs replayed through their real
+appliers over the in-memory databases (tests/unit/<service>/fakes.py), one event at a time, in
+the order each service committed them. Batching must not change an outcome, so the model's final
+state must equal the system's."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.registration.handlers import PortalRegistrationsApplier, PortalSeminarsApplier
+from services.registration.unit_of_work import RegistrationUnitOfWork
 from shared.directory import Directory
-from shared.events import REGISTRATION_OUTCOME_EVENTS, EventDecoder
+from shared.events import (
+    PORTAL_REGISTRATION_EVENTS,
+    PORTAL_SEMINAR_EVENTS,
+    REGISTRATION_OUTCOME_EVENTS,
+    EventDecoder,
+)
 from shared.program import Program
-from tests.reliability.history import FundingOutcome, ranked
-from tests.unit.funding.fakes import InMemoryFundingService
+from shared.topics import Topics
+from shared.unit_of_work import BatchApplier
+from tests.reliability.history import FundingOutcome, RegistrationOutcome, ranked, ranked_registrations
+from tests.unit.funding.fakes import InMemoryFundingService, completed
+from tests.unit.registration.fakes import InMemoryDatabase, consume
 
 FUNDING_STATE = """
 SELECT registration_id, kommune_key, status, period_id, reason, amount_cents, waitlist_seq FROM fundings
@@ -73,3 +84,73 @@ def replay_funding(
             for funding in model.tables.fundings.values()
         ]
     )
+
+
+REGISTRATION_STATE = """
+SELECT registration_id, seminar_id, status, coalesce(rejection_reason, withdrawal_reason) AS reason,
+       waitlist_seq
+FROM registrations
+"""
+SEMINAR_SEATS = "SELECT seminar_id, accepted_count FROM seminars"
+# Registration's inputs from both portal topics, in the order it applied them (as FUNDING_INPUTS).
+REGISTRATION_INPUTS = """
+SELECT event_id::text, topic FROM inbox WHERE topic LIKE '%portal.%' AND topic NOT LIKE '%.dlq'
+ORDER BY pg_xact_commit_timestamp(xmin), claim_order
+"""
+
+
+def registration_state(rows: Sequence[Mapping[str, Any]]) -> dict[str, RegistrationOutcome]:
+    """The system's final state from its `registrations` rows (REGISTRATION_STATE)."""
+    return ranked_registrations(
+        [
+            (
+                row["registration_id"],
+                RegistrationOutcome(row["status"], row["seminar_id"], row["reason"]),
+                row["waitlist_seq"],
+            )
+            for row in rows
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class RegistrationModel:
+    outcomes: dict[str, RegistrationOutcome]
+    seats: dict[str, int]  # accepted registrations per seminar
+
+
+def replay_registration(
+    claimed: Sequence[tuple[str, str]],
+    events: Mapping[str, Mapping[str, Any]],
+    directory: Directory,
+    topics: Topics,
+) -> RegistrationModel:
+    """Registration's final state after the claimed (event id, topic) inputs, one by one, through
+    its real appliers over the in-memory database. Without a grace for unknown seminars: the fault
+    suite publishes every seminar before any registration."""
+    appliers: dict[str, BatchApplier[RegistrationUnitOfWork]] = {
+        topics.portal_seminars: PortalSeminarsApplier(topics),
+        topics.portal_registrations: PortalRegistrationsApplier(topics, directory),
+    }
+    decoders = {
+        topics.portal_seminars: EventDecoder(topics.portal_seminars, PORTAL_SEMINAR_EVENTS),
+        topics.portal_registrations: EventDecoder(topics.portal_registrations, PORTAL_REGISTRATION_EVENTS),
+    }
+    database = InMemoryDatabase()
+    for event_id, topic in claimed:
+        event = decoders[topic].decode(json.dumps(events[event_id]).encode())
+        completed(consume(database, topic, appliers[topic], [event]))
+    tables = database.tables
+    outcomes = ranked_registrations(
+        [
+            (
+                row.registration_id,
+                RegistrationOutcome(
+                    row.status.value, row.content.seminar_id, row.rejection_reason or row.withdrawal_reason
+                ),
+                row.waitlist_seq,
+            )
+            for row in tables.registrations.values()
+        ]
+    )
+    return RegistrationModel(outcomes, {sid: row.accepted_count for sid, row in tables.seminars.items()})

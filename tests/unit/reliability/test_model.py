@@ -7,8 +7,9 @@ import uuid
 from typing import Any
 
 from shared.events import Envelope
+from shared.topics import Topics
 from tests.reliability.history import FundingOutcome
-from tests.reliability.model import funding_state, replay_funding
+from tests.reliability.model import funding_state, replay_funding, replay_registration
 from tests.unit.funding.fakes import accepted_event, withdrawn_event
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE,
@@ -17,6 +18,7 @@ from tests.unit.funding.samples import (
     directory,
     small_program,
 )
+from tests.unit.registration.portal_events import published, submitted, withdrawal_requested
 
 
 def raw(envelope: Envelope[Any]) -> dict[str, Any]:
@@ -74,3 +76,25 @@ def test_the_system_state_is_read_with_the_same_ranks() -> None:
     ]
     state = funding_state(rows)
     assert (state["A"].rank, state["B"].rank, state["C"].rank) == (2, 1, None)
+
+
+def test_the_registration_model_seats_in_the_claimed_order() -> None:
+    topics = Topics()
+    inputs = [
+        (topics.portal_seminars, published("S-1", 1)),
+        (topics.portal_registrations, submitted("R1")),
+        (topics.portal_registrations, submitted("R2")),
+        (topics.portal_registrations, withdrawal_requested("R9")),  # before its submission
+        (topics.portal_registrations, submitted("R9")),
+    ]
+    events = {str(e.event_id): raw(e) for _, e in inputs}
+
+    def claimed(order: tuple[int, ...]) -> list[tuple[str, str]]:
+        return [(str(inputs[i][1].event_id), inputs[i][0]) for i in order]
+
+    in_order = replay_registration(claimed((0, 1, 2, 3, 4)), events, directory(), topics)
+    swapped = replay_registration(claimed((0, 2, 1, 3, 4)), events, directory(), topics)
+    assert in_order.seats == swapped.seats == {"S-1": 1}
+    assert (in_order.outcomes["R1"].status, in_order.outcomes["R2"].rank) == ("accepted", 1)
+    assert (swapped.outcomes["R2"].status, swapped.outcomes["R1"].rank) == ("accepted", 1)
+    assert in_order.outcomes["R9"].status == swapped.outcomes["R9"].status == "withdrawn"
