@@ -24,7 +24,7 @@ from shared.program import Program
 from shared.topics import Topics
 from shared.unit_of_work import BatchApplier
 from tests.reliability.history import FundingOutcome, RegistrationOutcome, ranked, ranked_registrations
-from tests.unit.funding.fakes import InMemoryFundingService, completed
+from tests.unit.funding.fakes import InMemoryFundingService, check_books, completed
 from tests.unit.registration.fakes import InMemoryDatabase, consume
 
 FUNDING_STATE = """
@@ -65,9 +65,10 @@ def replay_funding(
     """The final state of the pure domain after the claimed events, one by one."""
     key = Path(participant_key_file).read_text("utf-8").strip().encode() if participant_key_file else None
     decoder = EventDecoder("registration.events", REGISTRATION_OUTCOME_EVENTS)
-    model = InMemoryFundingService(program, directory, key)
+    model = InMemoryFundingService(program, directory, key, isolated=False)
     for event_id in claimed:
         model.deliver([decoder.decode(json.dumps(events[event_id]).encode())])
+    check_books(model.tables)
     return ranked(
         [
             (
@@ -136,11 +137,12 @@ def replay_registration(
         topics.portal_seminars: EventDecoder(topics.portal_seminars, PORTAL_SEMINAR_EVENTS),
         topics.portal_registrations: EventDecoder(topics.portal_registrations, PORTAL_REGISTRATION_EVENTS),
     }
-    database = InMemoryDatabase()
+    database = InMemoryDatabase(isolated=False)
     for event_id, topic in claimed:
         event = decoders[topic].decode(json.dumps(events[event_id]).encode())
         completed(consume(database, topic, appliers[topic], [event]))
     tables = database.tables
+    tables.check_constraints()
     outcomes = ranked_registrations(
         [
             (

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections import Counter
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, TypeVar
@@ -58,11 +59,55 @@ TOPIC = "registration.events"
 T = TypeVar("T")
 
 
+class FundingRows(dict[str, Funding]):
+    """The fundings by registration id, with the indexes PostgreSQL keeps (the waitlists, the
+    rows by participant) and the waiting counts: without them a replay of tens of thousands of
+    events reads every funding for every event."""
+
+    def __init__(self, rows: Mapping[str, Funding] | None = None) -> None:
+        super().__init__()
+        self.waitlisted: dict[str | None, set[str]] = {}  # by reason
+        self.by_participant: dict[str, set[str]] = {}
+        self.waiting_in_kommune: Counter[tuple[str | None, str]] = Counter()  # (reason, Kommune)
+        self.waiting_in_period: Counter[tuple[str | None, str]] = Counter()  # (reason, period)
+        for registration_id, row in (rows or {}).items():
+            self[registration_id] = row
+
+    def __setitem__(self, registration_id: str, row: Funding) -> None:
+        before = self.get(registration_id)
+        if before is not None:
+            self._index(registration_id, before, -1)
+        super().__setitem__(registration_id, row)
+        self._index(registration_id, row, +1)
+
+    def _index(self, registration_id: str, row: Funding, change: int) -> None:
+        if row.participant_hash is not None:
+            ids = self.by_participant.setdefault(row.participant_hash, set())
+            ids.add(registration_id) if change > 0 else ids.discard(registration_id)
+        if row.status is Status.WAITLISTED:
+            ids = self.waitlisted.setdefault(row.reason, set())
+            ids.add(registration_id) if change > 0 else ids.discard(registration_id)
+            self.waiting_in_kommune[row.reason, row.kommune_key] += change
+            if row.period_id is not None:
+                self.waiting_in_period[row.reason, row.period_id] += change
+
+    def copy(self) -> FundingRows:
+        return FundingRows(self)
+
+    def waiting(self, reason: str | None = None) -> list[Funding]:
+        """The waitlisted ones, for one reason or for every reason."""
+        reasons = list(self.waitlisted) if reason is None else [reason]
+        return [self[rid] for r in reasons for rid in self.waitlisted.get(r, ())]
+
+    def of_participants(self, participant_hashes: Iterable[str]) -> list[Funding]:
+        return [self[rid] for h in participant_hashes for rid in self.by_participant.get(h, ())]
+
+
 @dataclass
 class FundingTables:
     budgets: dict[str, Budget]
     quotas: dict[str, QuotaState]
-    fundings: dict[str, Funding] = field(default_factory=dict)
+    fundings: FundingRows = field(default_factory=FundingRows)
     inbox: set[uuid.UUID] = field(default_factory=set)
     outbox: list[OutboxMessage] = field(default_factory=list)
     # Every change recorded, in order (what a test compares with what it expects).
@@ -71,30 +116,36 @@ class FundingTables:
     pending_withdrawals: dict[str, str] = field(default_factory=dict)
     program_id: str | None = None
     erased_registrations: set[str] = field(default_factory=set)  # the erasure markers
+    outbox_ids: set[uuid.UUID] = field(default_factory=set)  # the outbox's primary key
 
     def copy(self) -> FundingTables:
         return FundingTables(
             dict(self.budgets),
             dict(self.quotas),
-            dict(self.fundings),
+            self.fundings.copy(),
             set(self.inbox),
             list(self.outbox),
             list(self.recorded),
             dict(self.pending_withdrawals),
             self.program_id,
             set(self.erased_registrations),
+            set(self.outbox_ids),
         )
 
     def waiting(self, reason: str) -> list[Funding]:
         """Waitlisted entries for the reason, in order of arrival."""
-        entries = [f for f in self.fundings.values() if f.status is Status.WAITLISTED and f.reason == reason]
+        entries = self.fundings.waiting(reason)
         return sorted(entries, key=lambda f: f.seq or 0)
 
 
 class InMemoryFundingDatabase:
     """The committed state, synced from the programme and the directory like `store.sync_program`."""
 
-    def __init__(self, program: Program, directory: Directory) -> None:
+    def __init__(self, program: Program, directory: Directory, *, isolated: bool = True) -> None:
+        # Isolated: each unit of work changes a copy and checks the books before it commits, so a
+        # failed one leaves nothing behind. The fault suite's model replays tens of thousands of
+        # events that all commit; it works in place and checks the books once, at the end.
+        self.isolated = isolated
         self.tables = FundingTables(
             budgets={p.id: Budget(p.id, p.budget_cents) for p in program.periods},
             quotas={
@@ -126,14 +177,17 @@ class InMemoryFundingUnitOfWork:
         return self._tables
 
     async def __aenter__(self) -> InMemoryFundingUnitOfWork:
-        self._tables = self._database.tables.copy()
+        tables = self._database.tables
+        self._tables = tables.copy() if self._database.isolated else tables
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is None:
-            self._check_books()
+        if exc_type is not None and not self._database.isolated:
+            raise RuntimeError("a unit of work without isolation failed and cannot roll back") from exc
+        if exc_type is None and self._database.isolated:
+            check_books(self.tables)
             self._database.tables = self.tables
         self._tables = None
 
@@ -145,8 +199,10 @@ class InMemoryFundingUnitOfWork:
         return new
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        known = {m.envelope.event_id for m in self.tables.outbox}
-        self.tables.outbox += [m for m in messages if m.envelope.event_id not in known]
+        tables = self.tables
+        fresh = [m for m in messages if m.envelope.event_id not in tables.outbox_ids]
+        tables.outbox += fresh
+        tables.outbox_ids |= {m.envelope.event_id for m in fresh}
 
     # --- locks and reads -----------------------------------------------------------------------
 
@@ -190,19 +246,19 @@ class InMemoryFundingUnitOfWork:
             ]
             records = {f.registration_id: f for f in waiting_for_money + waiting_for_places} | records
         funded_basic: dict[str, int] = {}
-        for entry in tables.fundings.values():
-            if entry.holds_funded_basic and entry.participant_hash in plan.participant_hashes:
+        for entry in tables.fundings.of_participants(plan.participant_hashes):
+            if entry.holds_funded_basic:
                 assert entry.participant_hash is not None
                 funded_basic[entry.participant_hash] = funded_basic.get(entry.participant_hash, 0) + 1
-        quota_waiting: dict[str, int] = {}
-        budget_waiting: dict[str, int] = {}
-        for entry in tables.fundings.values():
-            if entry.status is not Status.WAITLISTED:
-                continue
-            if entry.reason == "quota_exhausted" and entry.kommune_key in plan.kommune_keys:
-                quota_waiting[entry.kommune_key] = quota_waiting.get(entry.kommune_key, 0) + 1
-            elif entry.reason == "budget_exhausted" and entry.period_id is not None:
-                budget_waiting[entry.period_id] = budget_waiting.get(entry.period_id, 0) + 1
+        waiting_in_kommune = tables.fundings.waiting_in_kommune
+        quota_waiting = {
+            key: n for key in plan.kommune_keys if (n := waiting_in_kommune["quota_exhausted", key]) > 0
+        }
+        budget_waiting = {
+            period_id: n
+            for (reason, period_id), n in tables.fundings.waiting_in_period.items()
+            if reason == "budget_exhausted" and n > 0
+        }
         return BatchState(
             fundings=records,
             budgets=dict(tables.budgets),
@@ -221,9 +277,7 @@ class InMemoryFundingUnitOfWork:
         self._locked_periods.add(period_id)
         before = tables.budgets[period_id]
         tables.budgets[period_id] = replace(before, closed=True)
-        waiting = [
-            f for f in tables.fundings.values() if f.status is Status.WAITLISTED and f.period_id == period_id
-        ]
+        waiting = [f for f in tables.fundings.waiting() if f.period_id == period_id]
         return PeriodClosing(before, sorted(waiting, key=lambda f: f.seq or 0))
 
     async def mark_period_reopened(self, period_id: str) -> Budget | None:
@@ -369,25 +423,26 @@ class InMemoryFundingUnitOfWork:
         if kommune_key not in self._locked_kommunen:
             raise InvariantError(f"quota of {kommune_key} changed without its row lock")
 
-    def _check_books(self) -> None:
-        """Counters agree with the records and stay within quota and budget."""
-        approved = [f for f in self.tables.fundings.values() if f.status is Status.APPROVED]
-        for period_id, budget in self.tables.budgets.items():
-            held = sum(f.amount_cents or 0 for f in approved if f.period_id == period_id)
-            if budget.committed_cents != held:
-                raise InvariantError(f"period {period_id}: {budget}, but {held} approved")
-            if budget.remaining_cents is not None and budget.remaining_cents < 0:
-                raise InvariantError(f"period {period_id} overdrawn: {budget}")
-        held_by: dict[str, int] = {}
-        for f in approved:
-            if f.takes_place:
-                held_by[f.kommune_key] = held_by.get(f.kommune_key, 0) + 1
-        pending_known = self.tables.pending_withdrawals.keys() & self.tables.fundings.keys()
-        if pending_known:
-            raise InvariantError(f"withdrawals remembered for known registrations {sorted(pending_known)}")
-        for key, quota in self.tables.quotas.items():
-            if not quota.held == held_by.get(key, 0) <= quota.places:
-                raise InvariantError(f"quota of {key}: {quota}, {held_by.get(key, 0)} approved")
+
+def check_books(tables: FundingTables) -> None:
+    """Counters agree with the records and stay within quota and budget."""
+    approved = [f for f in tables.fundings.values() if f.status is Status.APPROVED]
+    for period_id, budget in tables.budgets.items():
+        held = sum(f.amount_cents or 0 for f in approved if f.period_id == period_id)
+        if budget.committed_cents != held:
+            raise InvariantError(f"period {period_id}: {budget}, but {held} approved")
+        if budget.remaining_cents is not None and budget.remaining_cents < 0:
+            raise InvariantError(f"period {period_id} overdrawn: {budget}")
+    held_by: dict[str, int] = {}
+    for f in approved:
+        if f.takes_place:
+            held_by[f.kommune_key] = held_by.get(f.kommune_key, 0) + 1
+    pending_known = tables.pending_withdrawals.keys() & tables.fundings.keys()
+    if pending_known:
+        raise InvariantError(f"withdrawals remembered for known registrations {sorted(pending_known)}")
+    for key, quota in tables.quotas.items():
+        if not quota.held == held_by.get(key, 0) <= quota.places:
+            raise InvariantError(f"quota of {key}: {quota}, {held_by.get(key, 0)} approved")
 
 
 async def deliver(
@@ -428,8 +483,15 @@ class InMemoryFundingService:
     their effects: what the funding.decisions topic tells, plus leaving a waitlist.
     """
 
-    def __init__(self, program: Program, directory: Directory, participant_key: bytes | None = None) -> None:
-        self.database = InMemoryFundingDatabase(program, directory)
+    def __init__(
+        self,
+        program: Program,
+        directory: Directory,
+        participant_key: bytes | None = None,
+        *,
+        isolated: bool = True,
+    ) -> None:
+        self.database = InMemoryFundingDatabase(program, directory, isolated=isolated)
         self.directory = directory
         self.participant_key = participant_key
         self.applier = RegistrationEventsApplier(Topics(), program, directory, participant_key)
