@@ -74,6 +74,7 @@ clean-state: down
 
 # Benchmarks and the full fault suite run their own stack (other ports, other LOTSE_VAR_DIR); never part of `make test`.
 bench: venv
+	bash deploy/local/bench-packages.sh
 	$(PY) -m bench
 
 chaos: venv

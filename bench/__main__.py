@@ -1,4 +1,5 @@
-"""`make bench`: start the bench stack, measure floor, burst and steady load, report, stop the stack."""
+"""`make bench`: start the bench stack, measure the floors, latency at several offered loads and
+bursts of several sizes, report, stop the stack."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -23,32 +25,63 @@ VAR_DIR = REPO_ROOT / "var" / "bench-stack"
 
 def parse(argv: list[str]) -> tuple[Options, dict[str, str], bool]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--burst", type=int, default=100_000, help="registrations in the burst")
-    parser.add_argument("--steady-rate", type=float, default=1000.0, help="registrations/s offered")
-    parser.add_argument("--steady-seconds", type=float, default=60.0)
-    parser.add_argument("--floor-events", type=int, help="events through the floor (default: --burst)")
+    parser.add_argument(
+        "--bursts", type=_numbers(int), default=(10_000, 100_000), help="burst sizes, comma-separated"
+    )
+    parser.add_argument(
+        "--steady-rates",
+        type=_numbers(float),
+        default=(100.0, 250.0, 500.0, 1000.0),
+        help="offered registrations/s of the latency phases, comma-separated",
+    )
+    parser.add_argument("--steady-seconds", type=float, default=20.0, help="length of each latency phase")
+    parser.add_argument("--floor-events", type=int, help="events through each floor (default: largest burst)")
+    parser.add_argument(
+        "--sink",
+        choices=("postfix", "aiosmtpd"),
+        default="postfix",
+        help="SMTP server: Postfix's smtp-sink (C, no STARTTLS) or the bundled Python sink",
+    )
+    parser.add_argument("--replicas", type=int, default=1, help="instances per service")
     parser.add_argument("--seminars", type=int, default=400)
     parser.add_argument("--stall-seconds", type=float, default=120.0, help="give up a phase without progress")
     parser.add_argument("--timeout-seconds", type=float, default=1800.0, help="longest wait per phase")
-    parser.add_argument("--quick", action="store_true", help="5,000 burst, 10 s steady, for iterating")
+    parser.add_argument(
+        "--quick", action="store_true", help="one 5,000 burst, 10 s at 100/s and 500/s, for iterating"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="tuning variable for the bench stack"
     )
     parser.add_argument("--keep-stack", action="store_true", help="leave the bench stack running")
     args = parser.parse_args(argv)
     if args.quick:
-        args.burst, args.steady_seconds = 5_000, 10.0
-    tuning = dict(item.split("=", 1) for item in args.set)
+        args.bursts, args.steady_rates, args.steady_seconds = (5_000,), (100.0, 500.0), 10.0
+    # smtp-sink speaks no STARTTLS: notification sends in plain text to it, on loopback only.
+    sink = {"SMTP_SINK": args.sink} | ({"SMTP_STARTTLS": "false"} if args.sink == "postfix" else {})
+    tuning = sink | {"REPLICAS": str(args.replicas)} | dict(item.split("=", 1) for item in args.set)
     options = Options(
-        burst=args.burst,
-        steady_rate=args.steady_rate,
+        bursts=tuple(args.bursts),
+        steady_rates=tuple(args.steady_rates),
         steady_seconds=args.steady_seconds,
-        floor_events=args.floor_events or args.burst,
+        floor_events=args.floor_events or max(args.bursts),
         seminars=args.seminars,
         stall_seconds=args.stall_seconds,
         timeout_seconds=args.timeout_seconds,
     )
     return options, tuning, args.keep_stack
+
+
+def _numbers(kind: type[int] | type[float]) -> Callable[[str], tuple[float, ...]]:
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: comma-separated numbers, e.g. 100,500") from None
+        if not values or min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: at least one number, each above 0")
+        return values
+
+    return parse
 
 
 def main(argv: list[str]) -> int:
@@ -69,7 +102,9 @@ def main(argv: list[str]) -> int:
     env.update(stack.credentials_env())
     os.environ.update({"LOTSE_VAR_DIR": str(VAR_DIR), **stack.credentials_env()})
     try:
-        log(f"starting the bench stack in {VAR_DIR} (ports +{PORT_OFFSET}); tuning: {tuning or 'defaults'}")
+        log(f"starting the bench stack in {VAR_DIR} (ports +{PORT_OFFSET}); settings: {tuning}")
+        if tuning.get("SMTP_STARTTLS") == "false":
+            log("smtp-sink offers no STARTTLS: notification sends to it in plain text (loopback only)")
         up = stack.run("-m", "deploy.local.stack", "up", check=False, timeout=600)
         if up.returncode != 0:
             console.print(up.stdout + up.stderr)

@@ -91,6 +91,10 @@ def phase_of(registration_id: str) -> str:
 
 
 _REGISTRATION_HEADER = re.compile(rb"^X-Registration-ID:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
+# notification's Message-ID is "<letter id@domain>" (services/notification/compose.py).
+_MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:\s*<([0-9a-f-]{36})@", re.MULTILINE | re.IGNORECASE)
+# Postfix's smtp-sink names each dump "<%Y%m%dT%H%M%S>.<random hex>" (deploy/local/stack.py).
+_POSTFIX_DUMP = re.compile(r"^\d{8}T\d{6}\.[0-9a-f]+$")
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,17 @@ class Mail:
     path: Path
     accepted: float  # from the sink's file name stamp, else the file's mtime
 
-    def registration_id(self) -> str | None:
+    def _head(self) -> bytes:
         with self.path.open("rb") as file:
             head = file.read(8192)
-        found = _REGISTRATION_HEADER.search(head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0])
+        return head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+
+    def registration_id(self) -> str | None:
+        found = _REGISTRATION_HEADER.search(self._head())
+        return found.group(1).decode() if found else None
+
+    def letter_id(self) -> str | None:
+        found = _MESSAGE_ID_HEADER.search(self._head())
         return found.group(1).decode() if found else None
 
 
@@ -116,8 +127,11 @@ def _accepted(path: Path) -> float:
 
 
 def mail_names(mail_dir: Path) -> set[str]:
+    """The messages in a sink's folder: the bundled sink's .eml files or smtp-sink's dumps."""
     with os.scandir(mail_dir) as entries:
-        return {entry.name for entry in entries if entry.name.endswith(".eml")}
+        return {
+            entry.name for entry in entries if entry.name.endswith(".eml") or _POSTFIX_DUMP.match(entry.name)
+        }
 
 
 def mails(mail_dir: Path, names: set[str]) -> list[Mail]:

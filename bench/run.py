@@ -1,19 +1,24 @@
-"""One benchmark run against a running bench stack: floor, burst, steady load."""
+"""One benchmark run against a running bench stack: the floors, bursts, latency phases."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.floor import FloorResult, run_floor
+import asyncpg
+
+from bench.floor import KINDS, FloorResult, run_floor
+from bench.hops import breakdown, record
 from bench.observe import (
     CpuMeter,
+    Mail,
     RssSampler,
+    Seen,
     TopicTail,
     cores_busy,
     cpu_ms_per_event,
@@ -29,14 +34,28 @@ from shared.topics import Topics
 from tests.support.stack import Stack
 
 SERVICES = ("registration", "funding", "notification")
+# The processes the efficiency target counts: the SMTP sink and the benchmark are left out.
+SYSTEM = (*SERVICES, "kafka", "postgres")
 EMAILS_PER_REGISTRATION = 2  # the registration's outcome and the funding decision
 WARMUP = 200
+
+# The hop instants kept in the databases (bench/hops.py), for one phase's registrations.
+REGISTRATION_OUTCOMES = """
+SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'registration_id' AS registration_id, created_at
+FROM outbox WHERE topic LIKE '%registration.events'
+"""
+FIRST_DECISIONS = """
+SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'registration_id' AS registration_id,
+       event_id, created_at
+FROM outbox WHERE topic LIKE '%funding.decisions' ORDER BY id
+"""
+LETTERS = "SELECT registration_id, event_id, id, created_at FROM emails WHERE registration_id LIKE $1"
 
 
 @dataclass(frozen=True)
 class Options:
-    burst: int
-    steady_rate: float
+    bursts: tuple[int, ...]
+    steady_rates: tuple[float, ...]
     steady_seconds: float
     floor_events: int
     seminars: int
@@ -57,30 +76,44 @@ class Drain:
 class Results:
     options: dict[str, Any]
     tuning: dict[str, str]
-    floor: dict[str, Any] = field(default_factory=dict)
-    burst: dict[str, Any] = field(default_factory=dict)
-    steady: dict[str, Any] = field(default_factory=dict)
+    floors: dict[str, Any] = field(default_factory=dict)  # by kind (bench/floor.py)
+    bursts: dict[str, Any] = field(default_factory=dict)  # by size
+    steady: dict[str, Any] = field(default_factory=dict)  # by offered rate
     peak_rss_mb: dict[str, float | None] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)
 
 
-def _email_latencies(
-    mail_dir: Path, names: set[str], submitted: dict[str, float], phase: str
-) -> tuple[list[tuple[float, float]], list[float]]:
-    """For the phase's registrations whose emails all arrived: (submitted, latency) to the last one,
-    and the instant every email of the phase was accepted. Other phases' emails are left out."""
+def system_cpu_ms(spent: dict[str, float]) -> float | None:
+    """CPU per registration of the services' instances, Kafka and PostgreSQL together."""
+    counted = [ms for name, ms in spent.items() if name.split("-", 1)[0] in SYSTEM]
+    return sum(counted) if counted else None
+
+
+def email_latencies(
+    phase_mails: Sequence[Mail], submitted: dict[str, float], phase: str
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[float]]:
+    """For the phase's registrations: (submitted, latency) to the first email, to the last one of
+    those whose emails all arrived, and the instant each email was accepted."""
+    first: dict[str, float] = {}
     last: dict[str, float] = defaultdict(float)
     received: Counter[str] = Counter()
     accepted = []
-    for mail in mails(mail_dir, names):
+    for mail in phase_mails:
         registration_id = mail.registration_id()
         if registration_id is None or phase_of(registration_id) != phase or registration_id not in submitted:
             continue
         accepted.append(mail.accepted)
+        first[registration_id] = min(first.get(registration_id, mail.accepted), mail.accepted)
         last[registration_id] = max(last[registration_id], mail.accepted)
         received[registration_id] += 1
+    to_first = [(submitted[rid], at - submitted[rid]) for rid, at in first.items()]
     complete = [rid for rid, count in received.items() if count >= EMAILS_PER_REGISTRATION]
-    return [(submitted[rid], last[rid] - submitted[rid]) for rid in complete], accepted
+    to_last = [(submitted[rid], last[rid] - submitted[rid]) for rid in complete]
+    return to_first, to_last, accepted
+
+
+def first_seen(seen: Sequence[Seen]) -> list[tuple[str, float]]:
+    return [(s.registration_id, s.kafka_ts) for s in seen]
 
 
 @dataclass
@@ -89,10 +122,12 @@ class Bench:
     options: Options
     workload: Workload
     portal: Portal
-    tail: TopicTail
+    decisions: TopicTail  # funding.decisions
+    outcomes: TopicTail  # registration.events
     results: Results
     log: Callable[[str], None]
     cpu: CpuMeter
+    floors: dict[str, FloorResult]
 
     @property
     def mail_dir(self) -> Path:
@@ -105,7 +140,7 @@ class Bench:
         progress_at = time.monotonic()
         last = (-1, -1)
         while time.monotonic() < deadline:
-            drain.decisions = self.tail.count(phase)
+            drain.decisions = self.decisions.count(phase)
             drain.emails = len(mail_names(self.mail_dir) - before)
             if (drain.decisions, drain.emails) != last:
                 last = (drain.decisions, drain.emails)
@@ -115,7 +150,9 @@ class Bench:
             if time.monotonic() - progress_at > self.options.stall_seconds:
                 self.log(f"{phase}: no progress for {self.options.stall_seconds:.0f} s, giving up")
                 break
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
+        # A sink may create a message's file before the message is complete: let the last settle.
+        await asyncio.sleep(1.0)
         return drain
 
     async def warm_up(self) -> None:
@@ -125,22 +162,25 @@ class Bench:
         warm = await self.drain(before, "warmup", WARMUP)
         self.log(f"warm-up: {warm.decisions} decisions, {warm.emails} emails")
 
-    async def burst(self, floor: FloorResult) -> None:
-        count = self.options.burst
+    async def burst(self, count: int) -> None:
+        phase = f"burst{count}"
         self.log(f"burst: {count:,} registrations")
         before = mail_names(self.mail_dir)
         topic = self.portal.topics.portal_registrations
         cpu_before = self.cpu.snapshot()
-        start = await self.portal.burst(topic, self.workload.registrations(count, "burst"))
+        start = await self.portal.burst(topic, self.workload.registrations(count, phase))
         published = time.time()
-        drain = await self.drain(before, "burst", count)
+        drain = await self.drain(before, phase, count)
         cpu_after = self.cpu.snapshot()
         drained = time.time()
-        decided = [s.kafka_ts for s in self.tail.of_phase("burst")]
+        decided = [s.kafka_ts for s in self.decisions.of_phase(phase)]
         accepted = [m.accepted for m in mails(self.mail_dir, mail_names(self.mail_dir) - before)]
         decisions_per_s = rate(len(decided), start, max(decided, default=None))
         emailed_per_s = rate(len(accepted) // EMAILS_PER_REGISTRATION, start, max(accepted, default=None))
-        self.results.burst = {
+        spent = cpu_ms_per_event(cpu_before, cpu_after, count)
+        raw = self.floors.get("raw")
+        framework = self.floors.get("faststream")
+        figures = {
             **asdict(drain),
             "complete": len(decided) >= count and len(accepted) >= count * EMAILS_PER_REGISTRATION,
             "publish_seconds": published - start,
@@ -149,55 +189,107 @@ class Bench:
             "decisions_per_s": decisions_per_s,
             "emails_per_s": rate(len(accepted), start, max(accepted, default=None)),
             "registrations_emailed_per_s": emailed_per_s,
-            "ratio_to_floor": ratio(decisions_per_s, floor.per_second),
-            "emailed_ratio_to_floor": ratio(emailed_per_s, floor.per_second),
+            "decisions_to_raw_floor": ratio(decisions_per_s, raw.per_second if raw else None),
+            "emailed_to_raw_floor": ratio(emailed_per_s, raw.per_second if raw else None),
+            "decisions_to_faststream_floor": ratio(
+                decisions_per_s, framework.per_second if framework else None
+            ),
+            "emailed_to_faststream_floor": ratio(emailed_per_s, framework.per_second if framework else None),
             # Where the machine's time went: per registration, and the cores busy on average.
-            "cpu_ms_per_registration": cpu_ms_per_event(cpu_before, cpu_after, count),
+            "cpu_ms_per_registration": spent,
+            "system_cpu_ms_per_registration": system_cpu_ms(spent),
             "cores_busy": cores_busy(cpu_before, cpu_after, drained - start),
         }
-        self.log(f"burst: {self.results.burst}")
-        self.results.series["decisions_per_s"] = per_second(decided, start)
-        self.results.series["emails_per_s"] = per_second(accepted, start)
+        self.results.bursts[str(count)] = figures
+        self.log(f"burst {count:,}: {figures}")
+        self.results.series[f"{phase}_decisions_per_s"] = per_second(decided, start)
+        self.results.series[f"{phase}_emails_per_s"] = per_second(accepted, start)
 
-    async def steady(self) -> None:
+    async def steady(self, offered: float) -> None:
         options = self.options
-        self.log(f"steady: {options.steady_rate:.0f}/s for {options.steady_seconds:.0f} s")
+        phase = f"steady{offered:.0f}"
+        self.log(f"latency: {offered:.0f}/s for {options.steady_seconds:.0f} s")
         before = mail_names(self.mail_dir)
-        expected = int(options.steady_rate * options.steady_seconds)
+        expected = int(offered * options.steady_seconds)
         topic = self.portal.topics.portal_registrations
-        start = await self.portal.steady(topic, self.workload, options.steady_rate, options.steady_seconds)
+        start = await self.portal.steady(topic, self.workload, offered, options.steady_seconds, phase)
         offered_end = time.time()
-        drain = await self.drain(before, "steady", expected)
+        drain = await self.drain(before, phase, expected)
         submitted = self.workload.submitted_at
-        decisions = self.tail.of_phase("steady")
+        decisions = self.decisions.of_phase(phase)
         decision_samples = [
             (submitted[s.registration_id], s.kafka_ts - submitted[s.registration_id]) for s in decisions
         ]
-        email_samples, accepted = _email_latencies(
-            self.mail_dir, mail_names(self.mail_dir) - before, submitted, "steady"
-        )
+        phase_mails = mails(self.mail_dir, mail_names(self.mail_dir) - before)
+        to_first, to_last, accepted = email_latencies(phase_mails, submitted, phase)
         drain.emails = len(accepted)
-        self.results.steady = {
+        figures = {
             **asdict(drain),
             "complete": drain.decisions >= expected and drain.emails >= expected * EMAILS_PER_REGISTRATION,
             "offered_per_s": expected / (offered_end - start),
             "decision_latency_s": asdict(Latencies.of([v for _, v in decision_samples])),
-            "email_latency_s": asdict(Latencies.of([v for _, v in email_samples])),
+            "first_email_latency_s": asdict(Latencies.of([v for _, v in to_first])),
+            "last_email_latency_s": asdict(Latencies.of([v for _, v in to_last])),
+            "hops": breakdown(await self.hop_instants(phase, phase_mails)),
         }
-        self.log(f"steady: {self.results.steady}")
+        self.results.steady[f"{offered:.0f}"] = figures
+        self.log(f"latency {offered:.0f}/s: {figures}")
         series = self.results.series
-        series["steady_decisions_per_s"] = per_second([s.kafka_ts for s in decisions], start)
-        series["steady_emails_per_s"] = per_second(accepted, start)
         for q in (50, 99):
-            series[f"steady_decision_p{q}"] = percentile_series(decision_samples, start, q)
-            series[f"steady_email_p{q}"] = percentile_series(email_samples, start, q)
+            series[f"{phase}_decision_p{q}"] = percentile_series(decision_samples, start, q)
+            series[f"{phase}_first_email_p{q}"] = percentile_series(to_first, start, q)
+
+    async def hop_instants(self, phase: str, phase_mails: Sequence[Mail]) -> dict[str, dict[str, float]]:
+        """Each registration's instants along the decision letter's path (bench/hops.py)."""
+        env = self.stack.env
+        pattern = f"BENCH-{phase}-%"
+        paths: dict[str, dict[str, float]] = {}
+        submitted = self.workload.submitted_at
+        record(paths, "occurred_at", [(rid, at) for rid, at in submitted.items() if phase_of(rid) == phase])
+        rows = await _fetch(env["REGISTRATION_DATABASE_URL"], REGISTRATION_OUTCOMES)
+        mine = [row for row in rows if phase_of(str(row["registration_id"])) == phase]
+        record(
+            paths, "registration_commit", [(r["registration_id"], r["created_at"].timestamp()) for r in mine]
+        )
+        record(paths, "registration_publish", first_seen(self.outcomes.of_phase(phase)))
+        first_decision: dict[str, Any] = {}
+        decisions = []
+        for row in await _fetch(env["FUNDING_DATABASE_URL"], FIRST_DECISIONS):
+            registration_id = str(row["registration_id"])
+            if phase_of(registration_id) == phase and registration_id not in first_decision:
+                first_decision[registration_id] = row["event_id"]
+                decisions.append((registration_id, row["created_at"].timestamp()))
+        record(paths, "funding_commit", decisions)
+        record(paths, "funding_publish", first_seen(self.decisions.of_phase(phase)))
+        letters: dict[str, str] = {}  # the decision letter's id -> its registration
+        committed = []
+        for row in await _fetch(env["NOTIFICATION_DATABASE_URL"], LETTERS, pattern):
+            if first_decision.get(row["registration_id"]) == row["event_id"]:
+                letters[str(row["id"])] = row["registration_id"]
+                committed.append((row["registration_id"], row["created_at"].timestamp()))
+        record(paths, "notification_commit", committed)
+        sent = [
+            (letters[letter], mail.accepted)
+            for mail in phase_mails
+            if (letter := mail.letter_id()) in letters
+        ]
+        record(paths, "smtp_accepted", sent)
+        return paths
+
+
+async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
 
 
 async def run(stack: Stack, options: Options, tuning: dict[str, str], log: Callable[[str], None]) -> Results:
     topics = Topics()
     results = Results(options=asdict(options), tuning=tuning)
     directory = load_directory(stack.env["GV100AD_FILE"])
-    total = WARMUP + options.burst + int(options.steady_rate * options.steady_seconds)
+    total = WARMUP + sum(options.bursts) + int(sum(options.steady_rates) * options.steady_seconds)
     workload = Workload.from_directory(directory, bench_seminars(options.seminars, total))
 
     async with Portal(stack.bootstrap, topics) as portal:
@@ -205,24 +297,45 @@ async def run(stack: Stack, options: Options, tuning: dict[str, str], log: Calla
         await portal.publish_seminars(workload.seminars)
         await wait_until_consumed(stack.bootstrap, topics, "registration", "portal.seminars")
 
-    log(f"floor: {options.floor_events:,} events through three FastStream pass-through hops")
-    floor = await run_floor(stack.env, options.floor_events, workload, options.timeout_seconds)
-    results.floor = asdict(floor)
-    log(f"floor: {floor}")
+    floors = {}
+    for kind in KINDS:
+        log(f"floor: {options.floor_events:,} events through three {kind} pass-through hops")
+        floors[kind] = await run_floor(
+            stack.env, kind, options.floor_events, workload, options.timeout_seconds
+        )
+        results.floors[kind] = asdict(floors[kind])
+        log(f"floor: {floors[kind]}")
 
-    sampler = RssSampler({name: pid for name, pid in stack.pids().items() if name in SERVICES})
+    sampler = RssSampler({name: pid for name, pid in stack.pids().items() if name.split("-")[0] in SERVICES})
     sampler.start()
-    tail = TopicTail(stack.bootstrap, topics.funding_decisions)
-    await tail.start()
+    decisions = TopicTail(stack.bootstrap, topics.funding_decisions)
+    outcomes = TopicTail(stack.bootstrap, topics.registration_events)
+    await decisions.start()
+    await outcomes.start()
     try:
         async with Portal(stack.bootstrap, topics) as portal:
-            bench = Bench(stack, options, workload, portal, tail, results, log, CpuMeter(stack.pids()))
+            bench = Bench(
+                stack,
+                options,
+                workload,
+                portal,
+                decisions,
+                outcomes,
+                results,
+                log,
+                CpuMeter(stack.pids()),
+                floors,
+            )
             await bench.warm_up()
-            await bench.burst(floor)
-            await bench.steady()
+            # Latency first, on databases as the warm-up left them; then the bursts.
+            for offered in options.steady_rates:
+                await bench.steady(offered)
+            for size in options.bursts:
+                await bench.burst(size)
     finally:
         results.peak_rss_mb = sampler.peaks()
         results.series["rss_mb"] = dict(sampler.samples)
         await sampler.stop()
-        await tail.stop()
+        await decisions.stop()
+        await outcomes.stop()
     return results

@@ -110,7 +110,9 @@ class Portal:
         await asyncio.gather(*futures)
         return first if first is not None else time.time()
 
-    async def steady(self, topic: str, workload: Workload, per_second: float, seconds: float) -> float:
+    async def steady(
+        self, topic: str, workload: Workload, per_second: float, seconds: float, phase: str = "steady"
+    ) -> float:
         """Offer `per_second` registrations for `seconds`, in 10 ms slices; returns the start."""
         start = time.time()
         total = int(per_second * seconds)
@@ -119,7 +121,7 @@ class Portal:
         while sent < total:
             due = min(total, int((time.time() - start) * per_second) + 1)
             if due > sent:
-                for key, value, _ in workload.registrations(due - sent, "steady"):
+                for key, value, _ in workload.registrations(due - sent, phase):
                     futures.append(await self.producer.send(topic, value, key=key.encode()))
                 sent = due
             await asyncio.sleep(0.01)

@@ -74,6 +74,9 @@ def local_env() -> dict[str, str]:
         "SMTP_CA_FILE": get("SMTP_CA_FILE", str(secrets_dir() / "ca.crt")),
         "SMTP_SINK_TLS_CERT": get("SMTP_SINK_TLS_CERT", str(secrets_dir() / "kafka" / "broker.pem")),
         "MAIL_DIR": get("MAIL_DIR", str(var_dir() / "mail")),
+        # aiosmtpd: the bundled Python sink (STARTTLS, fault injection). postfix: Postfix's
+        # smtp-sink, a C server made for measuring clients (the benchmark's), without STARTTLS.
+        "SMTP_SINK": get("SMTP_SINK", "aiosmtpd"),
         # The bundled sink takes any number of sessions; a relay's own limit is often lower, so
         # the service's default stays at 4. With 4, the sender waits on round trips while both
         # it and the sink idle; 16 sent 850-870 emails/s after the burst's decisions instead of

@@ -575,14 +575,48 @@ def stop_postgres() -> None:
 # --- SMTP sink and services ------------------------------------------------------------------
 
 SMTP_MARKER = "deploy.local.smtp_sink"
+POSTFIX_SMTP_SINK = "/usr/sbin/smtp-sink"  # Debian's postfix package (deploy/local/bench-packages.sh)
+
+
+def smtp_marker() -> str:
+    """What the SMTP sink's command line holds: either sink, so that down and status find it."""
+    pid_marker = _cmdline_of_pidfile("smtp")
+    return POSTFIX_SMTP_SINK if POSTFIX_SMTP_SINK in pid_marker else SMTP_MARKER
+
+
+def _cmdline_of_pidfile(name: str) -> str:
+    try:
+        return _cmdline(int(paths().pidfile(name).read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+def smtp_command(env: dict[str, str]) -> list[str]:
+    sink = env.get("SMTP_SINK", "aiosmtpd")
+    if sink == "aiosmtpd":
+        return [sys.executable, "-m", SMTP_MARKER]
+    if sink != "postfix":
+        raise StackError(f"SMTP_SINK={sink!r}: use aiosmtpd or postfix")
+    if not Path(POSTFIX_SMTP_SINK).exists():
+        raise StackError(f"SMTP_SINK=postfix needs {POSTFIX_SMTP_SINK}: bash deploy/local/bench-packages.sh")
+    mail_dir = Path(env["MAIL_DIR"])
+    mail_dir.mkdir(parents=True, exist_ok=True)
+    command = [POSTFIX_SMTP_SINK]
+    if os.geteuid() == 0:
+        # It refuses to run as root; as nobody it must be able to write the mail folder.
+        os.chmod(mail_dir, 0o777)
+        command += ["-u", "nobody"]
+    # One file per message, named by the second it arrived plus a random suffix; its mtime is the
+    # moment the message was accepted.
+    return [*command, "-d", f"{mail_dir}/%Y%m%dT%H%M%S.", f"{env['SMTP_HOST']}:{env['SMTP_PORT']}", "1024"]
 
 
 def start_smtp(env: dict[str, str]) -> bool:
-    if running_pid("smtp", SMTP_MARKER) is not None:
+    if running_pid("smtp", smtp_marker()) is not None:
         return False
     if _port_open(int(env["SMTP_PORT"])):
         raise StackError(f"port {env['SMTP_PORT']} is taken by a process that is not ours: set SMTP_PORT")
-    spawn("smtp", [sys.executable, "-m", SMTP_MARKER], env)
+    spawn("smtp", smtp_command(env), env)
     return True
 
 
@@ -720,7 +754,7 @@ def stop(components: Sequence[str]) -> None:
                 _stop_process(instance, service_marker(name))
             continue
         service = _service_of(name)
-        marker = {"kafka": kafka_marker(), "smtp": SMTP_MARKER}.get(name, service_marker(service or name))
+        marker = {"kafka": kafka_marker(), "smtp": smtp_marker()}.get(name, service_marker(service or name))
         _stop_process(name, marker)
 
 
@@ -735,7 +769,7 @@ def status(env: dict[str, str]) -> None:
     states = {
         "postgres": postgres_running(),
         "kafka": running_pid("kafka", kafka_marker()) is not None,
-        "smtp": running_pid("smtp", SMTP_MARKER) is not None,
+        "smtp": running_pid("smtp", smtp_marker()) is not None,
     }
     for service in SERVICES:
         for name in service_instances(service) or [service]:

@@ -330,6 +330,13 @@ class Fault:
     probe: str = ""
     # A killed service: from its restart to the first event its new process processed.
     first_event_seconds: float | None = None
+    # When a process was killed, if later than `at` (a kill during a rebalance follows the stop
+    # of the other instance by a session timeout).
+    killed_at: float | None = None
+
+    @property
+    def crash_instants(self) -> list[float]:
+        return [self.at] if self.killed_at is None else [self.at, self.killed_at]
 
     @property
     def recovery_seconds(self) -> float:
@@ -397,6 +404,7 @@ class Chaos:
         try:
             await asyncio.sleep(SESSION_TIMEOUT_SECONDS + 0.5)
             os.kill(self.pid(local.instance_name(service, killed)), signal.SIGKILL)
+            fault.killed_at = now()
             await asyncio.sleep(1)
         finally:
             os.kill(pid, signal.SIGCONT)
@@ -881,8 +889,9 @@ def check_emails(
     # What can end a send between the server's 250 and the commit that records it: the sender's
     # process dies or stops past its lease, or the database goes away (ADR 0004).
     crashes = [
-        f.at
+        instant
         for f in faults
+        for instant in f.crash_instants
         if f.kind
         in (
             "kill -9 notification",
@@ -1117,7 +1126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON too")
     args = parser.parse_args(argv)
-    configure_logging("chaos", "WARNING")  # the model runs the real applier: not its every decision
+    configure_logging("chaos", "ERROR")  # the model runs the real appliers: none of their logs
     result = asyncio.run(
         run(
             args.events,
