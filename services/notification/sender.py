@@ -27,7 +27,7 @@ from services.notification.settings import (
     SENDER_START_WINDOW_SECONDS,
     NotificationSettings,
 )
-from shared.db import TRANSIENT_ERRORS, Pool, retry_transient
+from shared.db import TRANSIENT_ERRORS, Connection, Pool, retry_transient
 from shared.events import ContractModel, NotificationFailed, NotificationSent, derived_event_id, new_envelope
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage, enqueue
@@ -194,10 +194,48 @@ class Sender:
         self._waiting = 0  # claimed emails that wait for a session
         self._delivering = 0
         self._changed = asyncio.Event()
+        self._due = asyncio.Event()  # set when a commit announced new emails (store.EMAILS_CHANNEL)
+        self._listener: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="notification-sender")
+        self._listener = asyncio.create_task(self._listen(), name="notification-sender-listener")
+
+    def _on_due(self, *_: object) -> None:
+        self._due.set()
+
+    async def _listen_on(self, conn: Connection) -> None:
+        """Until the connection ends."""
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_close(_: object) -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        conn.add_termination_listener(on_close)
+        await conn.add_listener(store.EMAILS_CHANNEL, self._on_due)
+        try:
+            await closed
+        finally:
+            if not conn.is_closed():
+                await conn.remove_listener(store.EMAILS_CHANNEL, self._on_due)
+            conn.remove_termination_listener(on_close)
+
+    async def _listen(self) -> None:
+        """Hold one pooled connection that LISTENs for committed new emails, so an idle sender
+        starts on them at once instead of at its next poll. Lost with its connection (a database
+        restart), it is taken again after a poll interval; meanwhile the poll still finds them."""
+        while True:
+            try:
+                async with self._pool().acquire() as conn:
+                    await self._listen_on(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("sender cannot listen for new emails", error=safe_error(exc))
+            self._due.set()  # emails committed while it did not listen are due
+            await asyncio.sleep(self._settings.sender_poll_interval_seconds)
 
     async def stop(self) -> None:
         """Stop claiming, let deliveries under way finish and be recorded, then close the sessions.
@@ -206,9 +244,10 @@ class Sender:
         sent again once its lease ends: a duplicate rather than a loss.
         """
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._listener):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._rounds:
             _, unfinished = await asyncio.wait(
                 set(self._rounds), timeout=self._settings.smtp_timeout_seconds * 2
@@ -226,6 +265,8 @@ class Sender:
         """Claim and deliver until cancelled. No error ends it: it would stop all email."""
         failures = 0
         while True:
+            # Cleared before the claim: a commit announced during it makes the next one come at once.
+            self._due.clear()
             try:
                 idle = await self._claim_and_start()
             except asyncio.CancelledError:
@@ -248,7 +289,8 @@ class Sender:
                 continue
             failures = 0
             if idle:
-                await asyncio.sleep(self._settings.sender_poll_interval_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._due.wait(), self._settings.sender_poll_interval_seconds)
 
     async def _claim_and_start(self) -> bool:
         """Claim a round of due emails and start it; True when fewer were due than wanted."""

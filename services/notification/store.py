@@ -64,13 +64,21 @@ SELECT envelope::text AS envelope FROM pending_decisions WHERE registration_id =
 ORDER BY received_at
 """
 DELETE_PENDING_DECISIONS = "DELETE FROM pending_decisions WHERE event_id = ANY($1::uuid[])"
+# Committed new emails wake the senders that listen on EMAILS_CHANNEL (a notification is delivered
+# at commit, one per transaction however many rows); the poll interval is their fallback. The
+# notification is part of the insert, so recording a batch's emails stays one statement; the
+# scalar subquery runs once, and only when a row was inserted.
+EMAILS_CHANNEL = "emails_due"
 INSERT_EMAILS = """
-INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
-                    message, correlation_id)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bytea[], $9::uuid[])
-ON CONFLICT (event_id, template) DO NOTHING
-RETURNING id
+WITH inserted AS (
+    INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
+                        message, correlation_id)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::bytea[], $9::uuid[])
+    ON CONFLICT (event_id, template) DO NOTHING
+    RETURNING id
+)
+SELECT id FROM inserted WHERE (SELECT count(*) FROM (SELECT pg_notify('emails_due', '')) AS notified) > 0
 """
 # A claim is a lease: the row is hidden from other senders until the lease ends, so no
 # transaction stays open during SMTP; a sender that dies mid-way leaves it to the next one. A

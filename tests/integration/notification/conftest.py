@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.notification.app import build
+from services.notification.app import MIGRATIONS, build
 from services.notification.settings import NotificationSettings
+from shared.db import Pool, create_pool
+from shared.migrations import apply_migrations
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
 from tests.integration.notification.smtp_sink import SmtpSink, smtp_sink
@@ -36,6 +38,18 @@ def sink(unused_tcp_port_factory: Callable[[], int]) -> Iterator[SmtpSink]:
 @pytest.fixture
 async def notification_dsn(make_database: DatabaseFactory) -> str:
     return await make_database("notification")
+
+
+@pytest.fixture
+async def pool(notification_dsn: str) -> AsyncIterator[Pool]:
+    """A pool on a migrated notification database, for tests of the store and the sender."""
+    created = await create_pool(notification_dsn, max_size=4)
+    try:
+        async with created.acquire() as conn:
+            await apply_migrations(conn, MIGRATIONS, "notification")
+        yield created
+    finally:
+        await created.close()
 
 
 @pytest.fixture

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from services.notification import store
-from services.notification.app import MIGRATIONS
 from services.notification.domain import NewEmail
-from shared.db import Pool, create_pool
-from shared.migrations import apply_migrations
-from tests.conftest import DatabaseFactory
+from shared.db import Pool
 
 LEASE_SECONDS = 600.0
-
-
-@pytest.fixture
-async def pool(make_database: DatabaseFactory) -> AsyncIterator[Pool]:
-    created = await create_pool(await make_database("notification"), max_size=2)
-    try:
-        async with created.acquire() as conn:
-            await apply_migrations(conn, MIGRATIONS, "notification")
-        yield created
-    finally:
-        await created.close()
 
 
 async def record_email(pool: Pool) -> uuid.UUID:

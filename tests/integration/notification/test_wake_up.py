@@ -1,0 +1,64 @@
+"""An idle sender starts on a committed email at once: the commit notifies it (store.EMAILS_CHANNEL),
+it does not wait for its poll."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from services.notification import store
+from services.notification.domain import NewEmail
+from services.notification.sender import Sender
+from services.notification.settings import NotificationSettings
+from shared.db import Pool
+from shared.topics import Topics
+from tests.integration.notification.smtp_sink import SmtpSink
+
+HOUR = 3600.0
+
+
+def new_email(number: int) -> NewEmail:
+    return NewEmail(
+        id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        template="registration_accepted",
+        registration_id=f"R-{number}",
+        kommune_key="03159",
+        recipient="kontakt@kommune.example",
+        subject="Anmeldung",
+        message=f"Subject: Anmeldung\r\nMessage-ID: <{number}@test.example>\r\n\r\nHallo\r\n".encode(),
+        correlation_id=uuid.uuid4(),
+    )
+
+
+async def idle(sender_pool: Pool) -> None:
+    """Until the sender's listener holds its connection (it is LISTENing)."""
+    for _ in range(100):
+        listening = await sender_pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query LIKE 'LISTEN%'"
+        )
+        if listening:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the sender never listened")
+
+
+async def test_a_committed_email_wakes_an_idle_sender_long_before_its_poll(
+    pool: Pool, sink: SmtpSink
+) -> None:
+    settings = NotificationSettings(
+        smtp_port=sink.port, smtp_starttls="false", sender_poll_interval_seconds=HOUR
+    )
+    sender = Sender(pool=lambda: pool, settings=settings, topics=Topics())
+    await sender.start()
+    try:
+        await idle(pool)
+        await asyncio.sleep(0.5)  # its first claim found nothing: it waits for an hour or a notification
+        for number in (1, 2):  # and again once it went idle after the first
+            async with pool.acquire() as conn, conn.transaction():
+                await store.record_emails(conn, [new_email(number)])
+            await sink.wait_for(number, timeout=30)
+    finally:
+        await sender.stop()
+    assert sorted(m["Message-ID"] for m in sink.messages()) == ["<1@test.example>", "<2@test.example>"]
