@@ -199,14 +199,17 @@ class Sender:
         self._stopping = False
 
     async def start(self) -> None:
+        if self._stopping:
+            # A stop during the startup runs the shutdown hooks before the startup ones end.
+            return
         self._task = asyncio.create_task(self.run(), name="notification-sender")
         self._listener = asyncio.create_task(self._listen(), name="notification-sender-listener")
 
     def _on_due(self, *_: object) -> None:
         self._due.set()
 
-    async def _listen_on(self, conn: Connection) -> None:
-        """Until the connection ends."""
+    async def _listen_on(self, pool: Pool, conn: Connection) -> None:
+        """Until the connection ends or the pool closes (its close waits for this connection)."""
         closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_close(_: object) -> None:
@@ -216,7 +219,8 @@ class Sender:
         conn.add_termination_listener(on_close)
         await conn.add_listener(store.EMAILS_CHANNEL, self._on_due)
         try:
-            await closed
+            while not closed.done() and not pool.is_closing():
+                await asyncio.wait({closed}, timeout=self._settings.sender_poll_interval_seconds)
         finally:
             if not conn.is_closed():
                 await conn.remove_listener(store.EMAILS_CHANNEL, self._on_due)
@@ -227,13 +231,17 @@ class Sender:
         starts on them at once instead of at its next poll. Lost with its connection (a database
         restart), it is taken again after a poll interval; meanwhile the poll still finds them."""
         while True:
+            pool = self._pool()
             try:
-                async with self._pool().acquire() as conn:
-                    await self._listen_on(conn)
+                async with pool.acquire() as conn:
+                    await self._listen_on(pool, conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("sender cannot listen for new emails", error=safe_error(exc))
+                if not pool.is_closing():
+                    log.warning("sender cannot listen for new emails", error=safe_error(exc))
+            if pool.is_closing():
+                return
             self._due.set()  # emails committed while it did not listen are due
             await asyncio.sleep(self._settings.sender_poll_interval_seconds)
 

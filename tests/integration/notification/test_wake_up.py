@@ -7,10 +7,12 @@ import asyncio
 import uuid
 
 from services.notification import store
+from services.notification.app import MIGRATIONS
 from services.notification.domain import NewEmail
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
-from shared.db import Pool
+from shared.db import Pool, create_pool
+from shared.migrations import apply_migrations
 from shared.topics import Topics
 from tests.integration.notification.smtp_sink import SmtpSink
 
@@ -62,3 +64,21 @@ async def test_a_committed_email_wakes_an_idle_sender_long_before_its_poll(
     finally:
         await sender.stop()
     assert sorted(m["Message-ID"] for m in sink.messages()) == ["<1@test.example>", "<2@test.example>"]
+
+
+async def test_the_listening_connection_goes_back_when_the_pool_closes(notification_dsn: str) -> None:
+    """A pool's close waits for every connection: the listener's must not keep it waiting, even
+    if nobody stops the sender (a stop during the startup)."""
+    own = await create_pool(notification_dsn, max_size=2)
+    async with own.acquire() as conn:
+        await apply_migrations(conn, MIGRATIONS, "notification")
+    sender = Sender(
+        pool=lambda: own, settings=NotificationSettings(sender_poll_interval_seconds=0.2), topics=Topics()
+    )
+    await sender.start()
+    await idle(own)
+    try:
+        await asyncio.wait_for(own.close(), timeout=30)
+    finally:
+        await sender.stop()
+    assert own.is_closing()

@@ -45,6 +45,9 @@ class NoDatabase:
     def acquire(self) -> Any:
         raise RuntimeError("no database in this test")
 
+    def is_closing(self) -> bool:
+        return False
+
 
 async def started_sender(monkeypatch: pytest.MonkeyPatch, claim_due: Any, send: Any) -> Sender:
     """A running sender whose database claims and SMTP deliveries are the test's functions."""
@@ -139,6 +142,25 @@ class FakeDatabase:
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[Any]:
         yield self
+
+    def is_closing(self) -> bool:
+        return False
+
+    # LISTEN on the fake connection: accepted, and nothing is ever notified.
+    def add_termination_listener(self, callback: Any) -> None:
+        pass
+
+    def remove_termination_listener(self, callback: Any) -> None:
+        pass
+
+    async def add_listener(self, channel: str, callback: Any) -> None:
+        pass
+
+    async def remove_listener(self, channel: str, callback: Any) -> None:
+        pass
+
+    def is_closed(self) -> bool:
+        return False
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -316,3 +338,11 @@ async def test_an_address_that_is_not_plain_is_refused_for_good_before_any_sessi
     failure = classify(refused.value)
     assert failure.permanent
     assert "evil" not in failure.description
+
+
+async def test_a_sender_stopped_before_it_started_never_starts() -> None:
+    """FastStream runs the shutdown hooks first when a stop comes during the startup."""
+    sender = Sender(pool=lambda: cast(Pool, NoDatabase()), settings=SETTINGS, topics=Topics())
+    await sender.stop()
+    await sender.start()
+    assert not sender.running
