@@ -112,7 +112,8 @@ def email_latencies(
     return to_first, to_last, accepted
 
 
-def first_seen(seen: Sequence[Seen]) -> list[tuple[str, float]]:
+def record_instants(seen: Sequence[Seen]) -> list[tuple[str, float]]:
+    """(registration id, record timestamp) of records read by a tail."""
     return [(s.registration_id, s.kafka_ts) for s in seen]
 
 
@@ -251,7 +252,7 @@ class Bench:
         record(
             paths, "registration_commit", [(r["registration_id"], r["created_at"].timestamp()) for r in mine]
         )
-        record(paths, "registration_publish", first_seen(self.outcomes.of_phase(phase)))
+        record(paths, "registration_publish", record_instants(self.outcomes.of_phase(phase)))
         first_decision: dict[str, Any] = {}
         decisions = []
         for row in await _fetch(env["FUNDING_DATABASE_URL"], FIRST_DECISIONS):
@@ -260,7 +261,7 @@ class Bench:
                 first_decision[registration_id] = row["event_id"]
                 decisions.append((registration_id, row["created_at"].timestamp()))
         record(paths, "funding_commit", decisions)
-        record(paths, "funding_publish", first_seen(self.decisions.of_phase(phase)))
+        record(paths, "funding_publish", record_instants(self.decisions.of_phase(phase)))
         letters: dict[str, str] = {}  # the decision letter's id -> its registration
         committed = []
         for row in await _fetch(env["NOTIFICATION_DATABASE_URL"], LETTERS, pattern):

@@ -81,12 +81,18 @@ class FundingRows(dict[str, Funding]):
         self._index(registration_id, row, +1)
 
     def _index(self, registration_id: str, row: Funding, change: int) -> None:
+        """Add (change +1) or take out (-1) the row in every index."""
+        indexes: list[set[str]] = []
         if row.participant_hash is not None:
-            ids = self.by_participant.setdefault(row.participant_hash, set())
-            ids.add(registration_id) if change > 0 else ids.discard(registration_id)
+            indexes.append(self.by_participant.setdefault(row.participant_hash, set()))
         if row.status is Status.WAITLISTED:
-            ids = self.waitlisted.setdefault(row.reason, set())
-            ids.add(registration_id) if change > 0 else ids.discard(registration_id)
+            indexes.append(self.waitlisted.setdefault(row.reason, set()))
+        for ids in indexes:
+            if change > 0:
+                ids.add(registration_id)
+            else:
+                ids.discard(registration_id)
+        if row.status is Status.WAITLISTED:
             self.waiting_in_kommune[row.reason, row.kommune_key] += change
             if row.period_id is not None:
                 self.waiting_in_period[row.reason, row.period_id] += change
