@@ -58,7 +58,11 @@ def parse(argv: list[str]) -> tuple[Options, dict[str, str], bool]:
         args.bursts, args.steady_rates, args.steady_seconds = (5_000,), (100.0, 500.0), 10.0
     # smtp-sink speaks no STARTTLS: notification sends in plain text to it, on loopback only.
     sink = {"SMTP_SINK": args.sink} | ({"SMTP_STARTTLS": "false"} if args.sink == "postfix" else {})
-    tuning = sink | {"REPLICAS": str(args.replicas)} | dict(item.split("=", 1) for item in args.set)
+    tuning = (
+        sink
+        | {"REPLICAS": str(args.replicas), "EVENT_LOOP": "uvloop"}
+        | dict(item.split("=", 1) for item in args.set)
+    )
     options = Options(
         bursts=tuple(args.bursts),
         steady_rates=tuple(args.steady_rates),

@@ -29,6 +29,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from bench.observe import TopicTail
 from bench.workload import Portal, Workload
+from shared import event_loop
 from shared.kafka import SUBSCRIBER_ACK_POLICY, client_options, ensure_topics, make_broker
 from shared.settings import REPO_ROOT, CommonSettings
 from shared.topics import KOMMUNE_KEYED_PARTITIONS, Topics, TopicSpec
@@ -184,10 +185,11 @@ async def _until(done: Callable[[], bool], timeout: float) -> bool:
 def main(argv: list[str]) -> None:
     kind, source, target, group = argv
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The services' event loop (shared.event_loop), so that the ratios compare like with like.
     if kind == "raw":
-        asyncio.run(raw_hop(source, target, group))
+        event_loop.run(raw_hop(source, target, group))
     else:
-        asyncio.run(hop_app(source, target, group).run())
+        event_loop.run(hop_app(source, target, group).run())
 
 
 if __name__ == "__main__":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.funding.app import build
 from services.funding.settings import FundingSettings
+from shared import event_loop
 
 
 def main() -> None:
-    asyncio.run(build(FundingSettings()).app.run())
+    event_loop.run(build(FundingSettings()).app.run())
 
 
 if __name__ == "__main__":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.notification.app import build
 from services.notification.settings import NotificationSettings
+from shared import event_loop
 
 
 def main() -> None:
-    asyncio.run(build(NotificationSettings()).app.run())
+    event_loop.run(build(NotificationSettings()).app.run())
 
 
 if __name__ == "__main__":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.registration.app import build
 from services.registration.settings import RegistrationSettings
+from shared import event_loop
 
 
 def main() -> None:
-    asyncio.run(build(RegistrationSettings()).app.run())
+    event_loop.run(build(RegistrationSettings()).app.run())
 
 
 if __name__ == "__main__":
