@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import pytest
 import uvloop
@@ -43,3 +44,25 @@ def test_run_returns_what_the_coroutine_returns() -> None:
         return 42
 
     assert event_loop.run(answer()) == 42
+
+
+def test_tls_connections_wait_briefly_for_the_peers_close_notify(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[dict[str, object]] = []
+
+    async def create_connection(self: object, *args: object, **kwargs: object) -> None:
+        asked.append(kwargs)
+
+    monkeypatch.setattr(uvloop.Loop, "create_connection", create_connection)
+    loop = event_loop.uvloop_factory()
+    try:
+        context = ssl.create_default_context()
+        loop.run_until_complete(loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=context))
+        loop.run_until_complete(
+            loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=context, ssl_shutdown_timeout=7.0)
+        )
+        loop.run_until_complete(loop.create_connection(asyncio.Protocol, "127.0.0.1", 1))
+    finally:
+        loop.close()
+    assert asked[0]["ssl_shutdown_timeout"] == event_loop.TLS_SHUTDOWN_SECONDS
+    assert asked[1]["ssl_shutdown_timeout"] == 7.0  # the caller's own limit stands
+    assert "ssl_shutdown_timeout" not in asked[2]  # plain TCP has no TLS shutdown
