@@ -89,13 +89,18 @@ class ServiceRuntime:
         *,
         title: str | None = None,
         description: str | None = None,
+        before_batch: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Subscribe the applier to a topic, in batches, with the service's consumer group; each
-        batch is applied in one unit of work made with the service's pool."""
+        batch is applied in one unit of work made with the service's pool. `before_batch` is
+        awaited before each batch's unit of work begins (notification: its turn after the
+        decisions)."""
         decoder = EventDecoder(topic, event_models)
         self._appliers[topic] = (decoder, applier, unit_of_work)
 
         async def handle_batch(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+            if before_batch is not None:
+                await before_batch()
             await self._consumers[topic].process(records)
 
         schema = topic_json_schema(topic.removeprefix(self.topics.prefix), event_models)

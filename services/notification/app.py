@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from services.notification import erasure
@@ -10,6 +11,7 @@ from services.notification.compose import EmailWriter
 from services.notification.domain import KommuneNames
 from services.notification.figures import sample_emails
 from services.notification.handlers import FundingDecisionsApplier, RegistrationEventsApplier
+from services.notification.priority import DecisionPathLag, DecisionsFirst, YieldRule
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
 from services.notification.store import PostgresNotificationUnitOfWork
@@ -33,6 +35,7 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         migrations=MIGRATIONS,
     )
     name_kommune = KommuneNames(load_directory(settings.gv100ad_file))
+    decisions_first = _decisions_first(runtime, settings)
     write_email = EmailWriter(settings.office, settings.wording)
     runtime.consume(
         runtime.topics.registration_events,
@@ -40,6 +43,7 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         RegistrationEventsApplier(name_kommune, write_email),
         PostgresNotificationUnitOfWork,
         description="Records the letter for every registration outcome and releases waiting decisions.",
+        before_batch=decisions_first.turn,
     )
     runtime.consume(
         runtime.topics.funding_decisions,
@@ -47,6 +51,7 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         FundingDecisionsApplier(name_kommune, write_email),
         PostgresNotificationUnitOfWork,
         description="Records the letter for every funding decision; keeps it until its registration arrives.",
+        before_batch=decisions_first.turn,
     )
     runtime.consume(
         runtime.topics.operations_commands,
@@ -76,7 +81,9 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
         NOTIFICATION_EVENTS,
         "notification.sent for every delivered email, notification.failed for every parked one.",
     )
-    sender = Sender(pool=lambda: runtime.pool, settings=settings, topics=runtime.topics)
+    sender = Sender(
+        pool=lambda: runtime.pool, settings=settings, topics=runtime.topics, turn=decisions_first.turn
+    )
     # After startup: the pool and migrations exist. On shutdown: before the pool closes.
     runtime.app.after_startup(sender.start)
     runtime.app.on_shutdown(sender.stop)
@@ -89,3 +96,38 @@ def build(settings: NotificationSettings) -> ServiceRuntime:
     )
     runtime.finish_setup()
     return runtime
+
+
+def _decisions_first(runtime: ServiceRuntime, settings: NotificationSettings) -> DecisionsFirst:
+    """The gate of the letter work, watching registration's and funding's consumer lag while the
+    service runs (never, with NOTIFICATION_YIELD_LAG=0)."""
+    prefix, topics = settings.kafka_topic_prefix, runtime.topics
+    lag = DecisionPathLag(
+        settings.kafka_bootstrap_servers,
+        [
+            (prefix + "registration", topics.portal_registrations),
+            (prefix + "funding", topics.registration_events),
+        ],
+        security=runtime.kafka_security,
+    )
+    gate = DecisionsFirst(
+        YieldRule(settings.yield_lag, settings.yield_max_seconds),
+        lag.read,
+        check_seconds=settings.yield_check_seconds,
+    )
+    if settings.yield_lag == 0:
+        return gate
+    watching: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        watching.append(asyncio.create_task(gate.watch(), name="notification-decisions-first"))
+
+    async def stop() -> None:
+        for task in watching:
+            task.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)
+        await lag.stop()
+
+    runtime.app.after_startup(start)
+    runtime.app.on_shutdown(stop)
+    return gate

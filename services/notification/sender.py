@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -178,8 +178,11 @@ class Sender:
         settings: NotificationSettings,
         topics: Topics,
         jitter: Callable[[], float] = random.random,
+        turn: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
+        # Awaited before each round is claimed: the decisions' turn first (priority.py).
+        self._turn = turn
         self._settings = settings
         self._topics = topics
         self._jitter = jitter
@@ -276,6 +279,8 @@ class Sender:
             # Cleared before the claim: a commit announced during it makes the next one come at once.
             self._due.clear()
             try:
+                if self._turn is not None:
+                    await self._turn()
                 idle = await self._claim_and_start()
             except asyncio.CancelledError:
                 raise

@@ -92,6 +92,14 @@ class NotificationSettings(CommonSettings):
         1.0, gt=0, validation_alias="NOTIFICATION_SENDER_POLL_INTERVAL_SECONDS"
     )
 
+    # Decisions before letters (services/notification/priority.py): while registration's and
+    # funding's consumers lag by this many records or more, the letter consumers and the sender
+    # wait before each batch or round (0: never), at most this long each time; the lag is read
+    # this often.
+    yield_lag: int = Field(200, ge=0, validation_alias="NOTIFICATION_YIELD_LAG")
+    yield_max_seconds: float = Field(5.0, gt=0, validation_alias="NOTIFICATION_YIELD_MAX_SECONDS")
+    yield_check_seconds: float = Field(0.5, gt=0, validation_alias="NOTIFICATION_YIELD_CHECK_SECONDS")
+
     _program: Program | None = PrivateAttr(None)
     _wording: ProgrammeWording | None = PrivateAttr(None)
 

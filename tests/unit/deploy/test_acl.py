@@ -74,6 +74,12 @@ def test_every_principal_of_interfaces_is_declared_and_only_admin_is_a_super_use
         ("funding", WRITE, TOPIC, OPERATIONS_RESULTS, True),
         ("funding", READ, TOPIC, "portal.registrations", False),
         ("notification", READ, TOPIC, "portal.registrations", False),
+        # decisions before letters: offsets of the decision path, never its records
+        ("notification", DESCRIBE, TOPIC, "portal.registrations", True),
+        ("notification", DESCRIBE, GROUP, "funding", True),
+        ("notification", DESCRIBE, GROUP, "registration", True),
+        ("notification", READ, GROUP, "funding", False),
+        ("notification", READ, GROUP, "registration", False),
         ("notification", READ, TOPIC, "funding.decisions", True),
         ("notification", WRITE, TOPIC, "funding.decisions", False),
         ("notification", WRITE, TOPIC, "funding.decisions.dlq", True),
