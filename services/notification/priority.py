@@ -152,12 +152,10 @@ class DecisionsFirst:
         read_lag: Callable[[], Awaitable[int]],
         *,
         check_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rule = rule
         self._read_lag = read_lag
         self._check_seconds = check_seconds
-        self._clock = clock
         self._open = asyncio.Event()
         self._open.set()
         self.decision_lag: int | None = None
@@ -184,10 +182,10 @@ class DecisionsFirst:
         """Return at once, or once the decision path caught up, or after the longest wait."""
         if self._open.is_set():
             return
-        started = self._clock()
+        started = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._open.wait(), self.rule.max_wait_seconds)
-        waited = self._clock() - started
+        waited = time.monotonic() - started
         self.waited_seconds += waited
         YIELDED_SECONDS.inc(waited)
 

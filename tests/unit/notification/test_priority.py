@@ -66,14 +66,6 @@ def test_the_lag_is_never_negative_and_at_most_the_records_on_the_topic(
     assert 0 <= total_lag(ends, committed) <= sum(ends.values())
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def no_lag() -> int:
     return 0
 
