@@ -23,10 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
+from typing import Any
 
-from services.notification.domain import NewEmail, PlannedEmail
+from services.notification.domain import NewEmail, PlannedEmail, planned_email_from_json
 from services.notification.ical import calendar_bytes, method
-from services.notification.templates import ProgrammeWording, RenderedEmail, reason_text, render
+from services.notification.templates import (
+    ProgrammeWording,
+    RenderedEmail,
+    reason_text,
+    render,
+    subject_for,
+)
 from shared.directory import ATTRIBUTION
 
 _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
@@ -311,10 +318,9 @@ def compose(
     return Letter(subject=subject, message=message)
 
 
-def letter(planned: PlannedEmail, office: Office, wording: ProgrammeWording) -> Letter:
-    """The complete email for a planned notification, identical however often it is built."""
+def _context(planned: PlannedEmail, office: Office, wording: ProgrammeWording) -> dict[str, Any]:
     reason = planned.facts.get("reason")
-    context = {
+    return {
         **planned.facts,
         **wording.course_context(planned.facts.get("course")),
         "reason_text": (
@@ -326,6 +332,10 @@ def letter(planned: PlannedEmail, office: Office, wording: ProgrammeWording) -> 
         "signature_lines": office.signature_lines,
         "attribution": ATTRIBUTION,
     }
+
+
+def letter(planned: PlannedEmail, office: Office, wording: ProgrammeWording) -> Letter:
+    """The complete email for a planned notification, identical however often it is built."""
     attachment = None
     if planned.calendar is not None:
         attachment = Attachment(
@@ -335,7 +345,7 @@ def letter(planned: PlannedEmail, office: Office, wording: ProgrammeWording) -> 
     return compose(
         sender=office.sender,
         recipient=planned.to,
-        rendered=render(planned.template, context),
+        rendered=render(planned.template, _context(planned, office, wording)),
         message_id=message_id(planned.trigger_event_id, planned.template, office.sender.domain),
         registration_id=planned.registration_id,
         date=planned.occurred_at,
@@ -343,24 +353,40 @@ def letter(planned: PlannedEmail, office: Office, wording: ProgrammeWording) -> 
     )
 
 
+def letter_subject(planned: PlannedEmail, office: Office, wording: ProgrammeWording) -> str:
+    """The subject `letter` writes, without composing the rest."""
+    return single_line(subject_for(planned.template, _context(planned, office, wording)))
+
+
 class EmailWriter:
-    """Writes the email a planned notification asks for, signed by the programme office in the
-    programme's words."""
+    """Records the email a planned notification asks for: its subject and recipient for operators,
+    and the facts it is composed from when it is sent (ADR 0024). The address is checked here, so
+    that a letter that could never be sent is refused with its event, not parked later."""
 
     def __init__(self, office: Office, wording: ProgrammeWording) -> None:
         self._office = office
         self._wording = wording
 
     def __call__(self, planned: PlannedEmail) -> NewEmail:
-        written = letter(planned, self._office, self._wording)
         return NewEmail(
             id=notification_id(planned.trigger_event_id, planned.template),
             event_id=planned.trigger_event_id,
             template=planned.template,
             registration_id=planned.registration_id,
             kommune_key=planned.kommune_key,
-            recipient=planned.to,
-            subject=written.subject,
-            message=written.message,
+            recipient=plain_address(planned.to),
+            subject=letter_subject(planned, self._office, self._wording),
+            planned=planned,
             correlation_id=planned.correlation_id,
         )
+
+
+class LetterComposer:
+    """Composes a recorded email's message at send time from its stored facts (ADR 0024)."""
+
+    def __init__(self, office: Office, wording: ProgrammeWording) -> None:
+        self._office = office
+        self._wording = wording
+
+    def __call__(self, stored_facts: str) -> bytes:
+        return letter(planned_email_from_json(stored_facts), self._office, self._wording).message

@@ -21,6 +21,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from services.notification.templates import (
     Template,
     format_euros,
@@ -257,9 +259,24 @@ def plan_email(event: Envelope[Any], known: RegistrationData, kommune: NamedKomm
     )
 
 
+# A planned letter as it is stored (emails.facts, ADR 0024) and read back by the sender, which
+# composes the message from it. Later versions may add fields, with defaults: a letter recorded
+# before a deploy is still sent after it.
+_PLANNED_EMAIL = TypeAdapter(PlannedEmail)
+
+
+def planned_email_json(planned: PlannedEmail) -> str:
+    return _PLANNED_EMAIL.dump_json(planned).decode()
+
+
+def planned_email_from_json(stored: str | bytes) -> PlannedEmail:
+    return _PLANNED_EMAIL.validate_json(stored)
+
+
 @dataclass(frozen=True)
 class NewEmail:
-    """A written email, as it is recorded to be sent: one per (triggering event, template)."""
+    """An email as it is recorded to be sent: one per (triggering event, template). The message
+    itself is composed from `planned` when it is sent (ADR 0024)."""
 
     id: uuid.UUID
     event_id: uuid.UUID
@@ -268,11 +285,11 @@ class NewEmail:
     kommune_key: str
     recipient: str
     subject: str
-    message: bytes
+    planned: PlannedEmail
     correlation_id: uuid.UUID
 
 
-# The Kommune's name for a key, and the email written for a planned one: both pure, given by the
+# The Kommune's name for a key, and the email recorded for a planned one: both pure, given by the
 # service (the directory and the programme office) so that the runs decide without knowing them.
 NameKommune = Callable[[str], NamedKommune]
 WriteEmail = Callable[[PlannedEmail], NewEmail]

@@ -37,10 +37,11 @@ SELECT registration_id, kommune_key, contact_email, given_name, family_name, sem
 FROM registrations WHERE registration_id = ANY($1::text[])
 ORDER BY registration_id
 """
-# The letters as they are held: the bytes as text (a MIME message), where they are still held.
+# The letters as they are held, where they are still held: the facts a letter is composed from
+# (ADR 0024), or the bytes as text (a MIME message) of a letter recorded before those.
 EXPORT_EMAILS = """
 SELECT id, registration_id, template, status, recipient, subject, created_at, sent_at, parked_at,
-       last_error, convert_from(message, 'UTF8') AS message
+       last_error, facts, convert_from(message, 'UTF8') AS message
 FROM emails WHERE registration_id = ANY($1::text[])
 ORDER BY created_at, id
 """

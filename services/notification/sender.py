@@ -21,7 +21,7 @@ from aiosmtplib.typing import SMTPStatus
 
 from services.notification import store
 from services.notification.backoff import Park, Retry, after_failure
-from services.notification.compose import UnsafeAddressError, plain_address
+from services.notification.compose import LetterComposer, UnsafeAddressError, plain_address
 from services.notification.settings import (
     RECORD_GIVE_UP_SECONDS,
     SENDER_START_WINDOW_SECONDS,
@@ -42,6 +42,11 @@ MAX_ERROR_LENGTH = 2000
 MAX_LOOP_PAUSE_SECONDS = 30.0
 
 
+class LetterNotComposedError(Exception):
+    """A recorded letter's message could not be composed from its facts: sending it again as it is
+    would fail again, so it is parked (an operator resends it once the cause is fixed)."""
+
+
 @dataclass(frozen=True)
 class Failure:
     permanent: bool
@@ -56,6 +61,8 @@ def classify(exc: BaseException) -> Failure:
     """
     if isinstance(exc, UnsafeAddressError):
         return Failure(True, None, "address refused: not a plain email address")
+    if isinstance(exc, LetterNotComposedError):
+        return Failure(True, None, f"letter could not be composed: {exc}")
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [refused.code for refused in exc.recipients]
         code = max(codes, default=None)
@@ -187,6 +194,7 @@ class Sender:
         self._topics = topics
         self._jitter = jitter
         self._smtp = SmtpConnections(settings)
+        self._compose = LetterComposer(settings.office, settings.wording)
         self._envelope_sender = settings.sender.addr_spec
         self._task: asyncio.Task[None] | None = None
         self._sessions = asyncio.Semaphore(settings.sender_concurrency)
@@ -396,7 +404,8 @@ class Sender:
                 try:
                     # Within the lease, whatever the server does: past it another sender may claim it.
                     async with asyncio.timeout(self._settings.sender_delivery_deadline_seconds):
-                        await self._smtp.send(self._envelope_sender, email.recipient, email.message)
+                        message = self._message(email)
+                        await self._smtp.send(self._envelope_sender, email.recipient, message)
                 except Exception as exc:
                     return Delivery(email, failure=classify(exc))
                 finally:
@@ -407,6 +416,21 @@ class Sender:
             if waiting:
                 self._waiting -= 1
                 self._changed.set()
+
+    def _message(self, email: store.ClaimedEmail) -> bytes:
+        """The message to send: composed from the letter's facts (ADR 0024), the same bytes every
+        time, or the bytes of a letter recorded before facts were."""
+        if email.message is not None:
+            return email.message
+        if email.facts is None:  # the claim takes only emails with one or the other
+            raise LetterNotComposedError("neither facts nor bytes held")
+        try:
+            return self._compose(email.facts)
+        except UnsafeAddressError:
+            raise
+        except Exception as exc:
+            # Only the class: the text could quote the facts, which hold personal data.
+            raise LetterNotComposedError(type(exc).__name__) from exc
 
     async def _record(self, deliveries: Sequence[Delivery]) -> None:
         """Every outcome of a round, with its notification.sent / notification.failed events, in

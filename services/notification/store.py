@@ -8,7 +8,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.notification.domain import BatchState, Effects, NewEmail, RegistrationData
+from services.notification.domain import (
+    BatchState,
+    Effects,
+    NewEmail,
+    RegistrationData,
+    planned_email_json,
+)
 from shared.db import Connection, Pool
 from shared.erasure import ErasureRequest, mark_erased, record_erasure, strip_outbox
 from shared.events import FUNDING_DECISION_EVENTS, Envelope, EventDecoder
@@ -72,9 +78,9 @@ EMAILS_CHANNEL = "emails_due"
 INSERT_EMAILS = """
 WITH inserted AS (
     INSERT INTO emails (id, event_id, template, registration_id, kommune_key, recipient, subject,
-                        message, correlation_id)
+                        facts, correlation_id)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::bytea[], $9::uuid[])
+                         $7::text[], $8::json[], $9::uuid[])
     ON CONFLICT (event_id, template) DO NOTHING
     RETURNING id
 )
@@ -88,12 +94,12 @@ UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2), claim_tok
 WHERE id IN (
     SELECT id FROM emails
     WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (id = ANY($3::uuid[]))
-      AND message IS NOT NULL
+      AND (message IS NOT NULL OR facts IS NOT NULL)
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, registration_id, kommune_key, template, recipient, message, correlation_id,
+RETURNING id, registration_id, kommune_key, template, recipient, message, facts, correlation_id,
           attempts, resends, claim_token
 """
 # A live sender's renewal: only rows still pending under its own claim (another sender that took
@@ -130,7 +136,7 @@ WHERE emails.id = claimed.id AND emails.status = 'pending' AND emails.claim_toke
 RESEND_PARKED = """
 UPDATE emails SET status = 'pending', attempts = 0, resends = resends + 1, parked_at = NULL,
                   next_attempt_at = now()
-WHERE id = $1 AND status = 'parked' AND message IS NOT NULL
+WHERE id = $1 AND status = 'parked' AND (message IS NOT NULL OR facts IS NOT NULL)
 """
 # By hand (`lotse mail park`): only a pending email. A sender delivering it at this moment finds
 # it no longer pending and records nothing (MARK_SENT, MARK_PARKED).
@@ -163,7 +169,10 @@ class ClaimedEmail:
     kommune_key: str
     template: str
     recipient: str
-    message: bytes
+    # What is sent: the facts the message is composed from (ADR 0024), or, for a letter recorded
+    # before that, its bytes.
+    message: bytes | None
+    facts: str | None
     correlation_id: uuid.UUID
     attempts: int  # failed attempts so far
     resends: int
@@ -254,7 +263,7 @@ async def record_emails(conn: Connection, emails: Sequence[NewEmail]) -> set[uui
         [e.kommune_key for e in emails],
         [e.recipient for e in emails],
         [e.subject for e in emails],
-        [e.message for e in emails],
+        [planned_email_json(e.planned) for e in emails],
         [e.correlation_id for e in emails],
     )
     return {row["id"] for row in rows}
@@ -398,22 +407,23 @@ RETURNING registration_id
 """
 # Decisions waiting for an erased registration would only ever write a letter with its data.
 DELETE_PENDING_OF = "DELETE FROM pending_decisions WHERE registration_id = ANY($1::text[]) RETURNING event_id"
-# The letters: recipient, subject, bytes and the SMTP server's last answer go; the template, the
-# status and the days stay. A letter not sent yet is parked for good (nothing left to send; a
-# resend refuses an email without bytes).
+# The letters: recipient, subject, bytes or facts and the SMTP server's last answer go; the
+# template, the status and the days stay. A letter not sent yet is parked for good (nothing left
+# to send; a resend refuses an email with neither bytes nor facts).
 ERASE_LETTERS = """
 UPDATE emails
-SET recipient = NULL, subject = NULL, message = NULL, last_error = NULL,
+SET recipient = NULL, subject = NULL, message = NULL, facts = NULL, last_error = NULL,
     status = CASE WHEN status = 'pending' THEN 'parked' ELSE status END,
     parked_at = CASE WHEN status = 'pending' THEN now() ELSE parked_at END
 WHERE registration_id = ANY($1::text[])
-  AND (recipient IS NOT NULL OR subject IS NOT NULL OR message IS NOT NULL OR last_error IS NOT NULL)
+  AND (recipient IS NOT NULL OR subject IS NOT NULL OR message IS NOT NULL OR facts IS NOT NULL
+       OR last_error IS NOT NULL)
 RETURNING status
 """
 EMAIL_ERASED = """
 SELECT EXISTS (
     SELECT 1 FROM emails m JOIN erased_registrations e USING (registration_id) WHERE m.id = $1
-) OR EXISTS (SELECT 1 FROM emails WHERE id = $1 AND message IS NULL)
+) OR EXISTS (SELECT 1 FROM emails WHERE id = $1 AND message IS NULL AND facts IS NULL)
 """
 # The retention schedule: registrations whose seminar ended `days` ago and that changed last `days`
 # ago (Europe/Berlin; those without seminar dates, known only from a withdrawal, by their last
@@ -430,12 +440,13 @@ WHERE coalesce(r.seminar_ends_on + $1::integer < (now() AT TIME ZONE 'Europe/Ber
 ORDER BY r.registration_id
 LIMIT $2
 """
-# A letter's bytes `days` after its delivery.
+# A letter's bytes or facts `days` after its delivery.
 DROP_LETTER_BYTES = """
-UPDATE emails SET message = NULL
+UPDATE emails SET message = NULL, facts = NULL
 WHERE id IN (
     SELECT id FROM emails
-    WHERE status = 'sent' AND message IS NOT NULL AND sent_at + make_interval(days => $1) <= now()
+    WHERE status = 'sent' AND (message IS NOT NULL OR facts IS NOT NULL)
+      AND sent_at + make_interval(days => $1) <= now()
     ORDER BY sent_at
     LIMIT $2
 )
@@ -466,7 +477,7 @@ async def erase_registrations(
 
 
 async def email_erased(conn: Connection, email_id: uuid.UUID) -> bool:
-    """Whether the email belongs to an erased registration or its bytes are gone."""
+    """Whether the email belongs to an erased registration or its bytes and facts are gone."""
     return bool(await conn.fetchval(EMAIL_ERASED, email_id))
 
 

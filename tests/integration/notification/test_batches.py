@@ -18,7 +18,7 @@ import icalendar
 import pytest
 
 from services.notification.app import MIGRATIONS
-from services.notification.compose import EmailWriter, notification_id
+from services.notification.compose import EmailWriter, LetterComposer, notification_id
 from services.notification.domain import KommuneNames
 from services.notification.handlers import FundingDecisionsApplier, RegistrationEventsApplier
 from services.notification.settings import NotificationSettings
@@ -152,7 +152,7 @@ async def state(pool: Pool) -> dict[str, list[tuple[Any, ...]]]:
     """Every table of the service, but the times of writing."""
     queries = {
         "emails": """
-            SELECT id, event_id, template, registration_id, kommune_key, recipient, subject, message,
+            SELECT id, event_id, template, registration_id, kommune_key, recipient, subject, facts::text,
                    correlation_id, status, attempts, resends, last_error, sent_at, parked_at
             FROM emails ORDER BY id""",
         "registrations": """
@@ -165,6 +165,12 @@ async def state(pool: Pool) -> dict[str, list[tuple[Any, ...]]]:
         "outbox": "SELECT topic, message_key, payload FROM outbox ORDER BY id",
     }
     return {name: [tuple(row.values()) for row in await pool.fetch(sql)] for name, sql in queries.items()}
+
+
+def compose_letter(facts: str) -> bytes:
+    """The message the sender composes from a recorded email's facts (ADR 0024)."""
+    settings = NotificationSettings()
+    return LetterComposer(settings.office, settings.wording)(facts)
 
 
 def email_id(event: Envelope[Any]) -> uuid.UUID:
@@ -207,7 +213,7 @@ async def test_a_batch_records_what_the_events_record_one_at_a_time(
 
     def letter_of(event_type: str, registration_id: str) -> tuple[str, str, str]:
         row = emails[email_id(by_kind[(event_type, registration_id)])]
-        message = parse(row[7])
+        message = parse(compose_letter(row[7]))
         text, _ = parts(message)
         assert row[5] == message["To"].addresses[0].addr_spec
         return row[5], str(message["Subject"]), text
@@ -268,8 +274,9 @@ async def test_a_withdrawal_in_a_later_batch_cancels_the_calendar_entry_of_the_s
     withdrawn = [registration("registration.withdrawn", "R-C"), registration("registration.withdrawn", "R-Q")]
     await at_once(applier, pool, withdrawn)
 
-    rows = {
-        row["event_id"]: row["message"] for row in await pool.fetch("SELECT event_id, message FROM emails")
+    rows = {  # as the sender composes them (ADR 0024)
+        row["event_id"]: compose_letter(row["facts"])
+        for row in await pool.fetch("SELECT event_id, facts FROM emails")
     }
     invitation = calendar_entry(rows[accepted.event_id])
     cancellation = calendar_entry(rows[withdrawn[0].event_id])

@@ -7,24 +7,14 @@ import uuid
 import asyncpg
 
 from services.notification import store
-from services.notification.domain import NewEmail
 from shared.db import Pool
+from tests.unit.notification.letters import recorded_email
 
 LEASE_SECONDS = 600.0
 
 
 async def record_email(pool: Pool) -> uuid.UUID:
-    email = NewEmail(
-        id=uuid.uuid4(),
-        event_id=uuid.uuid4(),
-        template="registration_accepted",
-        registration_id="R-1",
-        kommune_key="03159",
-        recipient="kontakt@kommune.example",
-        subject="Anmeldung",
-        message=b"Subject: Anmeldung\r\n\r\nHallo\r\n",
-        correlation_id=uuid.uuid4(),
-    )
+    email = recorded_email()
     async with pool.acquire() as conn:
         assert await store.record_emails(conn, [email]) == {email.id}
     return email.id

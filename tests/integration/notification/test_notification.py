@@ -14,13 +14,14 @@ import pytest
 
 from services.notification import operations
 from services.notification.compose import notification_id
+from services.notification.domain import planned_email_from_json
 from services.notification.templates import template_for
 from shared.topics import Topics
 from tests.integration.notification.smtp_sink import SmtpSink, smtp_sink
 from tests.support.kafka import Record, publish, read_topic, values
 from tests.support.service import ServiceFactory
 from tests.support.waiting import wait_until
-from tests.unit.notification.letters import parse, parts
+from tests.unit.notification.letters import parts
 from tests.unit.notification.samples import KOMMUNE_KEY, event_data, wire
 
 pytestmark = pytest.mark.integration
@@ -262,10 +263,12 @@ async def test_a_refused_address_parks_the_email_reports_it_and_an_operator_can_
         assert [str(e["id"]) for e in await operations.parked(runtime.pool)] == [email_id]
         assert sink.count_by_message_id() == Counter([message_id(fine)])
 
-        stored = await notification_db.fetchval(
-            "SELECT message FROM emails WHERE id = $1", uuid.UUID(email_id)
+        # Kept with the facts it is composed from (ADR 0024), not its bytes.
+        stored = await notification_db.fetchrow(
+            "SELECT message, facts FROM emails WHERE id = $1", uuid.UUID(email_id)
         )
-        assert parse(stored)["Message-ID"] == message_id(refused)
+        assert stored is not None and stored["message"] is None
+        assert planned_email_from_json(stored["facts"]).trigger_event_id == uuid.UUID(refused["event_id"])
 
         sink.handler.accept(contact("R-1"))
         assert await operations.resend(runtime.pool, email_id) is True

@@ -4,33 +4,19 @@ it does not wait for its poll."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from services.notification import store
 from services.notification.app import MIGRATIONS
-from services.notification.domain import NewEmail
+from services.notification.compose import message_id
 from services.notification.sender import Sender
 from services.notification.settings import NotificationSettings
 from shared.db import Pool, create_pool
 from shared.migrations import apply_migrations
 from shared.topics import Topics
 from tests.integration.notification.smtp_sink import SmtpSink
+from tests.unit.notification.letters import recorded_email
 
 HOUR = 3600.0
-
-
-def new_email(number: int) -> NewEmail:
-    return NewEmail(
-        id=uuid.uuid4(),
-        event_id=uuid.uuid4(),
-        template="registration_accepted",
-        registration_id=f"R-{number}",
-        kommune_key="03159",
-        recipient="kontakt@kommune.example",
-        subject="Anmeldung",
-        message=f"Subject: Anmeldung\r\nMessage-ID: <{number}@test.example>\r\n\r\nHallo\r\n".encode(),
-        correlation_id=uuid.uuid4(),
-    )
 
 
 async def idle(sender_pool: Pool) -> None:
@@ -52,6 +38,7 @@ async def test_a_committed_email_wakes_an_idle_sender_long_before_its_poll(
     settings = NotificationSettings(
         smtp_port=sink.port, smtp_starttls="false", sender_poll_interval_seconds=HOUR
     )
+    emails = {number: recorded_email(f"R-{number}") for number in (1, 2)}
     sender = Sender(pool=lambda: pool, settings=settings, topics=Topics())
     await sender.start()
     try:
@@ -59,11 +46,13 @@ async def test_a_committed_email_wakes_an_idle_sender_long_before_its_poll(
         await asyncio.sleep(0.5)  # its first claim found nothing: it waits for an hour or a notification
         for number in (1, 2):  # and again once it went idle after the first
             async with pool.acquire() as conn, conn.transaction():
-                await store.record_emails(conn, [new_email(number)])
+                await store.record_emails(conn, [emails[number]])
             await sink.wait_for(number, timeout=30)
     finally:
         await sender.stop()
-    assert sorted(m["Message-ID"] for m in sink.messages()) == ["<1@test.example>", "<2@test.example>"]
+    assert sorted(m["Message-ID"] for m in sink.messages()) == sorted(
+        message_id(email.event_id, email.template, settings.sender.domain) for email in emails.values()
+    )
 
 
 async def test_the_listening_connection_goes_back_when_the_pool_closes(notification_dsn: str) -> None:

@@ -455,7 +455,7 @@ async def test_retention_erases_a_finished_seminars_registrations_and_keeps_a_ru
     assert not holding(dumps, old_strings)
     assert holding(dumps, now_strings) == set(now_strings)
     letters = await stack.db["notification"].fetch(
-        "SELECT registration_id, status, message IS NOT NULL AS held FROM emails ORDER BY registration_id"
+        "SELECT registration_id, status, facts IS NOT NULL AS held FROM emails ORDER BY registration_id"
     )
     assert sorted((r["registration_id"], r["status"], r["held"]) for r in letters) == [
         (running, "sent", True),
@@ -468,12 +468,12 @@ async def test_retention_erases_a_finished_seminars_registrations_and_keeps_a_ru
             "SELECT requested_by FROM erasures WHERE cause = 'retention'"
         ) == ("retention")
 
-    # The letters' bytes a delivery ago with the letter retention at zero: the rows stay.
+    # The letters' facts a delivery ago with the letter retention at zero: the rows stay.
     async with stack.running(letter_retention_days=0):
 
         async def bytes_gone() -> bool:
             return not await stack.db["notification"].fetchval(
-                "SELECT count(*) FROM emails WHERE message IS NOT NULL"
+                "SELECT count(*) FROM emails WHERE facts IS NOT NULL OR message IS NOT NULL"
             )
 
         await wait_until(bytes_gone)

@@ -43,7 +43,7 @@ class NotificationTables:
     def erase(self, registration_ids: set[str]) -> None:
         """As store.erase_registrations: the registrations are no longer read (their personal
         columns are NULL), their waiting decisions go, their letters lose recipient, subject and
-        bytes, every id is marked."""
+        facts, every id is marked."""
         for rid in registration_ids:
             self.registrations.pop(rid, None)
         self.pending_decisions = {
@@ -52,7 +52,7 @@ class NotificationTables:
             if pending[0] not in registration_ids
         }
         self.emails = {
-            key: replace(email, recipient="", subject="", message=b"")
+            key: replace(email, recipient="", subject="", planned=replace(email.planned, to="", facts={}))
             if email.registration_id in registration_ids
             else email
             for key, email in self.emails.items()

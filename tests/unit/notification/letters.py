@@ -7,8 +7,8 @@ from email.parser import BytesParser
 from email.policy import strict
 from typing import Any, cast
 
-from services.notification.compose import Office, letter, safe_address
-from services.notification.domain import NamedKommune, PlannedEmail, plan_email, registration_data
+from services.notification.compose import EmailWriter, Office, letter, safe_address
+from services.notification.domain import NamedKommune, NewEmail, PlannedEmail, plan_email, registration_data
 from services.notification.templates import ProgrammeWording
 from shared.program import DEFAULT_PROGRAM_FILE, load_program
 from tests.unit.notification.samples import KOMMUNE_KEY, KOMMUNE_NAME, envelope, event_data
@@ -43,3 +43,8 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 def letter_bytes(planned: PlannedEmail) -> bytes:
     return letter(planned, OFFICE, WORDING).message
+
+
+def recorded_email(registration_id: str = "R-1") -> NewEmail:
+    """An acceptance letter as the consumer records it, for an event of its own."""
+    return EmailWriter(OFFICE, WORDING)(planned_for("registration.accepted", registration_id=registration_id))

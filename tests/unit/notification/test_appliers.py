@@ -21,7 +21,7 @@ from tests.unit.notification.fakes import (
     emails_by_event,
     pending_registration_ids,
 )
-from tests.unit.notification.letters import OFFICE, WORDING, parse, parts
+from tests.unit.notification.letters import OFFICE, WORDING, letter_bytes, parse, parts
 from tests.unit.notification.samples import envelope, event_data
 
 NAME_KOMMUNE = KommuneNames(load_directory(str(DEFAULT_DIRECTORY_FILE)))
@@ -68,7 +68,7 @@ async def test_a_decision_waits_for_its_registration_and_is_emailed_when_it_arri
     assert set(emails) == {accepted.event_id, approved.event_id}
     assert emails[approved.event_id].recipient == contact("R-1")
     assert emails[approved.event_id].template == "funding_approved"
-    text, _ = parts(parse(emails[approved.event_id].message))
+    text, _ = parts(parse(letter_bytes(emails[approved.event_id].planned)))
     assert "Jürgen Weiß" in text and "500,00 €" in text
     assert pending_registration_ids(database.tables) == {waitlisted.event_id: "R-2"}
     assert set(database.tables.registrations) == {"R-1"}

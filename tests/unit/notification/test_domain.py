@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.notification.compose import EmailWriter, notification_id
+from services.notification.compose import EmailWriter, letter, notification_id
 from services.notification.domain import (
     BatchState,
     Effects,
@@ -291,7 +291,7 @@ def test_a_released_decision_is_written_with_what_the_first_remembered_event_tol
     batch = [EVENTS["R-1 waitlisted"], EVENTS["R-1 accepted, other seminar"]]
     effects = RegistrationEventsRun(state, NAME_KOMMUNE, WRITE_EMAIL).run(batch)
     (released,) = [email for email in effects.emails if email.event_id == EVENTS["R-1 approved"].event_id]
-    text, _ = parts(parse(released.message))
+    text, _ = parts(parse(letter_bytes(released.planned)))
     assert "Gruppe A" in text and "Aufbau" not in text
 
 
@@ -299,7 +299,8 @@ def test_the_email_of_a_run_is_the_letter_of_its_event() -> None:
     event = EVENTS["R-1 accepted"]
     (email,) = RegistrationEventsRun(BatchState({}), NAME_KOMMUNE, WRITE_EMAIL).run([event]).emails
     planned = plan_email(event, registration_data(event), NAME_KOMMUNE(KOMMUNE_KEY))
-    assert email.message == letter_bytes(planned)
+    assert email.planned == planned
+    assert email.subject == letter(planned, OFFICE, WORDING).subject
     assert email.id == notification_id(event.event_id, "registration_accepted")
     assert (email.event_id, email.template, email.registration_id) == (
         event.event_id,

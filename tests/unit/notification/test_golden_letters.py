@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from services.notification.domain import plan_email, registration_data
+from services.notification.compose import LetterComposer
+from services.notification.domain import (
+    plan_email,
+    planned_email_from_json,
+    planned_email_json,
+    registration_data,
+)
 from tests.unit.notification.golden_cases import (
     BADEN_WUERTTEMBERG,
     BAYERN,
@@ -51,6 +57,18 @@ def test_every_letter_is_its_golden_file(
 ) -> None:
     built = render(programme, planned(programme, name, event_type, overrides))
     assert built == golden_path(programme, name).read_bytes()
+
+
+@pytest.mark.parametrize(("programme", "name", "event_type", "overrides"), EVERY_CASE)
+def test_every_letter_composed_from_its_stored_facts_is_its_golden_file(
+    programme: Programme, name: str, event_type: str, overrides: dict[str, Any]
+) -> None:
+    """ADR 0024: what the consumer records is what the sender composes, byte for byte."""
+    planned_email = planned(programme, name, event_type, overrides)
+    stored = planned_email_json(planned_email)
+    assert planned_email_from_json(stored) == planned_email
+    composed = LetterComposer(programme.office, programme.wording)(stored)
+    assert composed == golden_path(programme, name).read_bytes()
 
 
 @pytest.mark.parametrize(("name", "event_type", "overrides"), CASES, ids=[case[0] for case in CASES])

@@ -14,18 +14,22 @@ import pytest
 
 from services.notification import sender as sender_module
 from services.notification import store
-from services.notification.compose import UnsafeAddressError
+from services.notification.compose import UnsafeAddressError, letter
+from services.notification.domain import planned_email_json
 from services.notification.sender import Sender, SmtpConnections, classify
 from services.notification.settings import NotificationSettings
 from shared.db import Pool
 from shared.outbox import OutboxMessage
 from shared.topics import Topics
 from tests.support.waiting import wait_until
+from tests.unit.notification.letters import planned_for
 
 SETTINGS = NotificationSettings(sender_poll_interval_seconds=0.01, sender_concurrency=4)
 
 
-def claimed_email() -> store.ClaimedEmail:
+def claimed_email(
+    message: bytes | None = b"Subject: Test\r\n\r\nHallo\r\n", facts: str | None = None
+) -> store.ClaimedEmail:
     email_id = uuid.uuid4()
     return store.ClaimedEmail(
         id=email_id,
@@ -33,7 +37,8 @@ def claimed_email() -> store.ClaimedEmail:
         kommune_key="03159",
         template="registration_accepted",
         recipient=f"kontakt-{email_id.hex[:8]}@kommune.example",
-        message=b"Subject: Test\r\n\r\nHallo\r\n",
+        message=message,
+        facts=facts,
         correlation_id=uuid.uuid4(),
         attempts=0,
         resends=0,
@@ -346,3 +351,65 @@ async def test_a_sender_stopped_before_it_started_never_starts() -> None:
     await sender.stop()
     await sender.start()
     assert not sender.running
+
+
+@pytest.mark.parametrize(
+    "event_type", ["registration.accepted", "funding.approved", "registration.withdrawn"]
+)
+async def test_a_letter_is_composed_from_its_facts_when_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch, event_type: str
+) -> None:
+    """ADR 0024: the row holds the facts; the bytes on the wire are the letter they make, as the
+    programme office of the settings signs it."""
+    planned = planned_for(event_type)
+    email = claimed_email(message=None, facts=planned_email_json(planned))
+    recorded = recording_store(monkeypatch)
+    sent: list[bytes] = []
+
+    async def send(self: SmtpConnections, sender: str, recipient: str, message: bytes) -> None:
+        sent.append(message)
+
+    (transaction,) = await run_until_recorded(monkeypatch, recorded, [email], send)
+    assert sent == [letter(planned, SETTINGS.office, SETTINGS.wording).message]
+    assert transaction["sent"] == [email.id]
+
+
+async def test_a_letter_recorded_with_its_bytes_is_sent_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Letters recorded before ADR 0024 keep their bytes, and those are what is sent."""
+    email = claimed_email(message=b"Subject: Recorded before\r\n\r\nHallo\r\n", facts=None)
+    recorded = recording_store(monkeypatch)
+    sent: list[bytes] = []
+
+    async def send(self: SmtpConnections, sender: str, recipient: str, message: bytes) -> None:
+        sent.append(message)
+
+    (transaction,) = await run_until_recorded(monkeypatch, recorded, [email], send)
+    assert sent == [b"Subject: Recorded before\r\n\r\nHallo\r\n"]
+    assert transaction["sent"] == [email.id]
+
+
+async def test_a_letter_whose_facts_cannot_be_composed_is_parked_and_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Composing again would fail again: parked with notification.failed, nothing sent."""
+    broken = claimed_email(message=None, facts='{"template": "registration_accepted"}')
+    fine = claimed_email()
+    recorded = recording_store(monkeypatch)
+    sends: list[str] = []
+
+    async def send(self: SmtpConnections, sender: str, recipient: str, message: bytes) -> None:
+        sends.append(recipient)
+
+    (transaction,) = await run_until_recorded(monkeypatch, recorded, [broken, fine], send)
+    assert sends == [fine.recipient]
+    assert transaction["parked"] == [broken.id]
+    assert transaction["sent"] == [fine.id]
+    assert sorted(transaction["events"]) == sorted(
+        [("notification.failed", str(broken.id)), ("notification.sent", str(fine.id))]
+    )
+
+
+def test_a_composing_failure_is_permanent_and_names_no_fact() -> None:
+    failure = classify(sender_module.LetterNotComposedError("ValidationError"))
+    assert failure.permanent
+    assert failure.description == "letter could not be composed: ValidationError"
