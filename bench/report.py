@@ -116,6 +116,11 @@ def table(results: Results) -> Table:
             _fmt(burst.get("cores_busy"), digits=2),
             "",
         )
+        out.add_row(
+            f"burst {int(size):,}: WAL KB per registration (three databases)",
+            _fmt(burst.get("wal_kb_per_registration"), digits=1),
+            "",
+        )
         spent = burst.get("cpu_ms_per_registration", {})
         for name, ms in sorted(spent.items(), key=lambda item: -item[1]):
             out.add_row(f"burst {int(size):,}: CPU ms per registration, {name}", _fmt(ms, digits=2), "")

@@ -50,6 +50,7 @@ SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'registration_id' AS r
 FROM outbox WHERE topic LIKE '%funding.decisions' ORDER BY id
 """
 LETTERS = "SELECT registration_id, event_id, id, created_at FROM emails WHERE registration_id LIKE $1"
+WAL_POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS position"
 
 
 @dataclass(frozen=True)
@@ -169,10 +170,12 @@ class Bench:
         before = mail_names(self.mail_dir)
         topic = self.portal.topics.portal_registrations
         cpu_before = self.cpu.snapshot()
+        wal_before = await self.wal_position()
         start = await self.portal.burst(topic, self.workload.registrations(count, phase))
         published = time.time()
         drain = await self.drain(before, phase, count)
         cpu_after = self.cpu.snapshot()
+        wal_written = await self.wal_position() - wal_before
         drained = time.time()
         decided = [s.kafka_ts for s in self.decisions.of_phase(phase)]
         accepted = [m.accepted for m in mails(self.mail_dir, mail_names(self.mail_dir) - before)]
@@ -200,11 +203,18 @@ class Bench:
             "cpu_ms_per_registration": spent,
             "system_cpu_ms_per_registration": system_cpu_ms(spent),
             "cores_busy": cores_busy(cpu_before, cpu_after, drained - start),
+            # What the three databases wrote to their (shared) cluster's WAL, per registration.
+            "wal_kb_per_registration": wal_written / 1024 / count,
         }
         self.results.bursts[str(count)] = figures
         self.log(f"burst {count:,}: {figures}")
         self.results.series[f"{phase}_decisions_per_s"] = per_second(decided, start)
         self.results.series[f"{phase}_emails_per_s"] = per_second(accepted, start)
+
+    async def wal_position(self) -> int:
+        """The cluster's WAL position in bytes (one cluster holds the three databases)."""
+        (row,) = await _fetch(self.stack.env["NOTIFICATION_DATABASE_URL"], WAL_POSITION)
+        return int(row["position"])
 
     async def steady(self, offered: float) -> None:
         options = self.options
