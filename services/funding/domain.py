@@ -349,6 +349,7 @@ def on_withdrawn(
     budget_queues: Mapping[str, Sequence[Funding]],
     withdrawal: Withdrawal | None = None,
     remembered: bool = False,
+    loaded_through: Mapping[str, int] | None = None,
 ) -> list[Effect]:
     """What the withdrawal of a registration changes.
 
@@ -360,7 +361,7 @@ def on_withdrawn(
 
     `kommune_queue`: the withdrawn registration's Kommune's `quota_exhausted` entries;
     `budget_queues`: per period, its `budget_exhausted` entries; both in order of arrival.
-    `quotas` holds every Kommune that appears in them.
+    `quotas` holds every Kommune that appears in them. `loaded_through`: see `promote_waiting`.
     """
     if existing is None:
         if withdrawal is None or remembered:
@@ -376,7 +377,14 @@ def on_withdrawn(
         ]
         return [
             leave,
-            *promote_waiting(budgets, quotas, {}, {existing.period_id: queue}, [existing.period_id]),
+            *promote_waiting(
+                budgets,
+                quotas,
+                {},
+                {existing.period_id: queue},
+                [existing.period_id],
+                loaded_through=loaded_through,
+            ),
         ]
     if existing.status is not Status.APPROVED:
         return []
@@ -393,7 +401,12 @@ def on_withdrawn(
     quotas = dict(quotas)
     if release.takes_place:
         quotas[release.kommune_key] = quotas[release.kommune_key].free()
-    return [release, *plan_promotions(release, budgets, quotas, kommune_queue, budget_queues)]
+    return [
+        release,
+        *plan_promotions(
+            release, budgets, quotas, kommune_queue, budget_queues, loaded_through=loaded_through
+        ),
+    ]
 
 
 def plan_promotions(
@@ -402,10 +415,14 @@ def plan_promotions(
     quotas: Mapping[str, QuotaState],
     kommune_queue: Sequence[Funding],
     budget_queues: Mapping[str, Sequence[Funding]],
+    *,
+    loaded_through: Mapping[str, int] | None = None,
 ) -> list[Effect]:
     """The promotions after `release` (already applied to `budgets` and `quotas`)."""
     kommune_queues = {release.kommune_key: kommune_queue} if release.takes_place else {}
-    return promote_waiting(budgets, quotas, kommune_queues, budget_queues, [release.period_id])
+    return promote_waiting(
+        budgets, quotas, kommune_queues, budget_queues, [release.period_id], loaded_through=loaded_through
+    )
 
 
 def promotions_after_raise(
@@ -427,7 +444,12 @@ def promotions_after_raise(
         elif entry.reason == "budget_exhausted":
             budget_queues.setdefault(entry.period_id, []).append(entry)
     return promote_waiting(
-        state.budgets, state.quotas, kommune_queues, budget_queues, sorted(set(raised_periods))
+        state.budgets,
+        state.quotas,
+        kommune_queues,
+        budget_queues,
+        sorted(set(raised_periods)),
+        loaded_through=state.money_loaded_through,
     )
 
 
@@ -514,6 +536,8 @@ def promote_waiting(
     kommune_queues: Mapping[str, Sequence[Funding]],
     budget_queues: Mapping[str, Sequence[Funding]],
     first_periods: Sequence[str],
+    *,
+    loaded_through: Mapping[str, int] | None = None,
 ) -> list[Effect]:
     """Promotions where there is room, by the rules of the module docstring.
 
@@ -521,7 +545,12 @@ def promote_waiting(
        while it has a free place (an entry whose money does not fit moves to the money waitlist);
     2. the entries waiting for money, in `first_periods` first and then the others (by id),
        first come first served: the first entry of a period that does not fit ends its round.
+
+    `loaded_through`: per period whose money waitlist is known only as its head, the sequence
+    number of the head's last entry. A round that would need an entry behind it raises
+    `WaitlistHeadTooShortError`: nothing is decided from a waitlist known only in part.
     """
+    heads = loaded_through or {}
     budgets = dict(budgets)
     quotas = dict(quotas)
     queues = {period_id: list(queue) for period_id, queue in budget_queues.items()}
@@ -552,6 +581,8 @@ def promote_waiting(
             if budgets[head.period_id].allows(head.amount_cents):
                 promote(head)
                 continue
+            if _behind_head(head, heads):
+                raise WaitlistHeadTooShortError(head.period_id)  # its position is not known
             queue = queues.setdefault(head.period_id, [])
             queue.append(replace(head, reason="budget_exhausted"))
             queue.sort(key=_arrival)
@@ -577,12 +608,34 @@ def promote_waiting(
             continue
         for entry in sorted(queues.get(period_id, []), key=_arrival):
             assert entry.amount_cents is not None
+            if _behind_head(entry, heads):
+                raise WaitlistHeadTooShortError(period_id)
             if entry.takes_place and not quotas[entry.kommune_key].has_room:
                 continue
             if not budgets[period_id].allows(entry.amount_cents):
                 break
             promote(entry)
+        else:
+            if period_id in heads:  # the round ran to the end of the head: more may wait behind it
+                raise WaitlistHeadTooShortError(period_id)
     return effects
+
+
+class WaitlistHeadTooShortError(RuntimeError):
+    """A round of promotions needs more of a period's money waitlist than was loaded: the batch is
+    decided again on a longer head, read under the same locks (handlers.py)."""
+
+    def __init__(self, period_id: str) -> None:
+        super().__init__(f"the money waitlist of period {period_id} is needed beyond its loaded head")
+        self.period_id = period_id
+
+
+def _behind_head(entry: Funding, heads: Mapping[str, int]) -> bool:
+    """Whether the entry sorts after the loaded head of its period's money waitlist (an entry of
+    this batch does: its number is above every stored one)."""
+    assert entry.period_id is not None
+    last = heads.get(entry.period_id)
+    return last is not None and (entry.seq is None or entry.seq > last)
 
 
 def _arrival(entry: Funding) -> tuple[int, str]:
@@ -625,10 +678,14 @@ class LockPlan:
     may_release: bool
     # The participants of the batch's acceptances, whose funded basic courses are read.
     participant_hashes: frozenset[str] = frozenset()
+    # With `may_release`: how many entries of each period's money waitlist to read, from its
+    # head; None: all of them. A batch's promotions rarely reach far (each release frees one
+    # amount), so a withdrawal costs the same however many wait (ADR 0025).
+    money_head: int | None = None
 
     def kommunen_to_lock(self, waiting_for_money: Iterable[Funding]) -> frozenset[str]:
-        """The Kommunen to lock, given the entries waiting for money in any period (read under
-        the locks of every period, when no one else can add such entries)."""
+        """The Kommunen to lock, given the entries waiting for money read (under the locks of
+        every period, when no one else can add such entries)."""
         if not self.may_release:
             return self.kommune_keys
         return self.kommune_keys | {entry.kommune_key for entry in waiting_for_money}
@@ -665,17 +722,31 @@ def plan_locks(
             may_release = True
     if may_release:
         period_ids |= {period.id for period in program.periods}
+    withdrawals = sum(1 for event in events if isinstance(event, Withdrawal))
     return LockPlan(
         registration_ids=tuple(dict.fromkeys(event.registration_id for event in events)),
         period_ids=frozenset(period_ids),
         kommune_keys=frozenset(kommune_keys),
         may_release=may_release,
+        money_head=money_head_for(withdrawals) if may_release else None,
         participant_hashes=frozenset(
             event.participant_hash
             for event in events
             if isinstance(event, Application) and event.participant_hash is not None
         ),
     )
+
+
+# The head of each money waitlist a batch reads first: enough for the promotions of every
+# withdrawal in it and a few entries skipped for want of a place. A longer one is read when a
+# round reaches past it (`WaitlistHeadTooShortError`), MONEY_HEAD_GROWTH times longer each time.
+MONEY_HEAD_BASE = 32
+MONEY_HEAD_PER_WITHDRAWAL = 2
+MONEY_HEAD_GROWTH = 8
+
+
+def money_head_for(withdrawals: int) -> int:
+    return MONEY_HEAD_BASE + MONEY_HEAD_PER_WITHDRAWAL * withdrawals
 
 
 @dataclass(frozen=True)
@@ -689,6 +760,9 @@ class BatchState:
     `budget_waiting`: per period, its entries waiting for money. `pending_withdrawals`: the
     batch's registrations withdrawn before funding saw them accepted. `funded_basic`: per
     participant of the plan, the approved, unreleased basic courses they hold.
+    `money_loaded_through`: per period whose money waitlist was read only as its head (the plan's
+    `money_head`), the sequence number of the head's last entry. `waitlist_seq_above`: no stored
+    waitlist entry has a higher sequence number (new entries of the batch sort after it).
     """
 
     fundings: Mapping[str, Funding]
@@ -699,6 +773,8 @@ class BatchState:
     waitlists_loaded: bool
     pending_withdrawals: frozenset[str] = frozenset()
     funded_basic: Mapping[str, int] = field(default_factory=dict)
+    money_loaded_through: Mapping[str, int] = field(default_factory=dict)
+    waitlist_seq_above: int = 0
 
 
 # --- a batch: deciding its events in order ---------------------------------------------------
@@ -758,7 +834,9 @@ class FundingRun:
         self._waitlists_loaded = state.waitlists_loaded
         self._pending_withdrawals = set(state.pending_withdrawals)
         self._funded_basic = Counter(state.funded_basic)
-        self._next_seq = 1 + max((f.seq for f in self._fundings.values() if f.seq is not None), default=0)
+        self._money_loaded_through = dict(state.money_loaded_through)
+        stored = max((f.seq for f in self._fundings.values() if f.seq is not None), default=0)
+        self._next_seq = 1 + max(stored, state.waitlist_seq_above)
 
     def decide(self, events: Sequence[RegistrationEvent]) -> list[Outcome]:
         """One outcome per event, in order."""
@@ -816,6 +894,7 @@ class FundingRun:
             budget_queues=budget_queues,
             withdrawal=withdrawal,
             remembered=withdrawal.registration_id in self._pending_withdrawals,
+            loaded_through=self._money_loaded_through,
         )
         for effect in effects:
             self._fold_change(effect)

@@ -9,14 +9,18 @@ promotions, or leaving a waitlist) change anything. `registration.waitlisted` (n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from services.funding.domain import (
+    MONEY_HEAD_GROWTH,
     AcceptanceOutcome,
     Application,
     FundingRun,
+    LockPlan,
     Outcome,
     RegistrationEvent,
+    WaitlistHeadTooShortError,
     Withdrawal,
     plan_locks,
     without_erased_identities,
@@ -92,14 +96,31 @@ class RegistrationEventsApplier:
         inputs = without_erased_identities(
             [found for _, found in causes], await uow.erased_among(registration_ids)
         )
-        state = await uow.lock_and_load(plan_locks(self._program, inputs, existing))
-        outcomes = FundingRun(self._program, self._directory, state).decide(inputs)
+        outcomes = await self._decide(uow, inputs, plan_locks(self._program, inputs, existing))
         await uow.record([change for outcome in outcomes for change in outcome.changes])
         return [
             message
             for (event, _), outcome in zip(causes, outcomes, strict=True)
             for message in self._published(event, outcome)
         ]
+
+    async def _decide(
+        self, uow: FundingUnitOfWork, inputs: Sequence[RegistrationEvent], plan: LockPlan
+    ) -> list[Outcome]:
+        """Lock, load and decide; again on a longer head of the money waitlists while a round of
+        promotions needs more of one than was read (ADR 0025)."""
+        while True:
+            state = await uow.lock_and_load(plan)
+            try:
+                return FundingRun(self._program, self._directory, state).decide(inputs)
+            except WaitlistHeadTooShortError as short:
+                assert plan.money_head is not None
+                log.info(
+                    "a money waitlist is needed beyond the head read, reading more",
+                    period_id=short.period_id,
+                    head=plan.money_head,
+                )
+                plan = replace(plan, money_head=plan.money_head * MONEY_HEAD_GROWTH)
 
     def _published(self, event: Envelope[Any], outcome: Outcome) -> list[OutboxMessage]:
         with bound_event(event.event_id, event.effective_correlation_id, event_type=event.event_type):

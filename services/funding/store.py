@@ -88,7 +88,7 @@ _PERIOD_COLUMNS = (
 LOCK_PERIODS = f"""
 SELECT {_PERIOD_COLUMNS} FROM periods WHERE period_id = ANY($1::text[]) ORDER BY period_id FOR UPDATE
 """
-ALL_PERIODS = f"SELECT {_PERIOD_COLUMNS} FROM periods ORDER BY period_id"
+ALL_PERIODS = f"SELECT {_PERIOD_COLUMNS}, money_waiting FROM periods ORDER BY period_id"
 LOCK_QUOTAS = """
 SELECT kommune_key, places, held FROM quotas
 WHERE kommune_key = ANY($1::text[]) ORDER BY kommune_key FOR UPDATE
@@ -99,13 +99,29 @@ _FUNDING_COLUMNS = (
     "course, takes_place, participant_hash"
 )
 GET_FUNDINGS = f"SELECT {_FUNDING_COLUMNS} FROM fundings WHERE registration_id = ANY($1::text[])"
-# Waitlisted entries in order of arrival: of every period waiting for money; of some Kommunen
-# waiting for a place; of one period (both reasons).
+# Waitlisted entries in order of arrival: of every period waiting for money, or the first $1 of
+# each period (index fundings_waitlists); of some Kommunen waiting for a place; of one period (both
+# reasons).
 WAITING_FOR_MONEY = f"""
 SELECT {_FUNDING_COLUMNS} FROM fundings
 WHERE status = 'waitlisted' AND reason = 'budget_exhausted'
 ORDER BY waitlist_seq
 """
+WAITING_FOR_MONEY_HEADS = f"""
+SELECT head.* FROM periods CROSS JOIN LATERAL (
+    SELECT {_FUNDING_COLUMNS} FROM fundings
+    WHERE status = 'waitlisted' AND reason = 'budget_exhausted' AND period_id = periods.period_id
+    ORDER BY waitlist_seq
+    LIMIT $1
+) AS head
+ORDER BY head.waitlist_seq
+"""
+# Above every waitlist entry's number: new entries of a batch sort after the stored ones.
+LAST_WAITLIST_SEQ = "SELECT last_value FROM funding_waitlist_order"
+# A batch that reads a longer head of a money waitlist comes back here: the locks it took after
+# this savepoint go, so that it takes them again in the global order (ADR 0007).
+LOAD_SAVEPOINT = "SAVEPOINT funding_batch_load"
+BACK_TO_LOAD_SAVEPOINT = "ROLLBACK TO SAVEPOINT funding_batch_load"
 WAITING_FOR_PLACES = f"""
 SELECT {_FUNDING_COLUMNS} FROM fundings
 WHERE status = 'waitlisted' AND reason = 'quota_exhausted' AND kommune_key = ANY($1::text[])
@@ -120,11 +136,6 @@ QUOTA_WAITING = """
 SELECT kommune_key, count(*) AS waiting FROM fundings
 WHERE status = 'waitlisted' AND reason = 'quota_exhausted' AND kommune_key = ANY($1::text[])
 GROUP BY kommune_key
-"""
-BUDGET_WAITING = """
-SELECT period_id, count(*) AS waiting FROM fundings
-WHERE status = 'waitlisted' AND reason = 'budget_exhausted' AND period_id = ANY($1::text[])
-GROUP BY period_id
 """
 # Sequence values for new waitlist entries, handed out in order of arrival by the caller.
 NEXT_WAITLIST_SEQS = "SELECT nextval('funding_waitlist_order') AS seq FROM generate_series(1, $1)"
@@ -220,18 +231,30 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
     async def erase(self, registration_ids: Sequence[str], request: ErasureRequest) -> dict[str, int | str]:
         return await erase_identities(self.connection, registration_ids, request)
 
+    _load_savepoint = False
+
     async def lock_and_load(self, plan: LockPlan) -> BatchState:
         conn = self.connection
+        if plan.money_head is not None:
+            if self._load_savepoint:
+                await conn.execute(BACK_TO_LOAD_SAVEPOINT)
+            else:
+                await conn.execute(LOAD_SAVEPOINT)
+                self._load_savepoint = True
         await _lock_period_rows(conn, plan.period_ids)
         # Stable once every period is held: only holders of a period's row add or change its entries.
-        waiting = await _read_waiting_for_money(conn) if plan.may_release else []
+        waiting: list[Funding] = []
+        loaded_through: dict[str, int] = {}
+        seq_above = 0
+        if plan.may_release:
+            waiting, loaded_through = await _read_waiting_for_money(conn, plan.money_head)
+            seq_above = await conn.fetchval(LAST_WAITLIST_SEQ)
         quotas = await _lock_quota_rows(conn, plan.kommunen_to_lock(waiting))
         records = await _read_fundings(conn, plan.registration_ids)
         if plan.may_release:
             waiting += await _read_waiting_for_places(conn, plan.kommune_keys)
             records = {entry.registration_id: entry for entry in waiting} | records
-        budgets = await _read_budgets(conn)
-        limited = [budget.period_id for budget in budgets.values() if budget.budget_cents is not None]
+        budgets, money_waiting = await _read_periods(conn)
         pending = await conn.fetch(PENDING_WITHDRAWALS, list(plan.registration_ids))
         funded_basic = await conn.fetch(FUNDED_BASIC, sorted(plan.participant_hashes))
         return BatchState(
@@ -239,10 +262,12 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
             budgets=budgets,
             quotas=quotas,
             quota_waiting=await _count_waiting_for_places(conn, plan.kommune_keys),
-            budget_waiting=await _count_waiting_for_money(conn, limited),
+            budget_waiting=money_waiting,
             waitlists_loaded=plan.may_release,
             pending_withdrawals=frozenset(row["registration_id"] for row in pending),
             funded_basic={row["participant_hash"]: row["held"] for row in funded_basic},
+            money_loaded_through=loaded_through,
+            waitlist_seq_above=seq_above,
         )
 
     async def record(self, changes: Sequence[FundingChange]) -> None:
@@ -369,8 +394,17 @@ def _funding(row: asyncpg.Record) -> Funding:
     )
 
 
+async def _read_periods(conn: Connection) -> tuple[dict[str, Budget], Counter[str]]:
+    """Every period's money, and per period the entries waiting for it (migration 0004)."""
+    rows = await conn.fetch(ALL_PERIODS)
+    return (
+        {row["period_id"]: _budget(row) for row in rows},
+        Counter({row["period_id"]: row["money_waiting"] for row in rows if row["money_waiting"]}),
+    )
+
+
 async def _read_budgets(conn: Connection) -> dict[str, Budget]:
-    return {row["period_id"]: _budget(row) for row in await conn.fetch(ALL_PERIODS)}
+    return (await _read_periods(conn))[0]
 
 
 async def read_quotas(conn: Connection, kommune_keys: Iterable[str]) -> dict[str, QuotaState]:
@@ -383,9 +417,25 @@ async def _read_fundings(conn: Connection, registration_ids: Iterable[str]) -> d
     return {row["registration_id"]: _funding(row) for row in rows}
 
 
-async def _read_waiting_for_money(conn: Connection) -> list[Funding]:
-    """Every entry waiting for money, in order of arrival."""
-    return [_funding(row) for row in await conn.fetch(WAITING_FOR_MONEY)]
+async def _read_waiting_for_money(conn: Connection, head: int | None) -> tuple[list[Funding], dict[str, int]]:
+    """The entries waiting for money, in order of arrival: every one, or the first `head` of each
+    period; and per period read only in part, the number of the last entry read."""
+    if head is None:
+        return [_funding(row) for row in await conn.fetch(WAITING_FOR_MONEY)], {}
+    # One more than the head tells whether anything waits behind it.
+    read: dict[str, list[Funding]] = {}
+    for row in await conn.fetch(WAITING_FOR_MONEY_HEADS, head + 1):
+        entry = _funding(row)
+        assert entry.period_id is not None
+        read.setdefault(entry.period_id, []).append(entry)
+    loaded_through = {}
+    for period_id, entries in read.items():
+        if len(entries) > head:
+            del entries[head:]
+            assert entries[-1].seq is not None
+            loaded_through[period_id] = entries[-1].seq
+    waiting = sorted((entry for entries in read.values() for entry in entries), key=lambda e: e.seq or 0)
+    return waiting, loaded_through
 
 
 async def _read_waiting_for_places(conn: Connection, kommune_keys: Iterable[str]) -> list[Funding]:
@@ -397,15 +447,6 @@ async def _count_waiting_for_places(conn: Connection, kommune_keys: Iterable[str
     """Per Kommune, its entries waiting for a place."""
     rows = await conn.fetch(QUOTA_WAITING, list(set(kommune_keys)))
     return Counter({row["kommune_key"]: row["waiting"] for row in rows})
-
-
-async def _count_waiting_for_money(conn: Connection, period_ids: Iterable[str]) -> Counter[str]:
-    """Per period, the entries waiting for money."""
-    ids = list(set(period_ids))
-    if not ids:
-        return Counter()
-    rows = await conn.fetch(BUDGET_WAITING, ids)
-    return Counter({row["period_id"]: row["waiting"] for row in rows})
 
 
 # --- writes ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -28,7 +29,7 @@ from shared.outbox import OutboxMessage
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
 from tests.integration.funding.conftest import accepted, withdrawn
-from tests.unit.funding.fakes import InMemoryFundingService
+from tests.unit.funding.fakes import InMemoryFundingService, money_heads, whole_waitlists
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE,
     KREISFREIE_STADT,
@@ -170,5 +171,94 @@ async def test_the_postgresql_unit_of_work_refuses_what_the_in_memory_one_refuse
         # Both rolled back: nothing was written.
         assert await pool.fetchval("SELECT count(*) FROM fundings") == 0
         assert await pool.fetchval("SELECT sum(held) FROM quotas") == 0
+    finally:
+        await pool.close()
+
+
+MONEY_WAITING_COUNTED = """
+SELECT p.period_id, p.money_waiting,
+       (SELECT count(*) FROM fundings f
+        WHERE f.period_id = p.period_id AND f.status = 'waitlisted' AND f.reason = 'budget_exhausted')
+           AS counted
+FROM periods p ORDER BY p.period_id
+"""
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, None], ids=["batches-of-one", "batches-of-four", "one-batch"])
+async def test_heads_of_one_entry_decide_what_whole_waitlists_decide(
+    make_database: DatabaseFactory, batch_size: int | None
+) -> None:
+    """ADR 0025 on PostgreSQL: a batch that needs more of a money waitlist than its head goes back
+    to its savepoint, reads a longer head and takes the locks again, in order; what it decides is
+    what whole waitlists give. The periods' waiting counts (migration 0004's triggers) stay the
+    counts of the table throughout."""
+    events = scenario()
+    applier = RegistrationEventsApplier(Topics(), small_program(), directory())
+    heads, whole = await migrated(make_database), await migrated(make_database)
+    size = batch_size or len(events)
+    try:
+        published_heads: list[OutboxMessage] = []
+        published_whole: list[OutboxMessage] = []
+        for start in range(0, len(events), size):
+            batch = events[start : start + size]
+            with money_heads(1, growth=2):
+                async with PostgresFundingUnitOfWork(heads) as uow:
+                    published_heads.extend(await applier.apply_batch(uow, batch))
+            with whole_waitlists():
+                async with PostgresFundingUnitOfWork(whole) as uow:
+                    published_whole.extend(await applier.apply_batch(uow, batch))
+            for pool in (heads, whole):
+                counts = await pool.fetch(MONEY_WAITING_COUNTED)
+                assert [row["money_waiting"] for row in counts] == [row["counted"] for row in counts]
+        assert published(published_heads) == published(published_whole)
+        assert await state(heads) == await state(whole)
+        assert ("funding.approved", "B-5") in [
+            (m.envelope.event_type, m.envelope.data.registration_id) for m in published_heads
+        ]
+    finally:
+        await heads.close()
+        await whole.close()
+
+
+async def test_a_head_read_again_holds_only_the_locks_of_its_own_read(
+    make_database: DatabaseFactory,
+) -> None:
+    """Going back to the savepoint gives up what the earlier read locked, so the read after it
+    takes its locks afresh, in the order of ADR 0007 (periods, then Kommunen in one ordered
+    statement). 2023's money waitlist here: S1 (Samtgemeinde), then E2 (Einheitsgemeinde)."""
+    pool = await migrated(make_database)
+    applier = RegistrationEventsApplier(Topics(), small_program(), directory())
+    decoder = EventDecoder("registration.events", REGISTRATION_OUTCOME_EVENTS)
+    filling = [
+        accepted("E1", EINHEITSGEMEINDE),
+        accepted("K1", KREISFREIE_STADT),
+        accepted("L1", LANDKREIS),
+        accepted("S1", SAMTGEMEINDE),
+        accepted("E2", EINHEITSGEMEINDE),
+    ]
+    try:
+        async with PostgresFundingUnitOfWork(pool) as uow:
+            await applier.apply_batch(uow, [decoder.decode(json.dumps(v).encode()) for _, v in filling])
+        plan = LockPlan((), frozenset({"2021-2022", "2023"}), frozenset(), may_release=True)
+        async with PostgresFundingUnitOfWork(pool) as uow, pool.acquire() as other:
+
+            async def locked(kommune_key: str) -> bool:
+                try:
+                    async with other.transaction():
+                        await other.execute(
+                            "SELECT 1 FROM quotas WHERE kommune_key = $1 FOR UPDATE NOWAIT", kommune_key
+                        )
+                except asyncpg.LockNotAvailableError:
+                    return True
+                return False
+
+            longer = await uow.lock_and_load(replace(plan, money_head=8))
+            assert {"S1", "E2"} <= set(longer.fundings)
+            assert await locked(SAMTGEMEINDE) and await locked(EINHEITSGEMEINDE)
+            shorter = await uow.lock_and_load(replace(plan, money_head=1))
+            assert "S1" in shorter.fundings and "E2" not in shorter.fundings
+            assert shorter.money_loaded_through == {"2023": longer.fundings["S1"].seq}
+            assert await locked(SAMTGEMEINDE) and not await locked(EINHEITSGEMEINDE)
+            assert shorter.budget_waiting == {"2023": 2}  # counted in full, whatever was read
     finally:
         await pool.close()

@@ -9,14 +9,17 @@ value is immutable, so a copy of the dicts is a copy of the state.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, TypeVar
+from unittest import mock
 
+from services.funding import domain, handlers
 from services.funding.domain import (
     Application,
     Approve,
@@ -144,6 +147,43 @@ class FundingTables:
         return sorted(entries, key=lambda f: f.seq or 0)
 
 
+@contextlib.contextmanager
+def money_heads(base: int, per_withdrawal: int = 0, growth: int = 2) -> Iterator[None]:
+    """Batches read `base + per_withdrawal × withdrawals` entries of each money waitlist first,
+    `growth` times more on each retry (the service's defaults are larger: domain.MONEY_HEAD_*)."""
+    with (
+        mock.patch.object(domain, "MONEY_HEAD_BASE", base),
+        mock.patch.object(domain, "MONEY_HEAD_PER_WITHDRAWAL", per_withdrawal),
+        mock.patch.object(handlers, "MONEY_HEAD_GROWTH", growth),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def whole_waitlists() -> Iterator[None]:
+    """Batches read every entry of the money waitlists, as raises do."""
+    with mock.patch.object(domain, "money_head_for", lambda withdrawals: None):
+        yield
+
+
+def _heads(waiting: Sequence[Funding], head: int | None) -> tuple[list[Funding], dict[str, int]]:
+    """As store._read_waiting_for_money: the first `head` entries of each period, and the last
+    number read of each period read only in part."""
+    if head is None:
+        return list(waiting), {}
+    by_period: dict[str, list[Funding]] = {}
+    for entry in waiting:
+        assert entry.period_id is not None
+        by_period.setdefault(entry.period_id, []).append(entry)
+    loaded_through = {
+        period_id: seq
+        for period_id, entries in by_period.items()
+        if len(entries) > head and (seq := entries[head - 1].seq) is not None
+    }
+    kept = [entry for entries in by_period.values() for entry in entries[:head]]
+    return sorted(kept, key=lambda f: f.seq or 0), loaded_through
+
+
 class InMemoryFundingDatabase:
     """The committed state, synced from the programme and the directory like `store.sync_program`."""
 
@@ -163,6 +203,8 @@ class InMemoryFundingDatabase:
         )
         # Like a PostgreSQL sequence: not rolled back.
         self.waitlist_order = itertools.count(1)
+        # The money_head of every read of the waitlists, in order (None: all of them).
+        self.money_heads_read: list[int | None] = []
 
     def unit_of_work(self) -> InMemoryFundingUnitOfWork:
         return InMemoryFundingUnitOfWork(self)
@@ -244,6 +286,10 @@ class InMemoryFundingUnitOfWork:
             raise InvariantError("a plan for registration ids that are not locked")
         self._locked_periods |= plan.period_ids & tables.budgets.keys()
         waiting_for_money = tables.waiting("budget_exhausted") if plan.may_release else []
+        loaded_through: dict[str, int] = {}
+        if plan.may_release:
+            self._database.money_heads_read.append(plan.money_head)
+            waiting_for_money, loaded_through = _heads(waiting_for_money, plan.money_head)
         self._locked_kommunen |= plan.kommunen_to_lock(waiting_for_money) & tables.quotas.keys()
         records = {rid: tables.fundings[rid] for rid in plan.registration_ids if rid in tables.fundings}
         if plan.may_release:
@@ -274,6 +320,8 @@ class InMemoryFundingUnitOfWork:
             waitlists_loaded=plan.may_release,
             pending_withdrawals=frozenset(set(plan.registration_ids) & tables.pending_withdrawals.keys()),
             funded_basic=funded_basic,
+            money_loaded_through=loaded_through,
+            waitlist_seq_above=max((f.seq for f in tables.fundings.waiting() if f.seq), default=0),
         )
 
     async def mark_period_closed(self, period_id: str) -> PeriodClosing | None:

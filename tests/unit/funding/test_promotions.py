@@ -19,7 +19,12 @@ from services.funding.domain import (
     Waitlist,
     WithdrawnBeforeAcceptance,
 )
-from tests.unit.funding.fakes import InMemoryFundingService, accepted_event, withdrawn_event
+from tests.unit.funding.fakes import (
+    InMemoryFundingService,
+    accepted_event,
+    money_heads,
+    withdrawn_event,
+)
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE as E,
 )
@@ -219,6 +224,30 @@ def test_withdrawal(scenario: Scenario) -> None:
     funding = new_funding()
     scenario.setup(funding)
     assert withdraw(funding, scenario.withdrawn) == scenario.expected
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_withdrawal_read_on_heads_of_one_entry(scenario: Scenario) -> None:
+    """ADR 0025: a batch that reads one entry of each money waitlist, and more whenever a round
+    needs more, decides what it decides on the whole waitlists."""
+    funding = new_funding()
+    scenario.setup(funding)
+    with money_heads(1):
+        assert withdraw(funding, scenario.withdrawn) == scenario.expected
+
+
+def test_a_round_that_needs_more_than_the_head_reads_a_longer_one() -> None:
+    """K1 (100,000) waits ahead of E1 (50,000) for money; S1's 50,000 do not fit K1, so the round
+    ends there; once K1 leaves, E1 is approved, read only on a second head."""
+    funding = new_funding()
+    _budget_waiting_big_first(funding)
+    with money_heads(1, growth=4):
+        funding.database.money_heads_read.clear()
+        assert withdraw(funding, "S1") == [Release("S1", S, "2023", 50_000)]
+        assert funding.database.money_heads_read == [1]  # K1 ends the round: the head suffices
+        funding.database.money_heads_read.clear()
+        assert withdraw(funding, "K1") == [LeaveWaitlist("K1"), Approve("E1", E, "2023", 50_000, True)]
+        assert funding.database.money_heads_read == [1, 4]  # K1 was the head: E1 behind it is read next
 
 
 def test_a_requeued_entry_is_promoted_when_money_comes_back() -> None:

@@ -31,7 +31,13 @@ from services.funding.domain import (
     WithdrawnBeforeAcceptance,
 )
 from shared.events import Envelope
-from tests.unit.funding.fakes import InMemoryFundingService, accepted_event, withdrawn_event
+from tests.unit.funding.fakes import (
+    InMemoryFundingService,
+    accepted_event,
+    money_heads,
+    whole_waitlists,
+    withdrawn_event,
+)
 from tests.unit.funding.samples import (
     EINHEITSGEMEINDE,
     IN_2022,
@@ -246,6 +252,50 @@ def test_batches_publish_and_store_what_single_events_do(history: list[Step], si
     assert published(batched) == published(one_by_one)
     for table in ("fundings", "budgets", "quotas", "inbox"):
         assert getattr(batched.tables, table) == getattr(one_by_one.tables, table), table
+
+
+# Long money waitlists: the 2023 budget goes to the first three of many acceptances, and the
+# withdrawals mostly hit the early registrations, which hold it or wait first.
+waitlist_histories = st.tuples(
+    st.lists(
+        st.tuples(st.sampled_from(KEYS), st.sampled_from([1, 100_000, 100_000, 200_000])),
+        min_size=6,
+        max_size=30,
+    ).map(lambda drawn: [Accept(number, key, True, fee) for number, (key, fee) in enumerate(drawn)]),
+    st.lists(
+        st.one_of(
+            st.builds(Withdraw, st.integers(0, 8)),
+            st.builds(Accept, st.integers(0, 30), st.sampled_from(KEYS), st.booleans(), st.just(100_000)),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+).map(lambda drawn: [*drawn[0], *drawn[1]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(waitlist_histories, st.lists(st.integers(1, 12), min_size=1, max_size=40))
+def test_heads_of_one_entry_publish_and_store_what_whole_waitlists_do(
+    history: list[Step], sizes: list[int]
+) -> None:
+    """ADR 0025: batches that read one entry of each money waitlist first, and twice as many on
+    each retry, decide as batches that read the whole waitlists. (About half of these histories
+    need a longer head at least once.)"""
+    whole, heads = new_service(), new_service()
+    batch_sizes = iter(sizes * 80)
+    events = [delivery for delivery in deliveries(history) if not isinstance(delivery, Close)]
+    while events:
+        batch = events[: next(batch_sizes)]
+        del events[: len(batch)]
+        with whole_waitlists():
+            whole.deliver(batch)
+        with money_heads(1, growth=2):
+            heads.deliver(batch)
+
+    assert set(whole.database.money_heads_read) <= {None}
+    assert published(heads) == published(whole)
+    for table in ("fundings", "budgets", "quotas", "inbox"):
+        assert getattr(heads.tables, table) == getattr(whole.tables, table), table
 
 
 def published(funding: InMemoryFundingService) -> list[dict[str, Any]]:
