@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help system-packages venv up down status infra-up infra-down test test-fast lint demo asyncapi chaos bench clean-state
+.PHONY: help system-packages venv up down status infra-up infra-down test test-fast lint demo asyncapi chaos bench bench-waitlist clean-state
 
 help:
 	@echo "make demo      replay a programme year through the whole stack, print the report, write var/report.html"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint      import-linter (architecture contracts), ruff, mypy --strict on all code"
 	@echo "make asyncapi  regenerate docs/asyncapi.yaml"
 	@echo "make bench     throughput and latency against the framework floor (bench/results/)"
+	@echo "make bench-waitlist  a withdrawal's cost with 100 and 100,000 waiting for money"
 	@echo "make chaos     the full fault suite: kills, broker and database stops, SMTP faults"
 
 # Debian packages first (one script with .ci/run): a fresh machine may lack even python3-venv.
@@ -76,6 +77,9 @@ clean-state: down
 bench: venv
 	bash deploy/local/bench-packages.sh
 	$(PY) -m bench
+
+bench-waitlist: venv
+	$(PY) -m bench.waitlist
 
 chaos: venv
 	$(PY) -m tests.reliability.chaos --events 20000
