@@ -44,6 +44,12 @@ def parse(argv: list[str]) -> tuple[Options, dict[str, str], bool]:
     )
     parser.add_argument("--replicas", type=int, default=1, help="instances per service")
     parser.add_argument("--seminars", type=int, default=400)
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="earlier registrations, with their decisions and letters, written before the warm-up",
+    )
     parser.add_argument("--stall-seconds", type=float, default=120.0, help="give up a phase without progress")
     parser.add_argument("--timeout-seconds", type=float, default=1800.0, help="longest wait per phase")
     parser.add_argument(
@@ -71,6 +77,7 @@ def parse(argv: list[str]) -> tuple[Options, dict[str, str], bool]:
         seminars=args.seminars,
         stall_seconds=args.stall_seconds,
         timeout_seconds=args.timeout_seconds,
+        history=args.history,
     )
     return options, tuning, args.keep_stack
 

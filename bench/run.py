@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from bench.floor import KINDS, FloorResult, run_floor
+from bench.history import seed as seed_history
 from bench.hops import breakdown, record
 from bench.observe import (
     CpuMeter,
@@ -62,6 +63,7 @@ class Options:
     seminars: int
     stall_seconds: float
     timeout_seconds: float
+    history: int = 0  # earlier registrations under the bursts (bench/history.py)
 
 
 @dataclass
@@ -307,6 +309,8 @@ async def run(stack: Stack, options: Options, tuning: dict[str, str], log: Calla
         log(f"publishing {len(workload.seminars)} seminars")
         await portal.publish_seminars(workload.seminars)
         await wait_until_consumed(stack.bootstrap, topics, "registration", "portal.seminars")
+    if options.history:
+        await seed_history(stack.env, options.history, workload.kommune_keys, log)
 
     floors = {}
     for kind in KINDS:
