@@ -623,7 +623,7 @@ def promote_waiting(
 
 class WaitlistHeadTooShortError(RuntimeError):
     """A round of promotions needs more of a period's money waitlist than was loaded: the batch is
-    decided again on a longer head, read under the same locks (handlers.py)."""
+    decided again on a longer head; its locks are given up and taken again, in order (ADR 0025)."""
 
     def __init__(self, period_id: str) -> None:
         super().__init__(f"the money waitlist of period {period_id} is needed beyond its loaded head")
@@ -667,9 +667,9 @@ class LockPlan:
 
     1. `registration_ids` (locked before the batch's funding records are read, which this plan
        is made from); 2. `period_ids`; 3. `kommune_keys` and, when the batch `may_release`, every
-    Kommune with an entry waiting for money (known only once the periods are locked, see
-    `kommunen_to_lock`). With a possible release, the state read under these locks includes
-    the waitlisted entries a release may promote.
+    Kommune with an entry in the head of a money waitlist read (known only once the periods are
+    locked, see `kommunen_to_lock`). With a possible release, the state read under these locks
+    includes the waitlisted entries a release may promote, as far as `money_head` reaches.
     """
 
     registration_ids: tuple[str, ...]
@@ -754,10 +754,11 @@ class BatchState:
     """What a batch is decided against, read under the locks of its `LockPlan`.
 
     `fundings`: the records of the batch's registrations and, with `waitlists_loaded`, every
-    waitlisted entry a release may promote (all entries waiting for money; the entries of the
-    plan's Kommunen waiting for a place). `budgets`: every period. `quotas`: the locked Kommunen
-    that have places. `quota_waiting`: per Kommune of the plan, its entries waiting for a place;
-    `budget_waiting`: per period, its entries waiting for money. `pending_withdrawals`: the
+    waitlisted entry a release may promote (the entries waiting for money, all of them or the
+    plan's `money_head` of each period; the entries of the plan's Kommunen waiting for a place).
+    `budgets`: every period. `quotas`: the locked Kommunen that have places. `quota_waiting`:
+    per Kommune of the plan, its entries waiting for a place; `budget_waiting`: per period, its
+    entries waiting for money (all of them, counted: migration 0004). `pending_withdrawals`: the
     batch's registrations withdrawn before funding saw them accepted. `funded_basic`: per
     participant of the plan, the approved, unreleased basic courses they hold.
     `money_loaded_through`: per period whose money waitlist was read only as its head (the plan's

@@ -232,11 +232,15 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
         return await erase_identities(self.connection, registration_ids, request)
 
     _load_savepoint = False
+    _recorded = False
 
     async def lock_and_load(self, plan: LockPlan) -> BatchState:
         conn = self.connection
         if plan.money_head is not None:
             if self._load_savepoint:
+                if self._recorded:
+                    # Going back to the savepoint would undo what was recorded since.
+                    raise RuntimeError("lock_and_load again after record in one unit of work")
                 await conn.execute(BACK_TO_LOAD_SAVEPOINT)
             else:
                 await conn.execute(LOAD_SAVEPOINT)
@@ -273,6 +277,7 @@ class PostgresFundingUnitOfWork(PostgresUnitOfWork):
     async def record(self, changes: Sequence[FundingChange]) -> None:
         """Consecutive new records go in with one statement per table; each other change on its
         own, by a conditional update, in order (a release frees what the next run may take)."""
+        self._recorded = True
         new: list[NewFunding] = []
         for change in changes:
             if isinstance(change, NewFunding):

@@ -27,6 +27,7 @@ async def retention_round(
         detail = await store.erase_registrations(conn, due, request)
         counts = {key: value for key, value in detail.items() if isinstance(value, int)}
     counts["letter_bytes"] = await store.drop_letter_bytes(conn, letter_days, limit)
+    counts["erased_letters_left"] = await store.erase_letters_left(conn, limit)
     return counts
 
 

@@ -481,6 +481,28 @@ async def email_erased(conn: Connection, email_id: uuid.UUID) -> bool:
     return bool(await conn.fetchval(EMAIL_ERASED, email_id))
 
 
+# Letters of recently erased registrations that still hold data: an instance of the version
+# before ADR 0024 erases `message` only, so a letter a new consumer recorded during a rolling
+# deploy could keep its facts. The retention round erases them as the erasure would have.
+ERASED_WITH_LETTER_DATA = """
+SELECT DISTINCT e.registration_id FROM erased_registrations e JOIN emails m USING (registration_id)
+WHERE e.erased_at > now() - make_interval(days => 30)
+  AND (m.recipient IS NOT NULL OR m.subject IS NOT NULL OR m.message IS NOT NULL OR m.facts IS NOT NULL
+       OR m.last_error IS NOT NULL)
+ORDER BY e.registration_id
+LIMIT $1
+"""
+
+
+async def erase_letters_left(conn: Connection, limit: int) -> int:
+    """Erase what letters of erased registrations still hold (ERASED_WITH_LETTER_DATA)."""
+    ids = [row["registration_id"] for row in await conn.fetch(ERASED_WITH_LETTER_DATA, limit)]
+    if not ids:
+        return 0
+    await lock_registrations(conn, ids)
+    return len(await conn.fetch(ERASE_LETTERS, ids))
+
+
 async def registrations_due(conn: Connection, days: int, limit: int) -> list[str]:
     return [row["registration_id"] for row in await conn.fetch(REGISTRATIONS_DUE, days, limit)]
 

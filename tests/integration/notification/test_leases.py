@@ -1,4 +1,5 @@
-"""A sender records failures and hands emails back only under the claim that holds their lease."""
+"""A sender records failures and hands emails back only under the claim that holds their lease; a
+retention round erases what an erasure of an earlier version left in a letter."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import uuid
 import asyncpg
 
 from services.notification import store
+from services.notification.domain import planned_email_json
+from services.notification.erasure import retention_round
 from shared.db import Pool
+from shared.erasure import ErasureRequest
 from tests.unit.notification.letters import recorded_email
 
 LEASE_SECONDS = 600.0
@@ -79,3 +83,22 @@ async def test_a_renewal_extends_only_the_leases_its_claim_still_holds(pool: Poo
     await store.renew_leases(pool, [short], lease_seconds=LEASE_SECONDS)
     assert (await state(pool, short.id))["leased"]
     assert await store.claim_due(pool, 10, LEASE_SECONDS) == []
+
+
+async def test_a_retention_round_erases_what_an_earlier_version_left_in_an_erased_letter(pool: Pool) -> None:
+    """ADR 0024: an instance of the version before erases only a letter's bytes; facts a new
+    consumer recorded meanwhile are erased by the next retention round."""
+    email = recorded_email("R-7")
+    request = ErasureRequest(uuid.uuid4(), "operator", "Antrag", "request")
+    async with pool.acquire() as conn, conn.transaction():
+        assert await store.record_emails(conn, [email]) == {email.id}
+        await store.erase_registrations(conn, ["R-7"], request)
+        # As the version before would have left it: recipient and bytes gone, the facts still there.
+        await conn.execute(
+            "UPDATE emails SET facts = $2::json WHERE id = $1", email.id, planned_email_json(email.planned)
+        )
+    async with pool.acquire() as conn, conn.transaction():
+        counts = await retention_round(conn, personal_data_days=365, letter_days=90)
+        assert counts["erased_letters_left"] == 1
+        assert await conn.fetchval("SELECT facts FROM emails WHERE id = $1", email.id) is None
+        assert (await retention_round(conn, 365, 90))["erased_letters_left"] == 0
