@@ -37,6 +37,18 @@ SEMINAR_COLUMNS = [
     "capacity",
     "accepted_count",
 ]
+# What a funding record needs, as `funding_rows` (and bench/waitlist.py) write it.
+FUNDING_COLUMNS = [
+    "registration_id",
+    "kommune_key",
+    "seminar_id",
+    "seminar_starts_on",
+    "fee_cents",
+    "status",
+    "period_id",
+    "reason",
+    "amount_cents",
+]
 # The released amounts were approved first: the period's books say both.
 BOOK_RELEASED = """
 UPDATE periods
@@ -195,16 +207,7 @@ async def seed(env: dict[str, str], count: int, keys: list[str], log: Callable[[
     await _copy(
         registration,
         "seminars",
-        [
-            "seminar_id",
-            "title",
-            "starts_on",
-            "ends_on",
-            "location",
-            "fee_cents",
-            "capacity",
-            "accepted_count",
-        ],
+        SEMINAR_COLUMNS,
         seminar_rows(count),
     )
     await _copy(
@@ -229,17 +232,7 @@ async def seed(env: dict[str, str], count: int, keys: list[str], log: Callable[[
     await _copy(
         funding,
         "fundings",
-        [
-            "registration_id",
-            "kommune_key",
-            "seminar_id",
-            "seminar_starts_on",
-            "fee_cents",
-            "status",
-            "period_id",
-            "reason",
-            "amount_cents",
-        ],
+        FUNDING_COLUMNS,
         funding_rows(count, keys),
     )
     conn = await asyncpg.connect(funding)

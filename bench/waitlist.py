@@ -29,6 +29,7 @@ from unittest import mock
 
 import asyncpg
 
+from bench.history import FUNDING_COLUMNS
 from bench.report import RESULTS_DIR
 from deploy.local.config import local_env
 from deploy.local.stack import infra_up, stop, tools_env
@@ -96,20 +97,7 @@ async def seeded(admin_dsn: str, service_dsn: str, waiting: int) -> tuple[Pool, 
         await conn.copy_records_to_table(
             "fundings",
             records=rows,
-            columns=[
-                "registration_id",
-                "kommune_key",
-                "seminar_id",
-                "seminar_starts_on",
-                "fee_cents",
-                "status",
-                "period_id",
-                "reason",
-                "amount_cents",
-                "waitlist_seq",
-                "course",
-                "takes_place",
-            ],
+            columns=[*FUNDING_COLUMNS, "waitlist_seq", "course", "takes_place"],
         )
         await conn.execute(
             "UPDATE periods SET approved_cents = $2 WHERE period_id = $1", PERIOD, approvals * AMOUNT_CENTS
