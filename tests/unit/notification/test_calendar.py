@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, date, datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, cast
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.notification import ical
 from services.notification.domain import SeminarCalendar, calendar_uid, plan_email, registration_data
 from services.notification.ical import calendar_bytes
 from tests.unit.notification.golden_cases import (
@@ -181,3 +183,96 @@ def test_any_seminar_reads_back_from_its_entry(
     assert event.decoded("DTSTART") == starts_on
     assert event.decoded("DTEND") == starts_on + timedelta(days=days + 1)
     assert str(event["UID"]) == entry.uid
+
+
+# Names as an office's settings may hold them: any text an address's name may be (no line
+# breaks), other control characters included.
+OFFICE_NAME = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"), max_size=120)
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=OFFICE_NAME, title=st.text(CONTRACT_TEXT, min_size=1, max_size=200))
+def test_every_line_of_an_entry_fits_and_the_organizer_reads_back(name: str, title: str) -> None:
+    """Lines are folded before 75 octets, never inside a UTF-8 character; the organizer's name is
+    one parameter (RFC 6868 escapes its quotes and carets; control characters are left out)."""
+    entry = SeminarCalendar(
+        uid=calendar_uid("R-1", "S-1"),
+        cancelled=False,
+        sequence=0,
+        starts_on=date(2023, 2, 1),
+        ends_on=date(2023, 2, 3),
+        title=title,
+        location=None,
+        stamp=datetime(2023, 1, 15, 9, 30, tzinfo=UTC),
+    )
+    organizer = Address(display_name=name, addr_spec="lotsen@example.org")
+    raw = calendar_bytes(entry, organizer, "kommune@example.org")
+    assert raw.endswith(b"END:VCALENDAR\r\n")
+    physical = raw.split(b"\r\n")[:-1]
+    assert all(len(line) <= 75 and b"\r" not in line and b"\n" not in line for line in physical)
+    for line in physical:
+        line.decode("utf-8")  # no character is cut by a fold
+    event = only_event(icalendar.Calendar.from_ical(raw))
+    assert str(event["SUMMARY"]) == title
+    expected_name = ical.CONTROL.sub("", name)
+    if expected_name:
+        assert event["ORGANIZER"].params["CN"] == expected_name
+    else:
+        assert "CN" not in event["ORGANIZER"].params
+    assert str(event["ORGANIZER"]) == "mailto:lotsen@example.org"
+
+
+# The text of real seminars and offices: letters, digits, umlauts, spaces and a little punctuation.
+ORDINARY_TEXT = st.text(st.sampled_from("abcxyzABCÄÖÜäöüß 0123456789-–.()/&"), min_size=1, max_size=160)
+
+
+@settings(max_examples=80, deadline=None)
+@given(title=ORDINARY_TEXT, location=st.none() | ORDINARY_TEXT, name=ORDINARY_TEXT)
+def test_an_ordinary_entry_is_the_bytes_the_icalendar_library_writes(
+    title: str, location: str | None, name: str
+) -> None:
+    """The entry is written by hand for speed (docs/adr/0026); for ordinary text it is what the
+    icalendar library wrote before, byte for byte, so letters did not change with it."""
+    entry = SeminarCalendar(
+        uid=calendar_uid("R-1", "S-1"),
+        cancelled=False,
+        sequence=0,
+        starts_on=date(2023, 2, 1),
+        ends_on=date(2023, 2, 3),
+        title=title,
+        location=location,
+        stamp=datetime(2023, 1, 15, 9, 30, tzinfo=UTC),
+    )
+    organizer = Address(display_name=name.strip() or "Büro", addr_spec="lotsen@example.org")
+    attendee = "digitalisierung@landkreisgoettingen.de"
+    assert calendar_bytes(entry, organizer, attendee) == library_calendar(entry, organizer, attendee)
+
+
+def library_calendar(entry: SeminarCalendar, organizer: Address, attendee: str) -> bytes:
+    """The entry as the icalendar library writes it (the way `calendar_bytes` wrote it before)."""
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", ical.PRODUCT_ID)
+    calendar.add("version", "2.0")
+    calendar.add("method", ical.method(entry))
+    event = icalendar.Event()
+    event.add("uid", entry.uid)
+    event.add("dtstamp", entry.stamp.astimezone(UTC))
+    event.add("dtstart", entry.starts_on)
+    event.add("dtend", entry.ends_on + timedelta(days=1))
+    event.add("summary", entry.title)
+    if entry.location:
+        event.add("location", entry.location)
+    event.add("sequence", entry.sequence)
+    event.add("status", "CANCELLED" if entry.cancelled else "CONFIRMED")
+    event.add("transp", "OPAQUE")
+    organizer_address = icalendar.vCalAddress(f"mailto:{organizer.addr_spec}")
+    organizer_address.params["CN"] = icalendar.vText(organizer.display_name)
+    event.add("organizer", organizer_address)
+    attendee_address = icalendar.vCalAddress(f"mailto:{attendee}")
+    attendee_address.params["ROLE"] = "REQ-PARTICIPANT"
+    attendee_address.params["PARTSTAT"] = "ACCEPTED"
+    attendee_address.params["RSVP"] = "FALSE"
+    event.add("attendee", attendee_address)
+    calendar.add_component(event)
+    content: bytes = calendar.to_ical()
+    return content
