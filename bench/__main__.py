@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from rich.console import Console
 
@@ -21,6 +24,8 @@ from tests.support.stack import Stack, stack_env
 
 PORT_OFFSET = 20_000
 VAR_DIR = REPO_ROOT / "var" / "bench-stack"
+# Held while a benchmark runs: a second one would remove the first one's stack directory.
+LOCK_FILE = REPO_ROOT / "var" / "bench-stack.lock"
 
 
 def parse(argv: list[str]) -> tuple[Options, dict[str, str], bool]:
@@ -95,9 +100,32 @@ def _numbers(kind: type[int] | type[float]) -> Callable[[str], tuple[float, ...]
     return parse
 
 
+@contextlib.contextmanager
+def only_benchmark(lock_file: Path | None = None) -> Iterator[bool]:
+    """True inside while this process holds the bench stack's lock; False when another benchmark
+    holds it (the lock ends with its process, however that ends)."""
+    lock_file = lock_file or LOCK_FILE
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def main(argv: list[str]) -> int:
     options, tuning, keep = parse(argv)
     console = Console()
+    with only_benchmark() as alone:
+        if not alone:
+            console.print(f"another benchmark is running (it holds {LOCK_FILE}): wait for it to end")
+            return 1
+        return _benchmark(options, tuning, keep, console)
+
+
+def _benchmark(options: Options, tuning: dict[str, str], keep: bool, console: Console) -> int:
     began = time.monotonic()
 
     def log(message: str) -> None:
