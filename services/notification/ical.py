@@ -26,7 +26,8 @@ FOLD = "\r\n "
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # Control characters other than HTAB may not appear in a TEXT value or a quoted parameter.
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
-_QUOTED = re.compile("[ ,;:\u2019]")
+# Where icalendar quoted, and at a tab too: a reader strips unquoted whitespace at the ends.
+_QUOTED = re.compile("[ \t,;:\u2019]")
 
 
 def method(entry: SeminarCalendar) -> str:
@@ -41,7 +42,8 @@ def text_value(value: str) -> str:
 
 def parameter_value(value: str) -> str:
     """A parameter value with RFC 6868's escapes for ^, line breaks and ", quoted where it holds a
-    space, comma, semicolon, colon or typographic apostrophe (where icalendar quoted it)."""
+    space, tab, comma, semicolon, colon or typographic apostrophe (icalendar quoted all but the tab,
+    and read an unquoted tab at either end as nothing)."""
     escaped = LINE_BREAK.sub("^n", value.replace("^", "^^").replace('"', "^'"))
     return f'"{escaped}"' if _QUOTED.search(escaped) else escaped
 
