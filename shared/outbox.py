@@ -13,7 +13,6 @@ across any change of leader (docs/adr/0011-relay-leadership-and-recovery.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import uuid
@@ -313,10 +312,14 @@ class OutboxRelay:
         self._wake.set()
 
     async def _wait_for_work(self, conn: Connection) -> None:
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+        except TimeoutError:
+            # Idle: confirm the lock now and then, which also keeps the session from its idle
+            # limit. Woken for rows, the batch confirms it before its Kafka commit anyway, and a
+            # check here would cost every batch a round trip and a scan of pg_locks.
+            await self._confirm_leadership(conn)
         self._wake.clear()
-        await self._confirm_leadership(conn)
 
     async def _publish_batch(self, conn: Connection, producer: AIOKafkaProducer, database: uuid.UUID) -> int:
         async with conn.transaction():

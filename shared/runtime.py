@@ -19,6 +19,8 @@ from aiokafka.structs import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from faststream.types import DecodedMessage
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from pydantic import WithJsonSchema
@@ -116,6 +118,7 @@ class ServiceRuntime:
             heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
             max_records=self.settings.consumer_max_records,
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            decoder=_values_undecoded,
             title=title or f"{self.name}:{topic}",
             description=description,
         )(_raw_records_handler(handle_batch, schema, f"{self.name}_{topic}"))
@@ -308,6 +311,13 @@ class Observability:
                 await metrics.sample_consumer_lag(consumer, group, topics)
             except KafkaError as exc:  # a broker that is away only delays the figure
                 log.warning("metrics sample failed", probe="consumer lag", error=safe_error(exc))
+
+
+async def _values_undecoded(message: StreamMessage[Any]) -> DecodedMessage:
+    """A batch's body as the records' bytes: the handler decodes them itself (EventDecoder), so
+    FastStream's JSON decoding of every record (about 23 µs each) would be thrown away."""
+    body: DecodedMessage = message.body
+    return body
 
 
 def _raw_records_handler(process: Any, schema: dict[str, Any], name: str) -> Any:
