@@ -132,6 +132,13 @@ def _benchmark(options: Options, tuning: dict[str, str], keep: bool, console: Co
         console.log(f"[{time.monotonic() - began:6.0f} s] {message}")
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if VAR_DIR.exists():
+        # An earlier run kept its stack (--keep-stack) or was killed: stop what still runs from
+        # the folder before removing it, or its processes would hold the ports without their data.
+        log(f"stopping whatever an earlier run left running in {VAR_DIR}")
+        Stack(stack_env(VAR_DIR, PORT_OFFSET), VAR_DIR).run(
+            "-m", "deploy.local.stack", "down", check=False, timeout=300
+        )
     shutil.rmtree(VAR_DIR, ignore_errors=True)
     VAR_DIR.mkdir(parents=True)
     os.chmod(VAR_DIR, 0o755)  # the postgres system user must reach its data folder
