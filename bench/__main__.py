@@ -20,7 +20,7 @@ from rich.console import Console
 from bench.report import report
 from bench.run import Options, run
 from shared.settings import REPO_ROOT
-from tests.support.stack import Stack, stack_env
+from tests.support.stack import Stack, process_alive, stack_env
 
 PORT_OFFSET = 20_000
 VAR_DIR = REPO_ROOT / "var" / "bench-stack"
@@ -132,10 +132,11 @@ def _benchmark(options: Options, tuning: dict[str, str], keep: bool, console: Co
         console.log(f"[{time.monotonic() - began:6.0f} s] {message}")
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    if VAR_DIR.exists():
+    left_running = [name for name, pid in Stack({}, VAR_DIR).pids().items() if process_alive(pid)]
+    if left_running:
         # An earlier run kept its stack (--keep-stack) or was killed: stop what still runs from
         # the folder before removing it, or its processes would hold the ports without their data.
-        log(f"stopping whatever an earlier run left running in {VAR_DIR}")
+        log(f"stopping what an earlier run left running in {VAR_DIR}: {', '.join(sorted(left_running))}")
         Stack(stack_env(VAR_DIR, PORT_OFFSET), VAR_DIR).run(
             "-m", "deploy.local.stack", "down", check=False, timeout=300
         )
