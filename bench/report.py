@@ -91,6 +91,14 @@ def table(results: Results) -> Table:
             figures = segments.get(segment, {})
             shown = " / ".join(_fmt(figures.get(q), 1000.0) for q in ("p50", "p99"))
             out.add_row(f"latency {rate}/s: hop {segment} p50/p99 (ms)", shown, "")
+        out.add_row(
+            f"latency {rate}/s: CPU ms per registration, services + Kafka + PostgreSQL",
+            _fmt(phase.get("system_cpu_ms_per_registration"), digits=2),
+            "",
+        )
+        out.add_row(
+            f"latency {rate}/s: cores busy (of {os.cpu_count()})", _fmt(phase.get("cores_busy"), digits=2), ""
+        )
     for size, burst in results.bursts.items():
         out.add_row(f"burst {int(size):,}: complete", _fmt(burst.get("complete")), "")
         out.add_row(f"burst {int(size):,}: decisions/s", _fmt(burst.get("decisions_per_s")), "")

@@ -225,9 +225,13 @@ class Bench:
         before = mail_names(self.mail_dir)
         expected = int(offered * options.steady_seconds)
         topic = self.portal.topics.portal_registrations
+        cpu_before = self.cpu.snapshot()
         start = await self.portal.steady(topic, self.workload, offered, options.steady_seconds, phase)
         offered_end = time.time()
         drain = await self.drain(before, phase, expected)
+        cpu_after = self.cpu.snapshot()
+        drained = time.time()
+        spent = cpu_ms_per_event(cpu_before, cpu_after, expected)
         submitted = self.workload.submitted_at
         decisions = self.decisions.of_phase(phase)
         decision_samples = [
@@ -244,6 +248,11 @@ class Bench:
             "first_email_latency_s": asdict(Latencies.of([v for _, v in to_first])),
             "last_email_latency_s": asdict(Latencies.of([v for _, v in to_last])),
             "hops": breakdown(await self.hop_instants(phase, phase_mails)),
+            # From the first registration to the last email: what a registration costs at this
+            # load (small batches cost more per record than a burst's).
+            "cpu_ms_per_registration": spent,
+            "system_cpu_ms_per_registration": system_cpu_ms(spent),
+            "cores_busy": cores_busy(cpu_before, cpu_after, drained - start),
         }
         self.results.steady[f"{offered:.0f}"] = figures
         self.log(f"latency {offered:.0f}/s: {figures}")
