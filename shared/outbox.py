@@ -39,14 +39,19 @@ T = TypeVar("T")
 
 NOTIFY_CHANNEL = "outbox"
 
-INSERT_ROWS = """
-INSERT INTO outbox (topic, message_key, payload, headers, event_id, event_type)
-SELECT topic, message_key, payload, headers::jsonb, event_id, event_type
-FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::uuid[], $6::text[])
-    AS batch (topic, message_key, payload, headers, event_id, event_type)
-ON CONFLICT (event_id) DO NOTHING
+# One round trip: the rows, and the wake-up of the relay (delivered on commit) if any row is new.
+# A data-modifying WITH runs whether or not the outer query reads it.
+INSERT_ROWS_AND_NOTIFY = """
+WITH inserted AS (
+    INSERT INTO outbox (topic, message_key, payload, headers, event_id, event_type)
+    SELECT topic, message_key, payload, headers::jsonb, event_id, event_type
+    FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::uuid[], $6::text[])
+        AS batch (topic, message_key, payload, headers, event_id, event_type)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING 1
+)
+SELECT pg_notify('outbox', '') WHERE EXISTS (SELECT FROM inserted)
 """
-NOTIFY = "SELECT pg_notify('outbox', '')"
 # No SKIP LOCKED: rows locked by anyone else are waited for (under lock_timeout), never passed,
 # so no relay can publish a row ahead of an older one.
 CLAIM_BATCH = """
@@ -127,7 +132,7 @@ async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
     if not messages:
         return
     await conn.execute(
-        INSERT_ROWS,
+        INSERT_ROWS_AND_NOTIFY,
         [m.topic for m in messages],
         [m.key.encode() for m in messages],
         [m.envelope.model_dump_json().encode() for m in messages],
@@ -135,7 +140,6 @@ async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
         [m.envelope.event_id for m in messages],
         [m.envelope.event_type for m in messages],
     )
-    await conn.execute(NOTIFY)
 
 
 @dataclass(frozen=True)
