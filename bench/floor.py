@@ -26,11 +26,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
 
 from bench.observe import TopicTail
 from bench.workload import Portal, Workload
 from shared import event_loop
-from shared.kafka import SUBSCRIBER_ACK_POLICY, client_options, ensure_topics, make_broker
+from shared.kafka import client_options, ensure_topics, make_broker
 from shared.settings import REPO_ROOT, CommonSettings
 from shared.topics import KOMMUNE_KEYED_PARTITIONS, Topics, TopicSpec
 
@@ -50,7 +51,8 @@ def hop_app(source: str, target: str, group: str) -> FastStream:
         source,
         group_id=group,
         batch=True,
-        ack_policy=SUBSCRIBER_ACK_POLICY,
+        # FastStream's own acknowledgement, as its users run it: commit after each batch.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_records=settings.consumer_max_records,

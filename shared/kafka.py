@@ -39,9 +39,10 @@ from shared.settings import (
 )
 from shared.topics import TopicSpec
 
-# Subscribers process a batch, then commit; an error that survives the retries rewinds the batch
-# so nothing is committed past an unprocessed message.
-SUBSCRIBER_ACK_POLICY = AckPolicy.NACK_ON_ERROR
+# Subscribers acknowledge themselves (shared.runtime, shared.offsets): a batch is applied, then
+# its offsets are committed in the background; an error that survives the retries rewinds the
+# batch, so nothing is committed past an unprocessed message.
+SUBSCRIBER_ACK_POLICY = AckPolicy.MANUAL
 
 Headers = Sequence[tuple[str, bytes]]
 
