@@ -2,12 +2,12 @@
 
 A subscriber's batch is applied in one PostgreSQL transaction, inbox rows included, before its
 offsets are committed. FastStream's own acknowledgement awaited that commit, a broker round trip,
-before it fetched the next batch: on every hop of the decision path. Here the subscriber hands
-the applied records to an `OffsetCommitter`, which commits the next offset of each of their
-partitions from a background task, one commit at a time and always the latest, while the
-consumer goes on. The offsets are explicit, never the consumer's position, which is already past
-a batch still being applied. A commit that never lands (a crash, a rebalance, a broker away)
-only redelivers records that were applied, and the inbox drops them.
+before it fetched the next batch: on every hop of the decision path. Here the subscriber reads,
+right after the batch is applied and before the consumer fetches again, the position of each of
+the batch's partitions (what FastStream committed), and hands those offsets to an
+`OffsetCommitter`, which commits them from a background task, one commit at a time and always
+the newest, while the consumer goes on. A commit that never lands (a crash, a rebalance, a
+broker away) only redelivers records that were applied, and the inbox drops them.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ class _Record(Protocol):
     def offset(self) -> int: ...
 
 
-class _Committing(Protocol):
+class _Consumer(Protocol):
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
 
 
 def next_offsets(records: Iterable[_Record]) -> dict[TopicPartition, int]:
@@ -46,19 +47,34 @@ def next_offsets(records: Iterable[_Record]) -> dict[TopicPartition, int]:
     return offsets
 
 
+async def applied_offsets(consumer: _Consumer, records: Iterable[_Record]) -> dict[TopicPartition, int]:
+    """What to commit for a batch just applied: for each of its partitions, the consumer's
+    position, which is past the batch's transaction markers too (an offset after the last record
+    would leave each marker counted as lag). Read before the consumer fetches again, the position
+    is the batch's end: FastStream fetches the next batch only after the handler returns, and a
+    known position is returned without waiting. A partition no longer assigned is left out."""
+    offsets = {}
+    for partition, after_last in next_offsets(records).items():
+        try:
+            offsets[partition] = max(after_last, await consumer.position(partition))
+        except Exception:
+            continue  # taken by a rebalance: its next owner starts from the last commit
+    return offsets
+
+
 class OffsetCommitter:
     """The commits of one consumer: the applied offsets are merged, and a single task commits
     the newest of them until none is left."""
 
-    def __init__(self, consumer: _Committing) -> None:
+    def __init__(self, consumer: _Consumer) -> None:
         self._consumer = consumer
         self._pending: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
         self.committed: dict[TopicPartition, int] = {}
 
-    def applied(self, records: Iterable[_Record]) -> None:
-        """The records are applied: commit the offsets after them, soon."""
-        for partition, offset in next_offsets(records).items():
+    def applied(self, offsets: dict[TopicPartition, int]) -> None:
+        """A batch is applied: commit these offsets (`applied_offsets`), soon."""
+        for partition, offset in offsets.items():
             self._pending[partition] = max(offset, self._pending.get(partition, 0))
         if self._pending and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._commit_pending(), name="offset-commits")
@@ -85,9 +101,9 @@ class OffsetCommitters:
     """One committer per consumer object (a subscriber that restarts gets a new consumer)."""
 
     def __init__(self) -> None:
-        self._by_consumer: dict[_Committing, OffsetCommitter] = {}
+        self._by_consumer: dict[_Consumer, OffsetCommitter] = {}
 
-    def of(self, consumer: _Committing) -> OffsetCommitter:
+    def of(self, consumer: _Consumer) -> OffsetCommitter:
         committer = self._by_consumer.get(consumer)
         if committer is None:
             committer = self._by_consumer[consumer] = OffsetCommitter(consumer)

@@ -33,7 +33,7 @@ from shared.health import HealthServer
 from shared.kafka import SUBSCRIBER_ACK_POLICY, KafkaSecurity, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.migrations import apply_migrations
-from shared.offsets import OffsetCommitters
+from shared.offsets import OffsetCommitters, applied_offsets
 from shared.outbox import OutboxRelay, relay_is_stalled
 from shared.redaction import safe_error
 from shared.settings import CommonSettings
@@ -349,7 +349,7 @@ def _raw_records_handler(process: Any, commits: OffsetCommitters, schema: dict[s
             raise
         consumer = message.consumer
         if isinstance(consumer, AIOKafkaConsumer):
-            commits.of(consumer).applied(records)
+            commits.of(consumer).applied(await applied_offsets(consumer, records))
         else:  # FastStream's in-memory test consumer commits nothing anyway
             await message.ack()
 

@@ -21,6 +21,7 @@ import pytest
 
 from lotse.log import read_all
 from lotse.scenario import Registration, Scenario, ScenarioSize, build_scenario
+from lotse.status import consumer_lag
 from shared.directory import KommuneKind, load_directory
 from shared.dlq import HEADER_ERROR, HEADER_SERVICE
 from shared.kafka import make_producer
@@ -203,6 +204,22 @@ def test_status_reports_every_component_healthy(
         assert f"service {service}" in shown
     assert "down" not in shown
     assert "portal.registrations" in shown  # consumer lag per topic
+
+
+def test_every_consumer_has_committed_all_it_applied(
+    stack: Stack, demo_report: dict[tuple[str, str], Any]
+) -> None:
+    """Offsets are committed behind the batch (ADR 0027), past the transaction markers of the
+    relays' topics: once the demo is done, no group lags on any topic, not by one marker."""
+    deadline = time.monotonic() + 30
+    while True:
+        lags = asyncio.run(consumer_lag(stack.bootstrap, Topics()))
+        lagging = [entry for entry in lags if entry.lag != 0]
+        if not lagging or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {entry.topic for entry in lags} >= {Topics().registration_events, Topics().funding_decisions}
+    assert lagging == []
 
 
 def test_budget_shows_each_period_with_its_figures(

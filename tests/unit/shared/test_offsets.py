@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 
-from shared.offsets import OffsetCommitter, OffsetCommitters, next_offsets
+from shared.offsets import OffsetCommitter, OffsetCommitters, applied_offsets, next_offsets
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class FakeConsumer:
         self.hold = False
         self.release = asyncio.Event()
         self.fail_next = 0
+        self.positions: dict[TopicPartition, int] = {}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         if self.hold:
@@ -35,6 +37,11 @@ class FakeConsumer:
             self.fail_next -= 1
             raise RuntimeError("the group has rebalanced")
         self.commits.append(dict(offsets))
+
+    async def position(self, partition: TopicPartition) -> int:
+        if partition not in self.positions:
+            raise IllegalStateError(f"Partition {partition} is not assigned")
+        return self.positions[partition]
 
 
 A0, A1 = TopicPartition("a", 0), TopicPartition("a", 1)
@@ -46,10 +53,25 @@ def test_the_next_offset_of_each_partition_follows_its_last_record() -> None:
     assert next_offsets([]) == {}
 
 
+async def test_a_batch_commits_the_consumers_position_past_its_transaction_markers() -> None:
+    consumer = FakeConsumer()
+    # Records 0 and 1, then the commit marker at 2: the position is 3, and 3 is committed, so
+    # the marker is not counted as lag.
+    consumer.positions = {A0: 3, A1: 5}
+    batch = [Record("a", 0, 0), Record("a", 0, 1), Record("a", 1, 4)]
+    assert await applied_offsets(consumer, batch) == {A0: 3, A1: 5}
+
+
+async def test_a_partition_taken_by_a_rebalance_is_not_committed() -> None:
+    consumer = FakeConsumer()
+    consumer.positions = {A1: 8}
+    assert await applied_offsets(consumer, [Record("a", 0, 0), Record("a", 1, 7)]) == {A1: 8}
+
+
 async def test_applied_records_are_committed_in_the_background() -> None:
     consumer = FakeConsumer()
     committer = OffsetCommitter(consumer)
-    committer.applied([Record("a", 0, 0), Record("a", 0, 1)])
+    committer.applied({A0: 2})
     assert consumer.commits == []  # the caller did not wait for the broker
     await committer.flush()
     assert consumer.commits == [{A0: 2}]
@@ -60,10 +82,10 @@ async def test_batches_applied_during_a_commit_are_merged_into_the_next_one() ->
     consumer = FakeConsumer()
     consumer.hold = True
     committer = OffsetCommitter(consumer)
-    committer.applied([Record("a", 0, 0)])
+    committer.applied({A0: 1})
     await asyncio.sleep(0)  # the first commit is in flight
-    committer.applied([Record("a", 0, 1), Record("a", 1, 3)])
-    committer.applied([Record("a", 0, 2)])
+    committer.applied({A0: 2, A1: 4})
+    committer.applied({A0: 3})
     consumer.release.set()
     await committer.flush()
     assert consumer.commits == [{A0: 1}, {A0: 3, A1: 4}]
@@ -73,10 +95,10 @@ async def test_a_failed_commit_is_logged_and_the_next_batch_commits_past_it() ->
     consumer = FakeConsumer()
     consumer.fail_next = 1
     committer = OffsetCommitter(consumer)
-    committer.applied([Record("a", 0, 0)])
+    committer.applied({A0: 1})
     await committer.flush()
     assert consumer.commits == [] and committer.committed == {}
-    committer.applied([Record("a", 0, 1)])
+    committer.applied({A0: 2})
     await committer.flush()
     assert consumer.commits == [{A0: 2}]
 
@@ -86,8 +108,8 @@ async def test_each_consumer_has_its_own_committer() -> None:
     first, second = FakeConsumer(), FakeConsumer()
     assert committers.of(first) is committers.of(first)
     assert committers.of(first) is not committers.of(second)
-    committers.of(first).applied([Record("a", 0, 5)])
-    committers.of(second).applied([Record("a", 1, 0)])
+    committers.of(first).applied({A0: 6})
+    committers.of(second).applied({A1: 1})
     await committers.flush()
     assert first.commits == [{A0: 6}] and second.commits == [{A1: 1}]
 
@@ -96,7 +118,7 @@ async def test_flush_survives_being_cancelled_without_cancelling_the_commit() ->
     consumer = FakeConsumer()
     consumer.hold = True
     committer = OffsetCommitter(consumer)
-    committer.applied([Record("a", 0, 0)])
+    committer.applied({A0: 1})
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(committer.flush(), timeout=0.01)
     consumer.release.set()
