@@ -200,6 +200,7 @@ class ServiceRuntime:
             topics=self.topics,
             batch_size=self.settings.outbox_batch_size,
             poll_interval=self.settings.outbox_poll_interval_seconds,
+            linger=self.settings.outbox_linger_ms / 1000,
             timeouts=session_timeouts(self.settings),
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")

@@ -94,6 +94,7 @@ class CommonSettings(KafkaSecuritySettings):
     handler_retry_base_seconds: float = Field(0.2, gt=0, validation_alias="HANDLER_RETRY_BASE_SECONDS")
     outbox_batch_size: int = Field(500, ge=1, validation_alias="OUTBOX_BATCH_SIZE")
     outbox_poll_interval_seconds: float = Field(1.0, gt=0, validation_alias="OUTBOX_POLL_INTERVAL_SECONDS")
+    outbox_linger_ms: int = Field(0, ge=0, le=1000, validation_alias="OUTBOX_LINGER_MS")
     db_pool_max_size: int = Field(10, ge=2, validation_alias="DB_POOL_MAX_SIZE")
     # Server-side limits of every database session (shared/db.py SessionTimeouts).
     db_lock_timeout_seconds: float = Field(10.0, gt=0, validation_alias="DB_LOCK_TIMEOUT_SECONDS")

@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from shared.db import Connection, create_pool
+from shared.db import Connection, Pool, create_pool
 from shared.outbox import OutboxRelay
 from shared.topics import Topics
 from tests.conftest import DatabaseFactory
@@ -20,10 +20,10 @@ pytestmark = pytest.mark.integration
 ROWS = 20
 
 
-async def relay_until_published(dsn: str, conn: Connection, kafka_bootstrap: str, topics: Topics) -> int:
-    """Runs one relay of the service `relaytest` until its outbox is empty; returns what it sent."""
-    pool = await create_pool(dsn, max_size=3)
-    relay = OutboxRelay(
+def make_relay(
+    dsn: str, pool: Pool, kafka_bootstrap: str, topics: Topics, linger: float = 0.0
+) -> OutboxRelay:
+    return OutboxRelay(
         service="registration",
         dsn=dsn,
         pool=pool,
@@ -31,7 +31,14 @@ async def relay_until_published(dsn: str, conn: Connection, kafka_bootstrap: str
         topics=topics,
         batch_size=100,
         poll_interval=0.1,
+        linger=linger,
     )
+
+
+async def relay_until_published(dsn: str, conn: Connection, kafka_bootstrap: str, topics: Topics) -> int:
+    """Runs one relay of the service `relaytest` until its outbox is empty; returns what it sent."""
+    pool = await create_pool(dsn, max_size=3)
+    relay = make_relay(dsn, pool, kafka_bootstrap, topics)
     task = asyncio.create_task(relay.run())
     try:
         await until_all_published(conn)
@@ -67,3 +74,33 @@ async def test_a_marker_of_other_rows_with_the_same_ids_does_not_mark_them(
     assert sorted(header(r, "event_id") or "" for r in records) == sorted(first_events + second_events)
     await first.close()
     await second.close()
+
+
+async def test_rows_committed_within_the_linger_share_one_kafka_transaction(
+    kafka_bootstrap: str, topics: Topics, make_database: DatabaseFactory
+) -> None:
+    """OUTBOX_LINGER_MS: woken for a row, the relay waits that long before it claims, so rows that
+    follow soon leave in the same Kafka transaction (notification's relay lingers 250 ms)."""
+    dsn, conn = await migrated(make_database)
+    pool = await create_pool(dsn, max_size=3)
+    relay = make_relay(dsn, pool, kafka_bootstrap, topics, linger=2.0)
+    task = asyncio.create_task(relay.run())
+    try:
+        first = await write_outbox(conn, topics.notification_events, 1, keys=1)
+        await until_all_published(conn)
+        assert relay.transactions == 1
+        # Two units of work, one after the other: the first wakes the relay, the second commits
+        # while it lingers.
+        later = await write_outbox(conn, topics.notification_events, 1, keys=1)
+        later += await write_outbox(conn, topics.notification_events, 1, keys=1)
+        await until_all_published(conn)
+        assert relay.published == 3
+        assert relay.transactions == 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await pool.close()
+    records = await read_topic(kafka_bootstrap, topics.notification_events, until=lambda got: len(got) >= 3)
+    published = [header(r, "event_id") or "" for r in records]
+    assert sorted(published) == sorted(first + later)

@@ -107,8 +107,9 @@ class StopsForGood(OutboxRelay):
             await self._stop_for_good()
         await super()._confirm_leadership(conn)
 
-    async def _wait_for_work(self, conn: Connection) -> None:
+    async def _wait_for_work(self, conn: Connection) -> bool:
         await self._stop_for_good()
+        return False
 
     async def _stop_for_good(self) -> None:
         self.stopped.set()
