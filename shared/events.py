@@ -6,6 +6,7 @@ readers ignore fields they don't know, so producers can add fields without break
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from datetime import UTC, date, datetime
@@ -345,6 +346,14 @@ def _describe(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
+@functools.cache
+def _envelope_model(data_type: type[Any]) -> type[Envelope[Any]]:
+    """`Envelope[data_type]`, held for good. Pydantic keeps its parametrised models only weakly,
+    and one that no decoder holds (an event a service produces but does not consume) is freed by
+    the next full garbage collection and built again, schema and all, by the next envelope."""
+    return Envelope[data_type]  # type: ignore[valid-type]
+
+
 def new_envelope(
     event_type: str,
     data: DataT,
@@ -354,7 +363,7 @@ def new_envelope(
     event_id: uuid.UUID | None = None,
     occurred_at: datetime | None = None,
 ) -> Envelope[DataT]:
-    model: type[Envelope[DataT]] = Envelope[type(data)]  # type: ignore[misc,assignment]
+    model: type[Envelope[DataT]] = _envelope_model(type(data))
     return model(
         event_id=event_id or uuid.uuid4(),
         event_type=event_type,
