@@ -13,6 +13,7 @@ from shared.db import (
     create_pool,
     is_transient,
     session_timeouts,
+    without_timeouts,
 )
 from shared.settings import CommonSettings
 from tests.conftest import DatabaseFactory
@@ -124,4 +125,56 @@ async def test_every_session_has_the_configured_timeouts_and_sane_defaults(
         assert await own.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
     finally:
         await own.close()
+        await pool.close()
+
+
+async def test_a_released_connection_is_rolled_back_but_not_reset(
+    make_database: DatabaseFactory,
+) -> None:
+    """The pool skips asyncpg's reset statement (a round trip per unit of work): an open
+    transaction is still rolled back on release, while session state stays, so the code that
+    sets any must reset it itself (shared.db.PooledConnection)."""
+    dsn = await make_database("registration")
+    pool = await create_pool(dsn, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            await conn.execute("SET application_name = 'left-behind'")
+            await conn.execute("CREATE TABLE items (id text PRIMARY KEY)")
+            transaction = conn.transaction()
+            await transaction.start()
+            await conn.execute("INSERT INTO items VALUES ('uncommitted')")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") == backend  # the same session
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT count(*) FROM items") == 0
+            assert await conn.fetchval("SHOW application_name") == "left-behind"
+    finally:
+        await pool.close()
+
+
+async def test_a_block_without_timeouts_gives_them_back_or_ends_its_session(
+    make_database: DatabaseFactory,
+) -> None:
+    """The migrations run without timeouts on a pooled session; since the pool does not reset
+    it, the timeouts come back after the block, and a block that fails ends the session."""
+    dsn = await make_database("registration")
+    timeouts = SessionTimeouts(lock_timeout=2.0, statement_timeout=3.0)
+    pool = await create_pool(dsn, max_size=1, timeouts=timeouts)
+    lifted = ["lock_timeout", "statement_timeout"]
+    try:
+        async with pool.acquire() as conn:
+            async with without_timeouts(conn):
+                assert [await conn.fetchval(SETTING_MS, name) for name in lifted] == ["0", "0"]
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") == backend
+            assert [await conn.fetchval(SETTING_MS, name) for name in lifted] == ["2000", "3000"]
+        with pytest.raises(RuntimeError, match="migration failed"):
+            async with pool.acquire() as conn, without_timeouts(conn):
+                raise RuntimeError("migration failed")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") != backend
+            assert [await conn.fetchval(SETTING_MS, name) for name in lifted] == ["2000", "3000"]
+    finally:
         await pool.close()
