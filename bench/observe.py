@@ -248,6 +248,28 @@ def cores_busy(before: Snapshot, after: Snapshot, seconds: float) -> float | Non
     return None if start is None or end is None or seconds <= 0 else (end - start) / seconds
 
 
+# HotSpot names its JIT compiler threads "C1 CompilerThread<n>" and "C2 CompilerThread<n>".
+JIT_COMPILER_THREADS = ("C1 Compiler", "C2 Compiler")
+
+
+def jit_compiler_seconds(pid: int) -> float | None:
+    """CPU seconds a JVM's JIT compiler threads have spent so far; None: the process is gone."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            if not (task / "comm").read_text().startswith(JIT_COMPILER_THREADS):
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class CpuMeter:
     """CPU seconds of the stack's processes (and of the benchmark itself) at a moment."""

@@ -1,8 +1,19 @@
 import os
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
-from bench.observe import WHOLE_MACHINE, CpuMeter, Snapshot, cores_busy, cpu_ms_per_event, tree_cpu_seconds
+from bench.observe import (
+    WHOLE_MACHINE,
+    CpuMeter,
+    Snapshot,
+    cores_busy,
+    cpu_ms_per_event,
+    jit_compiler_seconds,
+    tree_cpu_seconds,
+)
 
 BURN = """
 import time
@@ -48,3 +59,40 @@ def test_cores_busy_over_a_phase() -> None:
     assert cores_busy({WHOLE_MACHINE: 100.0}, {WHOLE_MACHINE: 130.0}, 20.0) == 1.5
     assert cores_busy({WHOLE_MACHINE: None}, {WHOLE_MACHINE: 130.0}, 20.0) is None
     assert cores_busy({WHOLE_MACHINE: 100.0}, {WHOLE_MACHINE: 130.0}, 0.0) is None
+
+
+class BurningThread(threading.Thread):
+    """A thread of this process, known to the kernel by `name`, that burns CPU and then waits
+    (a thread's time leaves /proc with it)."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__()
+        self.kernel_name, self.seconds = name, seconds
+        self.burnt, self.done = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(self.kernel_name)
+        end = time.thread_time() + self.seconds
+        while time.thread_time() < end:
+            pass
+        self.burnt.set()
+        self.done.wait()
+
+
+def test_only_the_jvm_compiler_threads_count_as_jit_time() -> None:
+    start = jit_compiler_seconds(os.getpid())
+    assert start == 0.0  # no thread of pytest is called so
+    # The kernel keeps 15 characters of HotSpot's "C2 CompilerThread0".
+    threads = [BurningThread("worker", 0.3), BurningThread("C2 CompilerThre", 0.5)]
+    for thread in threads:
+        thread.start()
+        thread.burnt.wait()
+    try:
+        compiled = jit_compiler_seconds(os.getpid())
+        # Charged in clock ticks by sampling: 0.5 s may read a tick or two less, 0.3 s never 0.4.
+        assert compiled is not None and 0.4 <= compiled < 0.7
+    finally:
+        for thread in threads:
+            thread.done.set()
+            thread.join()
+    assert jit_compiler_seconds(2**22 + 1) is None
