@@ -192,6 +192,12 @@ Snapshot = dict[str, float | None]
 WHOLE_MACHINE = "whole machine"
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields of a /proc `stat` file after the command name, which may hold spaces and
+    parentheses: field 3 of proc(5) (the state) comes first."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def _processes() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, CPU ticks of the process and of the children it reaped), read once."""
     table = {}
@@ -199,8 +205,7 @@ def _processes() -> dict[int, tuple[int, int]]:
         if not entry.isdigit():
             continue
         try:
-            # The command name may hold spaces and parentheses: the fields start after the last ")".
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(Path(f"/proc/{entry}/stat"))
         except (OSError, IndexError):
             continue  # ended meanwhile
         # ppid, then utime, stime, cutime, cstime: fields 4 and 14-17 of proc(5).
@@ -263,7 +268,7 @@ def jit_compiler_seconds(pid: int) -> float | None:
         try:
             if not (task / "comm").read_text().startswith(JIT_COMPILER_THREADS):
                 continue
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(task / "stat")
         except (OSError, IndexError):
             continue  # the thread ended meanwhile
         total += int(fields[11]) + int(fields[12])  # utime, stime

@@ -177,12 +177,15 @@ class Bench:
         await self.portal.burst(topic, self.workload.registrations(WARMUP, "warmup"))
         registrations, started, compiling = WARMUP, time.monotonic(), None
         broker = self.stack.pids().get("kafka")
+
+        def compiled() -> float | None:
+            return None if broker is None else jit_compiler_seconds(broker)
+
         while time.monotonic() - started < self.options.warmup_seconds:
-            compiled_before = None if broker is None else jit_compiler_seconds(broker)
-            round_started = time.monotonic()
+            compiled_before, round_started = compiled(), time.monotonic()
             await self.portal.steady(topic, self.workload, WARMUP_RATE, WARMUP_ROUND_SECONDS, "warmup")
             registrations += int(WARMUP_RATE * WARMUP_ROUND_SECONDS)
-            compiled_after = None if broker is None else jit_compiler_seconds(broker)
+            compiled_after = compiled()
             if compiled_before is None or compiled_after is None:
                 break  # no broker of ours to watch: one round
             compiling = (compiled_after - compiled_before) / (time.monotonic() - round_started)
