@@ -43,9 +43,10 @@ def text_value(value: str) -> str:
 def parameter_value(value: str) -> str:
     """A parameter value with RFC 6868's escapes for ^, line breaks and ", quoted where it holds a
     space, tab, comma, semicolon, colon or typographic apostrophe (icalendar quoted all but the tab,
-    and read an unquoted tab at either end as nothing)."""
+    and read an unquoted tab at either end as nothing), or where it ends with a backslash (which a
+    reader takes for an escape of the colon after it)."""
     escaped = LINE_BREAK.sub("^n", value.replace("^", "^^").replace('"', "^'"))
-    return f'"{escaped}"' if _QUOTED.search(escaped) else escaped
+    return f'"{escaped}"' if _QUOTED.search(escaped) or escaped.endswith("\\") else escaped
 
 
 def fold(line: str) -> str:

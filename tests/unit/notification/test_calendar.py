@@ -194,6 +194,8 @@ OFFICE_NAME = st.text(st.characters(exclude_categories=["Cs"], exclude_character
 @given(name=OFFICE_NAME, title=st.text(CONTRACT_TEXT, min_size=1, max_size=200))
 @example(name="\t", title="x")  # a reader strips an unquoted tab at either end
 @example(name="Amt\t", title="x")
+@example(name="\\", title="x")  # unquoted, "CN=\\:mailto:" reads as an escaped colon
+@example(name="Amt\\", title="x")
 def test_every_line_of_an_entry_fits_and_the_organizer_reads_back(name: str, title: str) -> None:
     """Lines are folded before 75 octets, never inside a UTF-8 character; the organizer's name is
     one parameter (RFC 6868 escapes its quotes and carets; control characters are left out)."""
