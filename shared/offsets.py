@@ -8,11 +8,17 @@ the batch's partitions (what FastStream committed), and hands those offsets to a
 `OffsetCommitter`, which commits them from a background task, one commit at a time and always
 the newest, while the consumer goes on. A commit that never lands (a crash, a rebalance, a
 broker away) only redelivers records that were applied, and the inbox drops them.
+
+After a commit the committer waits `CONSUMER_COMMIT_INTERVAL_MS` before the next one, merging
+what is applied meanwhile: at 10 one-record batches a second, one commit per batch was a broker
+request and a log append each, for offsets that only bound a redelivery the inbox makes harmless.
+The first commit after a quiet spell goes at once, and a flush (shutdown) cuts the wait short.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -64,12 +70,14 @@ async def applied_offsets(consumer: _Consumer, records: Iterable[_Record]) -> di
 
 class OffsetCommitter:
     """The commits of one consumer: the applied offsets are merged, and a single task commits
-    the newest of them until none is left."""
+    the newest of them until none is left, at most one commit per `interval_seconds`."""
 
-    def __init__(self, consumer: _Consumer) -> None:
+    def __init__(self, consumer: _Consumer, interval_seconds: float = 0.0) -> None:
         self._consumer = consumer
+        self._interval_seconds = interval_seconds
         self._pending: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Event()
         self.committed: dict[TopicPartition, int] = {}
 
     def applied(self, offsets: dict[TopicPartition, int]) -> None:
@@ -81,8 +89,12 @@ class OffsetCommitter:
 
     async def flush(self) -> None:
         """Wait until what was applied so far has been committed (or failed to)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        self._flushing.set()
+        try:
+            while self._task is not None and not self._task.done():
+                await asyncio.shield(self._task)
+        finally:
+            self._flushing.clear()
 
     async def _commit_pending(self) -> None:
         while self._pending:
@@ -95,18 +107,25 @@ class OffsetCommitter:
                 log.warning("offset commit failed; applied records may be redelivered", error=safe_error(exc))
                 continue
             self.committed.update(offsets)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        if self._interval_seconds > 0 and not self._flushing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flushing.wait(), self._interval_seconds)
 
 
 class OffsetCommitters:
     """One committer per consumer object (a subscriber that restarts gets a new consumer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, interval_seconds: float = 0.0) -> None:
+        self._interval_seconds = interval_seconds
         self._by_consumer: dict[_Consumer, OffsetCommitter] = {}
 
     def of(self, consumer: _Consumer) -> OffsetCommitter:
         committer = self._by_consumer.get(consumer)
         if committer is None:
-            committer = self._by_consumer[consumer] = OffsetCommitter(consumer)
+            committer = self._by_consumer[consumer] = OffsetCommitter(consumer, self._interval_seconds)
         return committer
 
     async def flush(self) -> None:

@@ -69,7 +69,7 @@ class ServiceRuntime:
         self.app.on_startup(self._start)
         self.app.on_shutdown(self._flush_commits)
         self.app.after_shutdown(self._stop)
-        self._commits = OffsetCommitters()
+        self._commits = OffsetCommitters(settings.consumer_commit_interval_ms / 1000)
         self._pool: Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumers: dict[str, BatchConsumer[Any]] = {}

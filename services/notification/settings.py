@@ -39,6 +39,11 @@ class NotificationSettings(CommonSettings):
     # notification.events is on no one's decision or letter path, and at low load its relay
     # committed one Kafka transaction per email (half the broker's transactions at 10/s).
     outbox_linger_ms: int = Field(250, ge=0, le=1000, validation_alias="OUTBOX_LINGER_MS")
+    # Nobody waits on the letter consumers' committed lag, and with two topics they made most of
+    # the broker's offset commits at low load: one commit per quarter second each (ADR 0027).
+    consumer_commit_interval_ms: int = Field(
+        250, ge=0, le=10_000, validation_alias="CONSUMER_COMMIT_INTERVAL_MS"
+    )
     http_port: int = Field(8083, validation_alias="NOTIFICATION_HTTP_PORT")
     # Erase a registration's personal data (and its letters) this many days after its seminar
     # ended; drop a delivered letter's bytes this many days after delivery (ADR 0018).

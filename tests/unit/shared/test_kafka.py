@@ -3,6 +3,7 @@ retry after CONCURRENT_TRANSACTIONS, and batch polls without FastStream's idle s
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -120,3 +121,27 @@ def test_a_faststream_whose_batch_subscriber_changed_is_refused(monkeypatch: pyt
     monkeypatch.setattr(BatchSubscriber, "__slots__", ("parser",))
     with pytest.raises(RuntimeError, match="BatchSubscriber changed"):
         poll_batches_without_idle_sleep()
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+
+def test_faststream_writes_no_line_per_batch_but_keeps_its_errors() -> None:
+    broker = make_broker("127.0.0.1:9", client_id="test", security=KafkaSecurity(protocol="PLAINTEXT"))
+    broker._setup_logger()  # what starting the broker does first
+    access = broker.config.logger  # what FastStream's logging middleware writes through
+    lines = Lines()
+    logging.getLogger("faststream.access.kafka").addHandler(lines)
+    try:
+        access.log("Received")  # each batch's lines, at the broker's level
+        access.log("Processed")
+        access.log("ValueError: a handler failed", log_level=logging.ERROR)
+    finally:
+        logging.getLogger("faststream.access.kafka").removeHandler(lines)
+    assert lines.lines == [(logging.ERROR, "ValueError: a handler failed")]

@@ -4,6 +4,7 @@ to a failed commit that a later batch can repeat."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -124,3 +125,46 @@ async def test_flush_survives_being_cancelled_without_cancelling_the_commit() ->
     consumer.release.set()
     await committer.flush()
     assert consumer.commits == [{A0: 1}]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+async def test_commits_within_the_interval_wait_and_are_merged() -> None:
+    consumer = FakeConsumer()
+    committer = OffsetCommitter(consumer, interval_seconds=60)
+    committer.applied({A0: 1})
+    await until(lambda: consumer.commits == [{A0: 1}])  # after a quiet spell: at once
+    committer.applied({A0: 2})
+    committer.applied({A0: 3, A1: 1})
+    await asyncio.sleep(0.05)
+    assert consumer.commits == [{A0: 1}]  # held back for the interval
+    await committer.flush()  # a flush does not wait it out
+    assert consumer.commits == [{A0: 1}, {A0: 3, A1: 1}]
+
+
+async def test_what_was_held_back_is_committed_once_the_interval_has_passed() -> None:
+    consumer = FakeConsumer()
+    committer = OffsetCommitter(consumer, interval_seconds=0.02)
+    committer.applied({A0: 1})
+    await until(lambda: len(consumer.commits) == 1)
+    committer.applied({A0: 2})
+    await until(lambda: len(consumer.commits) == 2)
+    assert consumer.commits == [{A0: 1}, {A0: 2}]
+
+
+async def test_after_a_flush_the_interval_applies_again() -> None:
+    consumer = FakeConsumer()
+    committer = OffsetCommitter(consumer, interval_seconds=60)
+    committer.applied({A0: 1})
+    await committer.flush()
+    committer.applied({A0: 2})
+    await until(lambda: len(consumer.commits) == 2)
+    committer.applied({A0: 3})
+    await asyncio.sleep(0.05)
+    assert consumer.commits == [{A0: 1}, {A0: 2}]
+    await committer.flush()
+    assert consumer.commits == [{A0: 1}, {A0: 2}, {A0: 3}]
