@@ -3,6 +3,7 @@ retention round erases what an erasure of an earlier version left in a letter.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -102,3 +103,11 @@ async def test_a_retention_round_erases_what_an_earlier_version_left_in_an_erase
         assert counts["erased_letters_left"] == 1
         assert await conn.fetchval("SELECT facts FROM emails WHERE id = $1", email.id) is None
         assert (await retention_round(conn, 365, 90))["erased_letters_left"] == 0
+
+
+async def test_senders_claiming_at_once_never_get_the_same_email(pool: Pool) -> None:
+    recorded = {await record_email(pool) for _ in range(40)}
+    rounds = await asyncio.gather(*(store.claim_due(pool, 15, LEASE_SECONDS) for _ in range(4)))
+    claimed = [email.id for emails in rounds for email in emails]
+    assert len(claimed) == len(set(claimed)) == 40
+    assert set(claimed) == recorded
