@@ -90,7 +90,7 @@ class CommonSettings(KafkaSecuritySettings):
     http_host: str = Field("127.0.0.1", validation_alias="HTTP_HOST")
     consumer_max_records: int = Field(500, ge=1, validation_alias="CONSUMER_MAX_RECORDS")
     consumer_batch_timeout_ms: int = Field(20, ge=1, validation_alias="CONSUMER_BATCH_TIMEOUT_MS")
-    # Least time between two offset commits of a consumer (shared/offsets.py). None by default:
+    # Least time between two offset commits of a consumer (shared/offsets.py). 0 by default:
     # the decision path's committed lag is what notification gives way to (ADR 0023).
     consumer_commit_interval_ms: int = Field(
         0, ge=0, le=10_000, validation_alias="CONSUMER_COMMIT_INTERVAL_MS"

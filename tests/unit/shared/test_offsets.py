@@ -4,7 +4,6 @@ to a failed commit that a later batch can repeat."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -12,6 +11,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from shared.offsets import OffsetCommitter, OffsetCommitters, applied_offsets, next_offsets
+from tests.support.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -127,17 +127,13 @@ async def test_flush_survives_being_cancelled_without_cancelling_the_commit() ->
     assert consumer.commits == [{A0: 1}]
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.001)
-
-
 async def test_commits_within_the_interval_wait_and_are_merged() -> None:
     consumer = FakeConsumer()
     committer = OffsetCommitter(consumer, interval_seconds=60)
     committer.applied({A0: 1})
-    await until(lambda: consumer.commits == [{A0: 1}])  # after a quiet spell: at once
+    await wait_until(
+        lambda: consumer.commits == [{A0: 1}], timeout=5, interval=0.001
+    )  # after a quiet spell: at once
     committer.applied({A0: 2})
     committer.applied({A0: 3, A1: 1})
     await asyncio.sleep(0.05)
@@ -150,9 +146,9 @@ async def test_what_was_held_back_is_committed_once_the_interval_has_passed() ->
     consumer = FakeConsumer()
     committer = OffsetCommitter(consumer, interval_seconds=0.02)
     committer.applied({A0: 1})
-    await until(lambda: len(consumer.commits) == 1)
+    await wait_until(lambda: len(consumer.commits) == 1, timeout=5, interval=0.001)
     committer.applied({A0: 2})
-    await until(lambda: len(consumer.commits) == 2)
+    await wait_until(lambda: len(consumer.commits) == 2, timeout=5, interval=0.001)
     assert consumer.commits == [{A0: 1}, {A0: 2}]
 
 
@@ -162,7 +158,7 @@ async def test_after_a_flush_the_interval_applies_again() -> None:
     committer.applied({A0: 1})
     await committer.flush()
     committer.applied({A0: 2})
-    await until(lambda: len(consumer.commits) == 2)
+    await wait_until(lambda: len(consumer.commits) == 2, timeout=5, interval=0.001)
     committer.applied({A0: 3})
     await asyncio.sleep(0.05)
     assert consumer.commits == [{A0: 1}, {A0: 2}]
